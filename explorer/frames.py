@@ -1,0 +1,93 @@
+"""A trajectory's runs as a pandas table."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .records import RunStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .trajectory import Trajectory
+
+__all__ = ["trajectory_frame"]
+
+_STATUS_NAMES = {int(status): status.name.lower() for status in RunStatus}
+
+
+def _short(full: str) -> str:
+    return full.rsplit(".", 1)[-1]
+
+
+def _unique_labels(names: list[tuple[str, str]]) -> list[str]:
+    """Short labels where unique, else the long ones: ``names`` is ``[(short, long)]``."""
+    shorts = [short for short, _ in names]
+    return [short if shorts.count(short) == 1 else long for short, long in names]
+
+
+def trajectory_frame(trajectory: "Trajectory") -> "pd.DataFrame":
+    """One row per run: explored parameters, scalar per-run results and run status.
+
+    Parameters
+    ----------
+    trajectory : Trajectory
+        A trajectory, stored or not.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by run index (``run``); columns are the explored parameters
+        (short names where unique), each scalar item of the per-run results (its
+        item name where unique, else ``<result>.<item>``), ``return_value``,
+        ``status`` (``completed``, ``failed`` or ``pending``) and ``duration``
+        (seconds). Runs without a value hold NaN/None.
+    """
+    import pandas as pd
+
+    n_runs = len(trajectory)
+    index = pd.RangeIndex(n_runs, name="run")
+    scalars: dict[tuple[str, str], pd.Series] = {}
+    store = trajectory._store
+    if store is not None:
+        for (template, item), (runs, values) in store.scalar_columns().items():
+            scalars[(template, item)] = pd.Series(values, index=runs)
+    memory = trajectory._memory_runs
+    for template in memory.templates():
+        for item in memory.items(template):
+            runs = list(memory.runs(template, item))
+            values = [memory.get(template, item, idx) for idx in runs]
+            if all(np.ndim(v) == 0 and not isinstance(v, (str, bytes)) and v is not None
+                   for v in values):
+                series = pd.Series(values, index=runs)
+                if (template, item) in scalars:
+                    series = series.combine_first(scalars[(template, item)])
+                scalars[(template, item)] = series
+
+    explored = trajectory.explored_parameters
+    named = [(_short(full), full.split(".", 1)[1]) for full in explored]
+    named += [(item, f"{template.split('.', 1)[1].replace('.$', '')}.{item}")
+              for template, item in scalars]
+    labels = _unique_labels(named)
+    columns: dict[str, Any] = {}
+    for label, full in zip(labels, explored):
+        columns[label] = trajectory.get(full).range
+    for label, series in zip(labels[len(explored):], scalars.values()):
+        columns[label] = series.reindex(index)
+
+    frame = pd.DataFrame(columns, index=index)
+    status = np.zeros(n_runs, dtype=np.int8)
+    duration = np.full(n_runs, np.nan)
+    returns: dict[int, Any] = {}
+    if store is not None:
+        table = store.run_table()
+        inside = table.idx < n_runs
+        status[table.idx[inside]] = table.status[inside]
+        duration[table.idx[inside]] = table.duration[inside]
+        returns = store.return_values(range(n_runs))
+    frame["return_value"] = pd.Series(returns, dtype=object if not returns else None) \
+        .reindex(index) if returns else None
+    frame["status"] = [_STATUS_NAMES[int(code)] for code in status]
+    frame["duration"] = duration
+    return frame

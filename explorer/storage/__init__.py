@@ -1,0 +1,1 @@
+"""Storage back ends: the interface in :mod:`.base`, HDF5 through PyTables in :mod:`.hdf5`."""
