@@ -147,15 +147,17 @@ class Trajectory:
         run_segments = [i for i, s in enumerate(rest) if s == RUN_WILDCARD or is_run_name(s)]
         if run_segments:
             return self._add_run_result(name, rest, run_segments, items, comment)
-        parent = self._make_groups(branch, rest[:-1])
+        return self._put_result(rest, Result("", items, comment), overwrite)
+
+    def _put_result(self, rest: list[str], result: Result, overwrite: bool) -> Result:
+        parent = self._make_groups("results", rest[:-1])
         existing = parent.children.get(rest[-1])
-        if existing is not None:
-            if isinstance(existing, Group) or not overwrite:
-                raise ExplorerError(
-                    f"{existing.full_name!r} already exists; pass overwrite=True to replace "
-                    "a result") if not isinstance(existing, Group) else InvalidNameError(
-                    f"{existing.full_name!r} is a group and cannot become a result")
-        result = Result(f"{parent.full_name}.{rest[-1]}", items, comment)
+        if isinstance(existing, Group):
+            raise InvalidNameError(f"{existing.full_name!r} is a group and cannot become a result")
+        if existing is not None and not overwrite:
+            raise ExplorerError(
+                f"result {existing.full_name!r} already exists; pass overwrite=True to replace it")
+        result.full_name = f"{parent.full_name}.{rest[-1]}"
         parent.children[rest[-1]] = result
         return result
 
