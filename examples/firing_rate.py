@@ -26,6 +26,7 @@ Run it with ``python examples/firing_rate.py``; ``--help`` lists the options.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 
@@ -199,6 +200,10 @@ def main(argv=None):
     print(f"Ran {len(results)} simulations in {time.perf_counter() - started:.2f} s; "
           f"stored in {os.path.abspath(args.filename)}")
     png = None if args.no_plot else args.png
+    if png is not None and importlib.util.find_spec("matplotlib") is None:
+        print("matplotlib is not installed, so no figure is made "
+              "(pip install -e .[plot] adds it)")
+        png = None
     inspect(args.filename, png)
     if png is not None:
         print(f"Figure written to {os.path.abspath(png)}")

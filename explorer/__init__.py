@@ -18,7 +18,7 @@ from .tree import Group
 from .environment import Environment
 
 # errors
-from .errors import (AmbiguousNameError, ExplorationError, ExplorerError, FileFormatError,
+from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError, FileFormatError,
                      InvalidNameError, NodeNotFoundError, ParameterLockedError,
                      RunsFailedError, TrajectoryExistsError, TrajectoryNotFoundError,
                      UnsafeDataError, UnsupportedTypeError)
@@ -31,7 +31,7 @@ __all__ = [
     # storage
     "load_trajectory", "trajectory_names",
     # errors
-    "ExplorerError", "InvalidNameError", "NodeNotFoundError", "AmbiguousNameError",
+    "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",
     "UnsafeDataError", "FileFormatError", "TrajectoryNotFoundError", "TrajectoryExistsError",
     "__version__",

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import time
+
+import numpy as np
 from typing import Any, Callable, Sequence
 
-from .errors import ExplorerError, RunsFailedError
+from .errors import ExplorationError, ExplorerError, RunsFailedError
 from .execution import Executor, SerialExecutor
 from .records import RunRecord, RunStatus
 from .runview import context_from_trajectory, run_shared_chunk
@@ -81,6 +83,9 @@ class Environment:
             raise ValueError(f"storage must be 'queue' or 'lock', got {storage!r}")
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ValueError(f"workers must be a positive int, got {workers!r}")
+        if seed is not None and (isinstance(seed, bool) or
+                                 not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
         if isinstance(trajectory, str):
@@ -93,7 +98,6 @@ class Environment:
             os.path.join("hdf5", f"{trajectory.name}.h5")
         self.on_error = on_error
         self.progress = progress
-        self.seed = seed
         self.chunk_size = chunk_size
         self._postprocessing: list[tuple[Postprocessing, tuple, dict]] = []
         self._executor = self._make_executor(workers, scheduler, client, storage)
@@ -107,10 +111,24 @@ class Environment:
             store.create(trajectory, overwrite=overwrite_file, copy_from=bound)
             trajectory._bind(store)
             self._store = store
-        if seed is not None and "config.environment.seed" not in trajectory:
-            trajectory.add_config("environment.seed", int(seed), comment="seed of traj.rng")
+        self.seed = self._settle_seed(trajectory, seed)
         trajectory.store()
         self._closed = False
+
+    @staticmethod
+    def _settle_seed(trajectory: Trajectory, seed: int | None) -> int | None:
+        """The exploration's seed: the stored one, or a new one stored now."""
+        stored = trajectory["config.environment.seed"] \
+            if "config.environment.seed" in trajectory else None
+        if seed is None:
+            return stored
+        if stored is not None and stored != seed:
+            raise ExplorationError(
+                f"trajectory {trajectory.name!r} was run with seed {stored}; resuming with "
+                f"seed {seed} would mix two random streams (leave seed out to reuse {stored})")
+        if stored is None:
+            trajectory.add_config("environment.seed", int(seed), comment="seed of traj.rng")
+        return int(seed)
 
     @staticmethod
     def _make_executor(workers: int, scheduler: str | None, client: Any,

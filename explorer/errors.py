@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ExplorerError",
     "InvalidNameError",
+    "DuplicateNameError",
     "NodeNotFoundError",
     "AmbiguousNameError",
     "UnsupportedTypeError",
@@ -28,6 +29,10 @@ class ExplorerError(Exception):
 
 class InvalidNameError(ExplorerError, ValueError):
     """A dotted name has a segment that is not a valid explorer name."""
+
+
+class DuplicateNameError(ExplorerError, ValueError):
+    """A node of that name exists already (and replacing it was not asked for)."""
 
 
 class NodeNotFoundError(ExplorerError, AttributeError, KeyError):

@@ -21,10 +21,15 @@ def _short(full: str) -> str:
     return full.rsplit(".", 1)[-1]
 
 
+#: Columns that every frame has; a parameter or item of the same name gets its long name.
+RUN_COLUMNS = ("return_value", "status", "duration")
+
+
 def _unique_labels(names: list[tuple[str, str]]) -> list[str]:
     """Short labels where unique, else the long ones: ``names`` is ``[(short, long)]``."""
     shorts = [short for short, _ in names]
-    return [short if shorts.count(short) == 1 else long for short, long in names]
+    return [short if shorts.count(short) == 1 and short not in RUN_COLUMNS else long
+            for short, long in names]
 
 
 def trajectory_frame(trajectory: "Trajectory") -> "pd.DataFrame":

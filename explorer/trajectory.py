@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-from .errors import (AmbiguousNameError, ExplorationError, ExplorerError, InvalidNameError,
+from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError,
+                     InvalidNameError,
                      NodeNotFoundError, ParameterLockedError)
 from .naming import (BRANCH_ALIASES, BRANCHES, CURRENT_RUN, RUN_WILDCARD, is_run_name,
                      run_index, run_name, split_branch, split_name)
@@ -155,7 +156,7 @@ class Trajectory:
         if isinstance(existing, Group):
             raise InvalidNameError(f"{existing.full_name!r} is a group and cannot become a result")
         if existing is not None and not overwrite:
-            raise ExplorerError(
+            raise DuplicateNameError(
                 f"result {existing.full_name!r} already exists; pass overwrite=True to replace it")
         result.full_name = f"{parent.full_name}.{rest[-1]}"
         parent.children[rest[-1]] = result
@@ -201,7 +202,7 @@ class Trajectory:
                 f"cannot add {name!r} while runs execute: parameters are locked")
         parent = self._make_groups(branch, rest[:-1])
         if rest[-1] in parent.children:
-            raise ExplorerError(f"{parent.full_name}.{rest[-1]!s} already exists")
+            raise DuplicateNameError(f"{parent.full_name}.{rest[-1]} already exists")
         parameter = Parameter(f"{parent.full_name}.{rest[-1]}", value, comment,
                               allow_pickle=self.allow_pickle, state=self._parameter_state)
         parent.children[rest[-1]] = parameter
