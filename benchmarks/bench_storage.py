@@ -6,7 +6,8 @@ parameter ``x``. The trace is a leaky integrate-and-fire-like sawtooth driven by
 ``x`` plus small Gaussian noise (sd ``--noise``, per-run seeded rng), so it
 compresses about as well as a noisy simulation output (``--noise 0``: smooth).
 
-Measured, each in the same invocation:
+Measured, each in the same invocation (writes repeated ``--repeat`` times,
+best kept; every repetition removes the files first):
 
 1. build: adding every run's result to an in-memory trajectory (not storage);
 2. store: ``traj.store(file)`` (file creation included) and the file's size;
@@ -18,11 +19,16 @@ Measured, each in the same invocation:
    file index cold) and a second run's (12345), checked against the data;
 5. context only: ``ex.Environment(...).run(f)`` end to end, as runs/s.
 
+Every timed write starts after ``os.sync()`` (no earlier file's writeback
+pending) and ends at file close, not at fsync; the reload reads a file still in
+the OS page cache (dropping caches needs root).
+
 Targets (issue): reload + to_frame() <= 2 s; one run's array <= 20 ms;
-store <= 3x raw PyTables (same codec). Exit status 1 if a target fails.
+store <= 3x raw PyTables (same codec). Exit status 1 if a target fails at
+100,000 runs or more (smaller ``--runs`` are smoke tests).
 
 Usage: python benchmarks/bench_storage.py [--runs 100000] [--samples 1000]
-       [--noise 0.01] [--dir DIR] [--keep] [--no-env]
+       [--noise 0.01] [--repeat 2] [--dir DIR] [--keep] [--no-env]
 """
 from __future__ import annotations
 
@@ -69,30 +75,36 @@ def run_function(traj, samples: int, noise: float) -> float:
     return float(trace[-1])
 
 
-def mb(path: str) -> float:
-    return os.path.getsize(path) / 1e6
+def make_data(n: int, samples: int, noise: float):
+    """Every run's explored value, trace and scalar (the trace's mean)."""
+    xs = x_values(n)
+    traces = [make_trace(idx, xs[idx], samples, noise) for idx in range(n)]
+    return xs, traces, np.array([trace.mean() for trace in traces])
 
 
-def build(n: int, samples: int, noise: float):
-    """An in-memory trajectory with every run's results, and the same arrays as a list."""
+def store_explorer(path: str, xs: list, traces: list, scalars: np.ndarray):
+    """Build an in-memory trajectory of the runs, then store it: (build s, store s)."""
     import explorer as ex
 
+    start = time.perf_counter()
     traj = ex.Trajectory(NAME, comment="storage benchmark")
     traj.add_parameter("x", 0.0, comment="input current")
-    xs = x_values(n)
     traj.explore({"x": xs})
-    traces, scalars = [], np.empty(n)
     for idx in traj.iter_runs():
-        trace = make_trace(idx, xs[idx], samples, noise)
-        scalars[idx] = trace.mean()
-        traj.add_result("sim.$", value=float(scalars[idx]), trace=trace)
-        traces.append(trace)
-    return traj, traces, scalars
+        traj.add_result("sim.$", value=float(scalars[idx]), trace=traces[idx])
+    built = time.perf_counter() - start
+    os.sync()
+    start = time.perf_counter()
+    traj.store(path)
+    stored = time.perf_counter() - start
+    traj.close()
+    return built, stored
 
 
 def raw_pytables(path: str, traces: list, scalars: np.ndarray, filters: tables.Filters,
                  block: int = 1000) -> float:
     """Seconds to write ``traces`` stacked in one EArray (and the scalars) with PyTables."""
+    os.sync()
     start = time.perf_counter()
     with tables.open_file(path, "w") as handle:
         data = handle.create_earray("/", "trace", tables.Float64Atom(), (0, len(traces[0])),
@@ -107,6 +119,7 @@ def environment_run(path: str, n: int, samples: int, noise: float) -> float:
     """Seconds for ``Environment(...).run(run_function)`` over ``n`` runs (file included)."""
     import explorer as ex
 
+    os.sync()
     start = time.perf_counter()
     with ex.Environment(NAME, filename=path, overwrite_file=True, progress=False) as env:
         env.trajectory.add_parameter("x", 0.0)
@@ -143,6 +156,7 @@ def reload_child(path: str, n: int, samples: int, noise: float) -> dict:
 
 
 def reload_in_new_process(path: str, args) -> dict:
+    os.sync()
     command = [sys.executable, os.path.abspath(__file__), "--reload", path, "--runs",
                str(args.runs), "--samples", str(args.samples), "--noise", str(args.noise)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -158,11 +172,17 @@ def report(f: dict, args) -> bool:
           f"trace: LIF-like sawtooth + N(0, {args.noise}) noise; "
           f"python {platform.python_version()}, tables {tables.__version__}, "
           f"{os.cpu_count()} cores")
-    rows = [("build in memory (not storage)", f"{f['build_s']:.2f} s", ""),
-            ("explorer traj.store()", f"{f['store_s']:.2f} s", f"{f['store_mb']:.1f} MB"),
-            ("raw PyTables, blosc:lz4-5 + shuffle", f"{f['raw_s']:.2f} s",
-             f"{f['raw_mb']:.1f} MB"),
-            ("raw PyTables, uncompressed", f"{f['rawu_s']:.2f} s", f"{f['rawu_mb']:.1f} MB"),
+
+    def best(key: str, unit: str = "MB") -> tuple[str, str]:
+        times = f[key + "_s"]
+        tried = "" if len(times) == 1 else f"  (min of {', '.join(f'{t:.2f}' for t in times)})"
+        return f"{min(times):.2f} s", (f"{f[key + '_mb']:.1f} MB" if unit else "") + tried
+
+    rows = [("generate data (not timed as storing)", f"{f['data_s']:.2f} s", ""),
+            ("build in memory (not storage)", *best("build", "")),
+            ("explorer traj.store()", *best("store")),
+            ("raw PyTables, blosc:lz4-5 + shuffle", *best("raw")),
+            ("raw PyTables, uncompressed", *best("rawu")),
             ("new process: import explorer+pandas", f"{f['import_s']:.2f} s", ""),
             ("new process: load_trajectory", f"{f['load_s']:.3f} s", ""),
             ("new process: load + to_frame()", f"{f['reload_s']:.3f} s", ""),
@@ -173,7 +193,8 @@ def report(f: dict, args) -> bool:
                      f"{n / f['env_s']:,.0f} runs/s"))
     for label, value, extra in rows:
         print(f"  {label:<42}{value:>10}  {extra}")
-    ratio, ratio_u = f["store_s"] / f["raw_s"], f["store_s"] / f["rawu_s"]
+    store = min(f["store_s"])
+    ratio, ratio_u = store / min(f["raw_s"]), store / min(f["rawu_s"])
     print(f"  store / raw same codec: {ratio:.2f}x; store / raw uncompressed: {ratio_u:.2f}x; "
           f"compression {raw_mb / f['store_mb']:.1f}x")
     read = max(f["read0_ms"], f["read1_ms"])
@@ -186,7 +207,15 @@ def report(f: dict, args) -> bool:
     print(f"\n  {'target':<26}{'measured':>10}  {'limit':<10} result")
     for label, value, limit, ok in checks:
         print(f"  {label:<26}{value:>10}  {limit:<10} {'PASS' if ok else 'FAIL'}")
-    return all(ok for *_, ok in checks)
+    if n < 100_000:
+        print("  (smoke test: the targets are set for 100,000 runs; fixed costs dominate here)")
+    return all(ok for *_, ok in checks) or n < 100_000
+
+
+def remove(paths) -> None:
+    for path in paths:
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def main() -> int:
@@ -195,6 +224,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--noise", type=float, default=0.01, help="sd of the trace noise")
     parser.add_argument("--dir", help="where to write the files (default: a temporary dir)")
+    parser.add_argument("--repeat", type=int, default=2, help="write phases (best is kept)")
     parser.add_argument("--keep", action="store_true", help="keep the files")
     parser.add_argument("--no-env", action="store_true", help="skip the Environment run")
     parser.add_argument("--reload", metavar="FILE", help=argparse.SUPPRESS)
@@ -205,24 +235,21 @@ def main() -> int:
     workdir = args.dir or tempfile.mkdtemp(prefix="bench_storage_")
     os.makedirs(workdir, exist_ok=True)
     paths = {key: os.path.join(workdir, f"{key}.h5") for key in ("explorer", "raw", "rawu", "env")}
-    for path in paths.values():
-        if os.path.exists(path):
-            os.remove(path)
-    f: dict = {}
+    f: dict = {key: [] for key in ("build_s", "store_s", "raw_s", "rawu_s")}
     try:
         start = time.perf_counter()
-        traj, traces, scalars = build(args.runs, args.samples, args.noise)
-        f["build_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        traj.store(paths["explorer"])
-        f["store_s"] = time.perf_counter() - start
-        traj.close()
-        del traj
-        f["raw_s"] = raw_pytables(paths["raw"], traces, scalars, FILTERS)
-        f["rawu_s"] = raw_pytables(paths["rawu"], traces, scalars, tables.Filters(0))
+        xs, traces, scalars = make_data(args.runs, args.samples, args.noise)
+        f["data_s"] = time.perf_counter() - start
+        for _ in range(args.repeat):  # writes to a page cache are noisy: best of N
+            remove(paths.values())
+            for key, value in zip(("build_s", "store_s"),
+                                  store_explorer(paths["explorer"], xs, traces, scalars)):
+                f[key].append(value)
+            f["raw_s"].append(raw_pytables(paths["raw"], traces, scalars, FILTERS))
+            f["rawu_s"].append(raw_pytables(paths["rawu"], traces, scalars, tables.Filters(0)))
         del traces
         for key in ("explorer", "raw", "rawu"):
-            f[f"{key.replace('explorer', 'store')}_mb"] = mb(paths[key])
+            f[f"{key.replace('explorer', 'store')}_mb"] = os.path.getsize(paths[key]) / 1e6
         f.update(reload_in_new_process(paths["explorer"], args))
         if not args.no_env:
             f["env_s"] = environment_run(paths["env"], args.runs, args.samples, args.noise)
@@ -231,9 +258,7 @@ def main() -> int:
         if args.keep:
             print(f"files kept in {workdir}")
         elif args.dir:
-            for path in paths.values():
-                if os.path.exists(path):
-                    os.remove(path)
+            remove(paths.values())
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0 if ok else 1

@@ -383,7 +383,8 @@ class Trajectory:
         else:
             self._apply(exploration, append=True)
 
-    def _apply(self, exploration: Mapping[str, Sequence[Any]], append: bool) -> None:
+    def _apply(self, exploration: Mapping[str, Sequence[Any]], append: bool,
+               checked: bool = False) -> None:
         if self._locked:
             raise ParameterLockedError("cannot explore while runs execute")
         if not isinstance(exploration, Mapping) or not exploration:
@@ -410,8 +411,8 @@ class Trajectory:
             raise ExplorationError(
                 "expand needs values for exactly the explored parameters "
                 f"{self._explored}; missing: {missing}, not explored: {extra}")
-        coerced = {full: parameter.coerce(values) for full, (parameter, values) in
-                   parameters.items()}
+        coerced = {full: values if checked else parameter.coerce(values)
+                   for full, (parameter, values) in parameters.items()}
         for full, (parameter, _) in parameters.items():
             old = parameter.range if append else []
             parameter._set_range((old or []) + coerced[full])
