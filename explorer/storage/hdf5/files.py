@@ -1,0 +1,127 @@
+"""Open HDF5 files, one handle per path and process.
+
+Readers keep a read-only handle open between calls; a writer opens the file for
+appending only for the duration of a write and closes it afterwards, so that a
+file on disk is closed (and consistent) between batches. Nodes are never kept
+across calls: callers hold paths and ask for the handle each time.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import warnings
+from typing import Iterator
+
+import tables
+
+from ...errors import FileFormatError
+
+__all__ = ["reading", "writing", "release", "FORMAT"]
+
+#: Root attribute that marks an explorer file, and its layout version.
+FORMAT = "explorer-hdf5/1"
+
+warnings.filterwarnings("ignore", category=tables.NaturalNameWarning)
+
+_lock = threading.RLock()
+_readers: dict[str, tables.File] = {}
+_writers: dict[str, tuple[tables.File, int]] = {}
+
+
+def _key(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def _check_format(handle: tables.File, path: str) -> None:
+    marker = getattr(handle.root._v_attrs, "explorer_format", None)
+    if marker is None:
+        raise FileFormatError(
+            f"{path!r} is an HDF5 file but not an explorer file (no 'explorer_format' "
+            "attribute on its root group)")
+    if str(marker) != FORMAT:
+        raise FileFormatError(f"{path!r} has layout {marker!r}; this explorer reads {FORMAT!r}")
+
+
+@contextlib.contextmanager
+def reading(path: str) -> Iterator[tables.File]:
+    """A handle to read ``path``: the writer's if a write is under way, else a cached reader."""
+    key = _key(path)
+    with _lock:
+        if key in _writers:
+            yield _writers[key][0]
+            return
+        handle = _readers.get(key)
+        if handle is None or not handle.isopen:
+            if not os.path.exists(path):
+                raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
+            try:
+                handle = tables.open_file(path, "r")
+            except (tables.HDF5ExtError, OSError) as err:
+                raise FileFormatError(
+                    f"{path!r} cannot be opened as an HDF5 file ({err}); expected an "
+                    "explorer HDF5 file") from None
+            try:
+                _check_format(handle, path)
+            except FileFormatError:
+                handle.close()
+                raise
+            _readers[key] = handle
+        yield handle
+
+
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[tables.File]:
+    """A handle to write ``path``, creating it; flushed and closed after the outermost use."""
+    key = _key(path)
+    with _lock:
+        reader = _readers.pop(key, None)
+        if reader is not None and reader.isopen:
+            reader.close()
+        if key in _writers:
+            handle, depth = _writers[key]
+            _writers[key] = (handle, depth + 1)
+        else:
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+            fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+            if not fresh and not tables.is_hdf5_file(path):
+                raise FileFormatError(
+                    f"{path!r} exists and is not an HDF5 file; refusing to write into it")
+            handle = tables.open_file(path, "a")
+            if fresh:
+                handle.root._v_attrs.explorer_format = FORMAT
+            else:
+                try:
+                    _check_format(handle, path)
+                except FileFormatError:
+                    handle.close()
+                    raise
+            _writers[key] = (handle, 1)
+        try:
+            yield _writers[key][0]
+        finally:
+            handle, depth = _writers[key]
+            if depth == 1:
+                del _writers[key]
+                handle.close()
+            else:
+                _writers[key] = (handle, depth - 1)
+
+
+def release(path: str) -> None:
+    """Close a cached read handle of ``path``, if any."""
+    with _lock:
+        handle = _readers.pop(_key(path), None)
+        if handle is not None and handle.isopen:
+            handle.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    with _lock:
+        for handle in list(_readers.values()):
+            if handle.isopen:
+                handle.close()
+        _readers.clear()

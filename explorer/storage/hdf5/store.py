@@ -1,0 +1,479 @@
+"""A trajectory in an HDF5 file, through PyTables. The layout is in ``docs/storage.md``."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Iterable
+
+import numpy as np
+import tables
+
+from ... import __version__
+from ...errors import (FileFormatError, TrajectoryExistsError, TrajectoryNotFoundError)
+from ...naming import BRANCHES
+from ...records import RunRecord, RunStatus
+from ...results import LazyItem, Result
+from ..base import RunTable, TrajectoryStore
+from .columns import ColumnIndex, append_column
+from .files import reading, release, writing
+from .nodes import attr, read_value, write_value
+
+if TYPE_CHECKING:
+    from ...trajectory import Trajectory
+
+__all__ = ["Hdf5Store", "load_trajectory", "trajectory_names"]
+
+_PARAMETER_BRANCHES = ("parameters", "derived_parameters", "config")
+_RUN_DESCRIPTION = np.dtype([("idx", np.int64), ("status", np.int8),
+                             ("started", np.float64), ("duration", np.float64)])
+DEFAULT_COMPLIB = "blosc:lz4"
+DEFAULT_COMPLEVEL = 5
+
+
+def _set(node: tables.Node, **attrs: Any) -> None:
+    for key, value in attrs.items():
+        setattr(node._v_attrs, key, value)
+
+
+def _group(handle: tables.File, parent: str, name: str, **attrs: Any) -> tables.Group:
+    path = f"{parent.rstrip('/')}/{name}"
+    if path in handle:
+        return handle.get_node(path)
+    group = handle.create_group(parent, name)
+    _set(group, **attrs)
+    return group
+
+
+def trajectory_names(filename: str) -> list[str]:
+    """Names of the trajectories stored in ``filename``."""
+    with reading(filename) as handle:
+        return [group._v_name for group in handle.root._f_iter_nodes("Group")
+                if attr(group, "explorer_node") == "trajectory"]
+
+
+class Hdf5Store(TrajectoryStore):
+    """One trajectory in an HDF5 file.
+
+    Parameters
+    ----------
+    filename : str
+        The HDF5 file (created on first write).
+    name : str
+        The trajectory's group below the root.
+    complib, complevel : str, int
+        Compression of stacked and large datasets; ``complevel=0`` turns it off.
+        The default, blosc:lz4 level 5, wrote 10,000 x 10,000 float64 samples in
+        1.4 s at 36 MB here, against 3.1 s for zlib-1 and 2.9-5 s for blosc2.
+    """
+
+    def __init__(self, filename: str, name: str, *, complib: str = DEFAULT_COMPLIB,
+                 complevel: int = DEFAULT_COMPLEVEL):
+        super().__init__(os.fspath(filename), name)
+        self.filters = tables.Filters(complevel=complevel, complib=complib, shuffle=True) \
+            if complevel else tables.Filters(complevel=0)
+        self.path = f"/{name}"
+        self.allow_pickle = False
+        self._indexes: dict[str, ColumnIndex] = {}
+        self._source = StoredRunResults(self)
+
+    # ------------------------------------------------------------------ basics
+    def same_file(self, filename: str) -> bool:
+        return os.path.realpath(filename) == os.path.realpath(self.filename)
+
+    def exists(self) -> bool:
+        if not os.path.exists(self.filename):
+            return False
+        with reading(self.filename) as handle:
+            return self.path in handle
+
+    def close(self) -> None:
+        release(self.filename)
+
+    def _template_path(self, template: str) -> str:
+        return f"{self.path}/{template.replace('.', '/')}"
+
+    def _invalidate(self) -> None:
+        self._indexes.clear()
+
+    def column_index(self, handle: tables.File, path: str) -> ColumnIndex:
+        """The (cached) index of the column at ``path``."""
+        index = self._indexes.get(path)
+        if index is None:
+            index = self._indexes[path] = ColumnIndex(handle.get_node(path))
+        return index
+
+    # ---------------------------------------------------------------- creating
+    def create(self, trajectory: "Trajectory", *, overwrite: bool,
+               copy_from: TrajectoryStore | None = None) -> None:
+        self.allow_pickle = trajectory.allow_pickle
+        with writing(self.filename) as handle:
+            if self.path in handle:
+                if not overwrite:
+                    raise TrajectoryExistsError(
+                        f"{self.filename!r} already holds a trajectory named {self.name!r}; "
+                        "pass overwrite_file=True to replace it, or load it with "
+                        "ex.load_trajectory / ex.Environment.resume")
+                handle.remove_node(self.path, recursive=True)
+            if copy_from is not None and copy_from.exists():
+                with reading(copy_from.filename) as source:
+                    source.get_node(copy_from.path)._f_copy(
+                        newparent=handle.root, newname=self.name, recursive=True)
+                return
+            group = handle.create_group("/", self.name)
+            _set(group, explorer_node="trajectory", comment=trajectory.comment,
+                 explorer_version=__version__, allow_pickle=trajectory.allow_pickle,
+                 created=_dt.datetime.now().isoformat(timespec="seconds"), n_runs=0,
+                 explored="[]", explored_runs=0)
+            handle.create_table(group, "runs", _RUN_DESCRIPTION, "status of each run",
+                                filters=self.filters)
+            for branch in BRANCHES:
+                _group(handle, self.path, branch, explorer_node="group", comment="")
+
+    # ----------------------------------------------------------------- writing
+    def write_trajectory(self, trajectory: "Trajectory") -> None:
+        self.allow_pickle = trajectory.allow_pickle
+        with writing(self.filename) as handle:
+            group = handle.get_node(self.path)
+            _set(group, comment=trajectory.comment, n_runs=len(trajectory))
+            for branch in _PARAMETER_BRANCHES:
+                self._write_parameter_branch(handle, trajectory, branch)
+            self._write_exploration(handle, trajectory)
+            self._write_results(handle, trajectory)
+            pending: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+            for template, comment, idx, items in trajectory._memory_runs.drain():
+                pending[(template, comment)].append((idx, items))
+            for (template, comment), rows in pending.items():
+                self._append_template(handle, template, comment, rows)
+            handle.flush()
+        self._invalidate()
+
+    def _write_parameter_branch(self, handle: tables.File, trajectory: "Trajectory",
+                                branch: str) -> None:
+        # written beside the old branch, then swapped in: a crash keeps one of them
+        fresh = f"{branch}_new"
+        if f"{self.path}/{fresh}" in handle:
+            handle.remove_node(f"{self.path}/{fresh}", recursive=True)
+        root = trajectory._roots[branch]
+        target = _group(handle, self.path, fresh, explorer_node="group", comment=root.comment)
+        for node in root.walk():
+            parent = f"{self.path}/{fresh}/" + "/".join(node.full_name.split(".")[1:-1])
+            parent = parent.rstrip("/")
+            if hasattr(node, "children"):
+                _group(handle, parent, node.name, explorer_node="group", comment=node.comment)
+            else:
+                write_value(handle.get_node(parent), node.name, node.default, node.kind,
+                            self.filters, comment=node.comment)
+        if f"{self.path}/{branch}" in handle:
+            handle.remove_node(f"{self.path}/{branch}", recursive=True)
+        handle.rename_node(target, branch)
+
+    def _write_exploration(self, handle: tables.File, trajectory: "Trajectory") -> None:
+        group = handle.get_node(self.path)
+        names = trajectory.explored_parameters
+        if not names:
+            return
+        stored_names = json.loads(attr(group, "explored", "[]"))
+        if stored_names and stored_names != names:
+            raise FileFormatError(
+                f"{self.filename!r}: trajectory {self.name!r} is stored explored over "
+                f"{stored_names}, not {names}")
+        start = int(attr(group, "explored_runs", 0))
+        stop = len(trajectory)
+        if stop <= start:
+            return
+        exploration = _group(handle, self.path, "exploration", explorer_node="exploration")
+        runs = np.arange(start, stop)
+        for i, name in enumerate(names):
+            values = trajectory.get(name).range[start:stop]
+            append_column(exploration, f"p{i}", runs, values, filters=self.filters,
+                          allow_pickle=trajectory.allow_pickle, expected=stop)
+        _set(group, explored=json.dumps(names), explored_runs=stop)
+
+    def _write_results(self, handle: tables.File, trajectory: "Trajectory") -> None:
+        for result in trajectory.results_list():
+            if result.stored:
+                continue
+            segments = result.full_name.split(".")
+            parent = self.path
+            for depth, segment in enumerate(segments[:-1]):
+                group_node = trajectory._roots["results"] if depth == 0 else \
+                    trajectory.get(".".join(segments[:depth + 1]))
+                _group(handle, parent, segment, explorer_node="group",
+                       comment=getattr(group_node, "comment", ""))
+                parent = f"{parent}/{segment}"
+            path = f"{parent}/{segments[-1]}"
+            if path in handle:
+                handle.remove_node(path, recursive=True)
+            target = handle.create_group(parent, segments[-1])
+            _set(target, explorer_node="result", comment=result.comment)
+            for item, value in result._raw_items().items():
+                if isinstance(value, LazyItem):
+                    value = value.load()
+                from ...values import result_kind
+
+                write_value(target, item, value,
+                            result_kind(item, value, trajectory.allow_pickle), self.filters)
+            result.stored = True
+
+    def _append_template(self, handle: tables.File, template: str, comment: str,
+                         rows: list[tuple[int, dict[str, Any]]]) -> None:
+        segments = template.split(".")
+        parent = self.path
+        for segment in segments:
+            _group(handle, parent, segment,
+                   explorer_node="runs" if segment == "$" else "group",
+                   comment=comment if segment == "$" else "")
+            parent = f"{parent}/{segment}"
+        columns: dict[str, tuple[list[int], list[Any]]] = {}
+        for idx, items in rows:
+            for item, value in items.items():
+                column = columns.setdefault(item, ([], []))
+                column[0].append(idx)
+                column[1].append(value)
+        target = handle.get_node(parent)
+        for item, (runs, values) in columns.items():
+            append_column(target, item, runs, values, filters=self.filters,
+                          allow_pickle=self.allow_pickle,
+                          expected=max(1000, int(attr(handle.get_node(self.path), "n_runs", 0))))
+
+    def append_runs(self, records: Iterable[RunRecord]) -> None:
+        records = list(records)
+        if not records:
+            return
+        with writing(self.filename) as handle:
+            table = handle.get_node(f"{self.path}/runs")
+            rows = np.array([(r.idx, int(r.status), r.started, r.duration) for r in records],
+                            dtype=_RUN_DESCRIPTION)
+            by_template: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = \
+                defaultdict(list)
+            for record in records:
+                if record.status == RunStatus.COMPLETED:
+                    by_template[("returns", "")].append((record.idx, {"value": record.value}))
+                else:
+                    by_template[("errors", "")].append(
+                        (record.idx, {"error": record.error, "traceback": record.traceback}))
+                for template, (comment, items) in record.results.items():
+                    by_template[(template, comment)].append((record.idx, items))
+            for (template, comment), template_rows in by_template.items():
+                self._append_template(handle, template, comment, template_rows)
+            table.append(rows)
+            handle.flush()
+        self._invalidate()
+
+    def set_attribute(self, key: str, value: str) -> None:
+        with writing(self.filename) as handle:
+            _set(handle.get_node(self.path), **{key: value})
+
+    # ----------------------------------------------------------------- reading
+    def run_table(self) -> RunTable:
+        with reading(self.filename) as handle:
+            table = handle.get_node(f"{self.path}/runs").read()
+        order = np.argsort(table["idx"], kind="stable")
+        table = table[order]
+        last = np.ones(len(table), dtype=bool)
+        last[:-1] = table["idx"][1:] != table["idx"][:-1]
+        table = table[last]
+        return RunTable(table["idx"], table["status"], table["started"], table["duration"])
+
+    def return_values(self, runs: Iterable[int]) -> dict[int, Any]:
+        wanted = list(runs)
+        path = f"{self.path}/returns/value"
+        with reading(self.filename) as handle:
+            if path not in handle:
+                return {}
+            index = self.column_index(handle, path)
+            scalars = index.scalars(handle)
+            if scalars is not None:
+                lookup = dict(zip(scalars[0].tolist(), scalars[1].tolist()))
+                return {idx: lookup[idx] for idx in wanted if idx in lookup}
+            return {idx: index.read(handle, idx, self.allow_pickle) for idx in wanted
+                    if index.locate(idx) is not None}
+
+    def run_results(self) -> "StoredRunResults":
+        return self._source
+
+    def scalar_columns(self) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+        found: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        with reading(self.filename) as handle:
+            for template in self._source.templates():
+                for item in self._source.items(template):
+                    path = f"{self._template_path(template)}/{item}"
+                    scalars = self.column_index(handle, path).scalars(handle)
+                    if scalars is not None:
+                        found[(template, item)] = scalars
+        return found
+
+    def read_trajectory(self, load: str, allow_pickle: bool) -> "Trajectory":
+        """Build the stored trajectory; results are lazy unless ``load="all"``."""
+        from ...trajectory import Trajectory
+
+        if load not in ("lazy", "parameters", "all"):
+            raise ValueError(f"load must be 'lazy', 'parameters' or 'all', got {load!r}")
+        self.allow_pickle = allow_pickle
+        with reading(self.filename) as handle:
+            if self.path not in handle or \
+                    attr(handle.get_node(self.path), "explorer_node") != "trajectory":
+                names = trajectory_names(self.filename)
+                raise TrajectoryNotFoundError(
+                    f"{self.filename!r} holds no trajectory named {self.name!r}; it holds: "
+                    f"{', '.join(names) or 'none'}")
+            group = handle.get_node(self.path)
+            traj = Trajectory(self.name, attr(group, "comment", ""), allow_pickle=allow_pickle)
+            for branch in _PARAMETER_BRANCHES:
+                self._read_parameter_branch(handle, traj, branch, allow_pickle)
+            self._read_exploration(handle, traj)
+            if load != "parameters":
+                self._read_results(handle, traj, f"{self.path}/results", "results",
+                                   eager=load == "all", allow_pickle=allow_pickle)
+        traj._bind(self)
+        traj.__dict__["_exploration_dirty"] = False
+        return traj
+
+    def _read_parameter_branch(self, handle: tables.File, traj: "Trajectory", branch: str,
+                               allow_pickle: bool) -> None:
+        path = f"{self.path}/{branch}"
+        if path not in handle:
+            path = f"{path}_new"  # a store interrupted between writing and swapping
+            if path not in handle:
+                return
+        adders = {"parameters": traj.add_parameter,
+                  "derived_parameters": traj.add_derived_parameter, "config": traj.add_config}
+        for node in handle.get_node(path)._f_walknodes():
+            name = node._v_pathname[len(path) + 1:].replace("/", ".")
+            if attr(node, "explorer_node") == "group":
+                traj.add_group(f"{branch}.{name}", attr(node, "comment", ""))
+            elif attr(node, "kind") is not None and \
+                    attr(node._v_parent, "explorer_node") == "group":
+                value = read_value(node, allow_pickle)
+                adders[branch](name, value, attr(node, "comment", ""))
+
+    def _read_exploration(self, handle: tables.File, traj: "Trajectory") -> None:
+        group = handle.get_node(self.path)
+        names = json.loads(attr(group, "explored", "[]"))
+        n_runs = int(attr(group, "explored_runs", 0))
+        if not names:
+            return
+        ranges = {}
+        for i, name in enumerate(names):
+            index = self.column_index(handle, f"{self.path}/exploration/p{i}")
+            scalars = index.scalars(handle)
+            if scalars is not None and len(scalars[0]) == n_runs:
+                ranges[name] = scalars[1].tolist()
+                kind = traj.get(name).kind
+                if kind == "npscalar":
+                    ranges[name] = list(scalars[1])
+            else:
+                ranges[name] = [index.read(handle, idx, traj.allow_pickle)
+                                for idx in range(n_runs)]
+        traj._apply(ranges, append=False, checked=True)  # values were checked when stored
+
+    def _read_results(self, handle: tables.File, traj: "Trajectory", path: str, name: str,
+                      eager: bool, allow_pickle: bool) -> None:
+        if path not in handle:
+            return
+        for node in handle.get_node(path)._f_iter_nodes("Group"):
+            child = f"{name}.{node._v_name}"
+            role = attr(node, "explorer_node")
+            if role == "group":
+                traj.add_group(child, attr(node, "comment", ""))
+                self._read_results(handle, traj, node._v_pathname, child, eager, allow_pickle)
+            elif role == "result":
+                items = {}
+                for leaf in node._f_iter_nodes():
+                    loader = _ItemLoader(self.filename, leaf._v_pathname, allow_pickle)
+                    items[leaf._v_name] = loader() if eager else \
+                        LazyItem(loader, f"{child}.{leaf._v_name} in {self.filename}")
+                result = Result("", items, attr(node, "comment", ""))
+                result.stored = True
+                traj._put_result(child.split(".")[1:], result, overwrite=False)
+            elif role == "runs":
+                self._register_templates(node, f"{name}.$", traj)
+
+    def _register_templates(self, group: tables.Group, template: str, traj: "Trajectory") -> None:
+        comment = attr(group, "comment", "")
+        has_columns = False
+        for node in group._f_iter_nodes("Group"):
+            if attr(node, "explorer_node") == "column":
+                has_columns = True
+            else:
+                self._register_templates(node, f"{template}.{node._v_name}", traj)
+        if has_columns:
+            traj._register_template(template, comment)
+
+
+class _ItemLoader:
+    """Reads one stored item by path, reopening the file as needed."""
+
+    def __init__(self, filename: str, path: str, allow_pickle: bool):
+        self.filename, self.path, self.allow_pickle = filename, path, allow_pickle
+
+    def __call__(self) -> Any:
+        with reading(self.filename) as handle:
+            return read_value(handle.get_node(self.path), self.allow_pickle)
+
+
+class StoredRunResults:
+    """The per-run results in a file, read column by column on demand."""
+
+    def __init__(self, store: Hdf5Store):
+        self._store = store
+
+    def templates(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with reading(self._store.filename) as handle:
+            root = f"{self._store.path}/results"
+            if root not in handle:
+                return found
+            for group in handle.get_node(root)._f_walk_groups():
+                if attr(group, "explorer_node") == "column":
+                    template_path = group._v_parent._v_pathname[len(self._store.path) + 1:]
+                    found.setdefault(template_path.replace("/", "."),
+                                     attr(_template_root(group), "comment", ""))
+        return found
+
+    def items(self, template: str) -> list[str]:
+        path = self._store._template_path(template)
+        with reading(self._store.filename) as handle:
+            if path not in handle:
+                return []
+            return [g._v_name for g in handle.get_node(path)._f_iter_nodes("Group")
+                    if attr(g, "explorer_node") == "column"]
+
+    def runs(self, template: str, item: str) -> np.ndarray:
+        with reading(self._store.filename) as handle:
+            path = f"{self._store._template_path(template)}/{item}"
+            if path not in handle:
+                return np.zeros(0, dtype=np.int64)
+            return self._store.column_index(handle, path).runs
+
+    def get(self, template: str, item: str, idx: int) -> Any:
+        path = f"{self._store._template_path(template)}/{item}"
+        with reading(self._store.filename) as handle:
+            if path not in handle:
+                raise KeyError(item)
+            return self._store.column_index(handle, path).read(handle, idx,
+                                                               self._store.allow_pickle)
+
+
+def _template_root(column: tables.Group) -> tables.Group:
+    node = column._v_parent
+    while attr(node, "explorer_node") != "runs":
+        node = node._v_parent
+    return node
+
+
+def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy",
+                    allow_pickle: bool = False) -> "Trajectory":
+    """Open a stored trajectory; see :func:`explorer.load_trajectory`."""
+    filename = os.fspath(filename)
+    if name is None:
+        names = trajectory_names(filename)
+        if len(names) != 1:
+            raise TrajectoryNotFoundError(
+                f"{filename!r} holds {len(names)} trajectories ({', '.join(names) or 'none'}); "
+                "pass the name of the one to load")
+        name = names[0]
+    store = Hdf5Store(filename, name)
+    return store.read_trajectory(load, allow_pickle)
