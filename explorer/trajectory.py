@@ -277,15 +277,20 @@ class Trajectory:
         if branch is not None:
             return self._walk(self._roots[branch], rest, name)
         found = []
+        missing: LookupError | AttributeError | None = None
         for candidate in BRANCHES:
             if rest[0] in self._roots[candidate].children:
-                with contextlib.suppress(LookupError, AttributeError):
+                try:
                     found.append(self._walk(self._roots[candidate], rest, name))
+                except (LookupError, AttributeError) as err:
+                    missing = missing or err
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
             names = [getattr(node, "full_name", repr(node)) for node in found]
             raise AmbiguousNameError(f"{name!r} matches several nodes: {', '.join(names)}")
+        if missing is not None:
+            raise NodeNotFoundError(f"nothing at {name!r}: {missing}")
         return self._walk(self._shortcut(rest[0]), rest[1:], name)
 
     @staticmethod
@@ -522,7 +527,7 @@ class Trajectory:
         """The file the trajectory is stored in, or ``None``."""
         return None if self._store is None else self._store.filename
 
-    def store(self, filename: str | None = None, *, overwrite: bool = False) -> None:
+    def store(self, filename: str | None = None, *, overwrite_file: bool = False) -> None:
         """Write the trajectory to its HDF5 file (or to ``filename``).
 
         Parameters, exploration and results added since the last store are written;
@@ -533,8 +538,9 @@ class Trajectory:
         ----------
         filename : str, optional
             Target file; needed the first time.
-        overwrite : bool
-            Replace a different trajectory of the same name in the file.
+        overwrite_file : bool
+            Replace a different trajectory of the same name in the file (only that
+            trajectory; others in the file are kept).
 
         Raises
         ------
@@ -552,7 +558,7 @@ class Trajectory:
             store = self._store
         else:
             store = Hdf5Store(filename, self.name)
-            store.create(self, overwrite=overwrite, copy_from=self._store)
+            store.create(self, overwrite=overwrite_file, copy_from=self._store)
             self.__dict__["_store"] = store
         store.write_trajectory(self)
 

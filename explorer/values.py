@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import UnsupportedTypeError
 
-__all__ = ["parameter_kind", "result_kind", "coerce_to_default", "PARAMETER_KINDS"]
+__all__ = ["parameter_kind", "result_kind", "coerce_to_default", "is_uniform", "PARAMETER_KINDS"]
 
 _PY_SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex", str: "str"}
 PARAMETER_KINDS = frozenset(
@@ -37,6 +37,12 @@ def _scalar_kind(value: Any) -> str | None:
     if isinstance(value, np.generic) and value.dtype.kind in "biufcUS":
         return "npscalar"
     return None
+
+
+def is_uniform(sequence: list | tuple) -> bool:
+    """Whether every element of ``sequence`` has the same type (so an array keeps it)."""
+    return len({type(item) for item in sequence}) <= 1 and not any(
+        type(item) is int and not -2**63 <= item < 2**63 for item in sequence)
 
 
 def _sequence_ok(value: list | tuple) -> bool:

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import tables
 
-from ...values import result_kind
+from ...values import is_uniform, result_kind
 from .nodes import attr, read_value, write_value
 
 __all__ = ["append_column", "ColumnIndex", "chunk_rows"]
@@ -57,7 +57,8 @@ def _signature(value: Any, allow_pickle: bool) -> tuple[str, str, str, tuple[int
     if fixed is not None and (fixed[0] != "int" or -2**63 <= value < 2**63):
         return ("fixed", fixed[0], fixed[1], ())
     kind = result_kind("item", value, allow_pickle)
-    if kind in _FIXED_KINDS and kind != "int":
+    if kind in _FIXED_KINDS and kind != "int" and (kind not in ("list", "tuple") or
+                                                  is_uniform(value)):
         array = np.asarray(value)
         if array.dtype.kind in "biufc":
             return ("fixed", kind, array.dtype.str, array.shape)
@@ -237,7 +238,11 @@ class ColumnIndex:
                 return value if kind == "list" else tuple(value)
             return np.asarray(value)
         if encoding == "ragged":
-            return group.data[row].reshape(tuple(group.shapes[row]))
+            value = group.data[row].reshape(tuple(group.shapes[row]))
+            if kind in ("list", "tuple"):
+                value = value.tolist()
+                return value if kind == "list" else tuple(value)
+            return value
         if encoding == "strings":
             return bytes(group.data[row]).decode("utf-8")
         return read_value(group.data._f_get_child(f"r{row}"), allow_pickle)

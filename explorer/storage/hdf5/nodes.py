@@ -16,6 +16,7 @@ import numpy as np
 import tables
 
 from ...errors import UnsafeDataError, UnsupportedTypeError
+from ...values import is_uniform, parameter_kind
 
 __all__ = ["write_value", "read_value", "to_array", "from_array", "attr", "FILTERS_SIZE"]
 
@@ -82,7 +83,15 @@ def write_value(where: tables.Group, name: str, value: Any, kind: str,
                 filters: tables.Filters, comment: str | None = None) -> tables.Node:
     """Write ``value`` (of ``kind``) as node ``name`` below ``where``."""
     handle = where._v_file
-    if kind in ("bool", "int", "float", "complex", "npscalar", "ndarray", "list", "tuple", "str"):
+    if kind in ("list", "tuple") and not is_uniform(value):
+        node = handle.create_group(where, name)
+        for i, element in enumerate(value):
+            write_value(node, f"item{i}", element, parameter_kind(name, element), filters)
+        _set_attrs(node, mixed=True, length=len(value))
+    elif kind == "int" and not -2**63 <= value < 2**63:
+        node = handle.create_array(where, name, obj=np.bytes_(str(value).encode()))
+        _set_attrs(node, bigint=True)
+    elif kind in ("bool", "int", "float", "complex", "npscalar", "ndarray", "list", "tuple", "str"):
         raw = value.encode("utf-8") if kind == "str" else value
         if kind in ("list", "tuple") and len(value) == 0:
             raw = np.zeros(0)
@@ -182,6 +191,12 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
                 f"{node._v_pathname!r} in {node._v_file.filename!r} is pickled; reading it "
                 "would run code from the file. Load with allow_pickle=True if you trust it")
         return pickle.loads(node.read().tobytes())
+    if kind in ("list", "tuple") and attr(node, "mixed"):
+        items = [read_value(node._f_get_child(f"item{i}"), allow_pickle)
+                 for i in range(int(attr(node, "length")))]
+        return items if kind == "list" else tuple(items)
+    if kind == "int" and attr(node, "bigint"):
+        return int(bytes(node.read()[()]).decode())
     if kind in ("bool", "int", "float", "complex", "str", "npscalar", "ndarray", "list", "tuple"):
         raw = node.read()
         array = from_array(np.asarray(raw), _attrs(node))
