@@ -18,7 +18,8 @@ from .tree import Group
 from .environment import Environment
 
 # errors
-from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError, FileFormatError,
+from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, FileLockedError,
+                     InterruptedRunError, ExplorerError, FileFormatError,
                      InvalidNameError, NodeNotFoundError, ParameterLockedError,
                      RunsFailedError, TrajectoryExistsError, TrajectoryNotFoundError,
                      UnsafeDataError, UnsupportedTypeError)
@@ -34,7 +35,7 @@ __all__ = [
     "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",
     "UnsafeDataError", "FileFormatError", "TrajectoryNotFoundError", "TrajectoryExistsError",
-    "__version__",
+    "FileLockedError", "InterruptedRunError", "__version__",
 ]
 
 

@@ -2,30 +2,36 @@
 
 The environment wires three independent parts together: the trajectory (what
 to run), an execution back end (where runs execute: this process, or dask
-workers) and a store (the HDF5 file, written by one writer as records arrive).
+workers) and a store (the HDF5 file). Runs are handed out in chunks; each chunk
+runs and encodes its results where it executes, and the encoded batches reach
+the file through the journal (see :mod:`explorer.storage.hdf5.journal`), so
+that a crash never damages the file and finished runs are never lost.
 """
 from __future__ import annotations
 
 import os
 import time
-
-import numpy as np
 from typing import Any, Callable, Sequence
 
-from .errors import ExplorationError, ExplorerError, RunsFailedError
+import numpy as np
+
+from .errors import ExplorationError, ExplorerError, InterruptedRunError, RunsFailedError
 from .execution import Executor, SerialExecutor
-from .records import RunRecord, RunStatus
-from .runview import context_from_trajectory, run_shared_chunk
-from .storage.base import TrajectoryStore
+from .execution.chunking import ChunkPlanner
+from .interrupts import Interruption
+from .provenance import collect, now
+from .records import RunStatus
+from .runner import RunJob, lost_chunk_records, report_records, run_job_chunk
+from .runview import context_from_trajectory
+from .storage.lockfile import FileClaim
 from .trajectory import Trajectory
 
 __all__ = ["Environment"]
 
 Postprocessing = Callable[..., Any]
 
-#: Records are written at least this often (seconds) and at most this many at once.
+#: Finished runs reach the journal at least this often (seconds).
 FLUSH_SECONDS = 1.0
-FLUSH_RECORDS = 2000
 
 
 class Environment:
@@ -43,9 +49,17 @@ class Environment:
         Replace a trajectory of the same name already in the file. Other
         trajectories in the file are kept.
     workers : int
-        ``1`` runs in this process.
+        ``1`` runs in this process; ``N > 1`` starts a local dask cluster of N
+        single-threaded worker processes, closed with the environment.
+    scheduler : str, optional
+        Address of a running dask scheduler to use instead (left running).
+    client : distributed.Client, optional
+        A dask client to use instead (left open).
     storage : {"queue", "lock"}
-        How results reach the file (see the dask back end).
+        ``"queue"``: workers send encoded results back and this process writes
+        them. ``"lock"``: workers write into the file themselves, one at a time
+        under a ``distributed.Lock`` named after the file (needs a file system
+        the workers share). Both give the same stored items.
     on_error : {"raise", "record"}
         After all runs, raise :class:`RunsFailedError` if some failed, or only
         record the failures in the file.
@@ -58,14 +72,15 @@ class Environment:
     complib, complevel : str, int
         Compression of stacked results (default blosc:lz4, level 5).
     chunk_size : int, optional
-        Runs handed out at once; chosen automatically by default.
+        Runs handed out at once; by default sized from measured run time so
+        that each chunk carries about a quarter of a second of work.
 
-    Examples
-    --------
-    >>> with Environment("FiringRate", "hdf5/rates.h5") as env:   # doctest: +SKIP
-    ...     env.trajectory.add_parameter("neuron.I", 0.0)
-    ...     env.trajectory.explore({"neuron.I": [0.0, 0.5, 1.0]})
-    ...     results = env.run(simulate)
+    Raises
+    ------
+    FileLockedError
+        Another environment is writing the file.
+    TrajectoryExistsError
+        The file holds a trajectory of this name and ``overwrite_file`` is off.
     """
 
     def __init__(self, trajectory: str | Trajectory = "trajectory", filename: str | None = None,
@@ -75,6 +90,7 @@ class Environment:
                  allow_pickle: bool = False, complib: str | None = None,
                  complevel: int | None = None, chunk_size: int | None = None):
         from .storage.hdf5 import Hdf5Store
+        from .storage.hdf5.journal import Journal
         from .storage.hdf5.store import DEFAULT_COMPLEVEL, DEFAULT_COMPLIB
 
         if on_error not in ("raise", "record"):
@@ -99,20 +115,30 @@ class Environment:
         self.on_error = on_error
         self.progress = progress
         self.chunk_size = chunk_size
+        self.storage = storage
+        self._backend_options = (workers, scheduler, client)
+        self._executor: Executor | None = None
         self._postprocessing: list[tuple[Postprocessing, tuple, dict]] = []
-        self._executor = self._make_executor(workers, scheduler, client, storage)
-        bound = trajectory._store
-        if bound is not None and bound.same_file(self.filename) and not overwrite_file:
-            self._store: TrajectoryStore = bound
-        else:
-            store = Hdf5Store(self.filename, trajectory.name,
-                              complib=complib or DEFAULT_COMPLIB,
-                              complevel=DEFAULT_COMPLEVEL if complevel is None else complevel)
-            store.create(trajectory, overwrite=overwrite_file, copy_from=bound)
-            trajectory._bind(store)
+        self._closed = True
+        self._claim = FileClaim(self.filename)
+        try:
+            bound = trajectory._store
+            if bound is not None and bound.same_file(self.filename) and not overwrite_file:
+                store = bound
+            else:
+                store = Hdf5Store(self.filename, trajectory.name,
+                                  complib=complib or DEFAULT_COMPLIB,
+                                  complevel=DEFAULT_COMPLEVEL if complevel is None else complevel)
+                store.create(trajectory, overwrite=overwrite_file, copy_from=bound)
+                trajectory._bind(store)
             self._store = store
-        self.seed = self._settle_seed(trajectory, seed)
-        trajectory.store()
+            self._journal = Journal(store)
+            self._journal.compact()  # runs an interrupted session left behind
+            self.seed = self._settle_seed(trajectory, seed)
+            trajectory.store()
+        except BaseException:
+            self._claim.release()
+            raise
         self._closed = False
 
     @staticmethod
@@ -130,26 +156,30 @@ class Environment:
             trajectory.add_config("environment.seed", int(seed), comment="seed of traj.rng")
         return int(seed)
 
-    @staticmethod
-    def _make_executor(workers: int, scheduler: str | None, client: Any,
-                       storage: str) -> Executor:
-        if workers == 1 and scheduler is None and client is None:
-            return SerialExecutor()
-        raise ExplorerError(
-            "running on dask workers (workers > 1, scheduler= or client=) is not available in "
-            "this version of explorer; use workers=1")
+    def _backend(self) -> Executor:
+        if self._executor is None:
+            workers, scheduler, client = self._backend_options
+            if workers == 1 and scheduler is None and client is None:
+                self._executor = SerialExecutor()
+            else:
+                from .execution.dask import DaskExecutor
+
+                self._executor = DaskExecutor(workers if workers > 1 else None, scheduler,
+                                              client)
+        return self._executor
 
     @classmethod
     def resume(cls, filename: str, name: str | None = None, **options: Any) -> "Environment":
         """Reopen a stored trajectory to finish its runs.
 
         ``env.run(func)`` then runs only the runs without a completed status and
-        returns the whole ``[(idx, value), ...]`` list.
+        returns the whole ``[(idx, value), ...]`` list. Runs that an interrupted
+        session finished are kept; the seed stored with the trajectory is reused.
         """
         from .storage.hdf5 import load_trajectory
 
-        trajectory = load_trajectory(filename, name, allow_pickle=options.get("allow_pickle",
-                                                                               False))
+        trajectory = load_trajectory(filename, name,
+                                     allow_pickle=options.get("allow_pickle", False))
         return cls(trajectory, filename, **options)
 
     # ---------------------------------------------------------------- context
@@ -167,8 +197,10 @@ class Environment:
         try:
             self.trajectory.store()
         finally:
-            self._executor.close()
+            if self._executor is not None:
+                self._executor.close()
             self._store.close()
+            self._claim.release()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -197,6 +229,9 @@ class Environment:
         ------
         RunsFailedError
             If runs failed and ``on_error="raise"``; they are recorded in the file.
+        InterruptedRunError
+            After SIGINT or SIGTERM: finished runs are stored, the file is closed
+            cleanly, and the message says how to resume.
         """
         self._check_open()
         if not callable(func):
@@ -206,9 +241,9 @@ class Environment:
         done = set(self._store.run_table().with_status(RunStatus.COMPLETED).tolist())
         todo = [idx for idx in range(len(traj)) if idx not in done]
         failed = self._execute(func, todo, args, kwargs)
-        results = self._results(range(len(traj)))
         if failed and self.on_error == "raise":
             raise self._failure(failed)
+        results = self._results(range(len(traj)))
         for post, post_args, post_kwargs in self._postprocessing:
             new_results = results
             while True:
@@ -229,55 +264,72 @@ class Environment:
         values = self._store.return_values(runs)
         return [(idx, values[idx]) for idx in runs if idx in values]
 
-    def _failure(self, failed: list[RunRecord]) -> RunsFailedError:
-        listed = [(record.idx, record.error) for record in failed]
-        shown = "; ".join(f"run {idx}: {error}" for idx, error in listed[:5])
-        more = f" (and {len(listed) - 5} more)" if len(listed) > 5 else ""
+    def _failure(self, failed: list[tuple[int, str]]) -> RunsFailedError:
+        shown = "; ".join(f"run {idx}: {error}" for idx, error in failed[:5])
+        more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
         return RunsFailedError(
-            f"{len(listed)} run(s) failed: {shown}{more}. Errors and tracebacks are stored in "
+            f"{len(failed)} run(s) failed: {shown}{more}. Errors and tracebacks are stored in "
             f"{self.filename!r}; rerun the failed runs with ex.Environment.resume(...).run(...)",
-            listed)
-
-    def _chunks(self, todo: list[int]) -> list[list[tuple[int, dict[str, Any]]]]:
-        traj = self.trajectory
-        ranges = {name: traj.get(name).range for name in traj.explored_parameters}
-        size = self.chunk_size or max(1, min(256, len(todo) // (8 * self._executor.slots) or 1))
-        points = [(idx, {name: values[idx] for name, values in ranges.items()}) for idx in todo]
-        return [points[i:i + size] for i in range(0, len(points), size)]
+            failed)
 
     def _execute(self, func: Callable[..., Any], todo: list[int], args: Sequence[Any],
-                 kwargs: dict[str, Any]) -> list[RunRecord]:
+                 kwargs: dict[str, Any]) -> list[tuple[int, str]]:
         if not todo:
             return []
         from tqdm.auto import tqdm
 
+        from .storage.hdf5.journal import merge_batches
+        from .storage.hdf5.locked import LockedAppender
+
         traj = self.trajectory
-        context = context_from_trajectory(traj, self.seed)
-        failed: list[RunRecord] = []
-        buffer: list[RunRecord] = []
+        executor = self._backend()
+        settings = self._store.settings
+        writer = None
+        if self.storage == "lock":
+            writer = LockedAppender(self._store.filename, traj.name, settings,
+                                    executor.lock(os.path.abspath(self.filename)))
+        job = RunJob(func, context_from_trajectory(traj, self.seed), tuple(args), dict(kwargs),
+                     settings, writer)
+        ranges = {name: traj.get(name).range for name in traj.explored_parameters}
+        points = [(idx, {name: values[idx] for name, values in ranges.items()}) for idx in todo]
+        planner = ChunkPlanner(points, executor.slots, self.chunk_size)
+        session = collect()
+        failed: list[tuple[int, str]] = []
+        pending: list[Any] = []
         last_flush = time.monotonic()
         bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
                    desc=traj.name, dynamic_ncols=True)
+        interruption = Interruption()
         try:
-            with traj._locked_parameters():
-                shared = (func, context, tuple(args), dict(kwargs))
-                for records in self._executor.map_chunks(run_shared_chunk, shared,
-                                                          self._chunks(todo)):
-                    buffer.extend(records)
-                    failed.extend(r for r in records if r.status == RunStatus.FAILED)
-                    bar.update(len(records))
+            with interruption, traj._locked_parameters():
+                for chunk, report in executor.map_chunks(run_job_chunk, job, planner,
+                                                         stop=interruption.requested):
+                    if isinstance(report, BaseException):
+                        report = report_records(lost_chunk_records(chunk, report), settings)
+                    planner.observe(len(report.outcomes), report.seconds)
+                    for template, comment in report.templates.items():
+                        traj._register_template(template, comment)
+                    failed += [(idx, error) for idx, status, error in report.outcomes
+                               if status == RunStatus.FAILED]
+                    if report.batch is not None:
+                        pending.append(report.batch)
+                    bar.update(len(report.outcomes))
                     if failed:
                         bar.set_postfix(failed=len(failed), refresh=False)
-                    if len(buffer) >= FLUSH_RECORDS or time.monotonic() - last_flush > FLUSH_SECONDS:
-                        self._write(buffer)
-                        buffer = []
-                        last_flush = time.monotonic()
+                    if pending and time.monotonic() - last_flush > FLUSH_SECONDS:
+                        self._journal.write(merge_batches(pending))
+                        pending, last_flush = [], time.monotonic()
         finally:
-            self._write(buffer)
             bar.close()
+            if pending:
+                self._journal.write(merge_batches(pending))
+            session.update(end=now(), runs=len(todo) - planner.remaining,
+                           interrupted=interruption.signal_name)
+            self._journal.compact(session=session)
+        if interruption.requested():
+            stored = int((self._store.run_table().status == RunStatus.COMPLETED).sum())
+            raise InterruptedRunError(
+                f"stopped by {interruption.signal_name}: {stored} of {len(traj)} runs are "
+                f"completed and stored in {self.filename!r}. Resume with "
+                f"ex.Environment.resume({self.filename!r}, {traj.name!r}).run(<run function>)")
         return failed
-
-    def _write(self, records: list[RunRecord]) -> None:
-        if records:
-            self._store.append_runs(records)
-            self.trajectory._add_run_records(records)

@@ -20,6 +20,8 @@ __all__ = [
     "FileFormatError",
     "TrajectoryNotFoundError",
     "TrajectoryExistsError",
+    "FileLockedError",
+    "InterruptedRunError",
 ]
 
 
@@ -83,3 +85,11 @@ class TrajectoryNotFoundError(ExplorerError, KeyError):
 
 class TrajectoryExistsError(ExplorerError, FileExistsError):
     """Storing would replace a trajectory already in the file."""
+
+
+class FileLockedError(ExplorerError, RuntimeError):
+    """Another process (or environment) is writing the file."""
+
+
+class InterruptedRunError(ExplorerError, RuntimeError):
+    """Runs were stopped by a signal; finished runs are stored, the rest can be resumed."""

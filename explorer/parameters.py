@@ -25,19 +25,23 @@ class Parameter(Node):
         Whether values of types explorer cannot store natively are accepted.
     state : callable
         Returns ``(current_run_index or None, locked)`` of the owning trajectory.
+    on_change : callable
+        Called after the value or range changed.
     """
 
-    __slots__ = ("_default", "kind", "_range", "_allow_pickle", "_state")
+    __slots__ = ("_default", "kind", "_range", "_allow_pickle", "_state", "_on_change")
 
     def __init__(self, full_name: str, default: Any, comment: str = "", *,
                  allow_pickle: bool = False,
-                 state: Callable[[], tuple[int | None, bool]] = lambda: (None, False)):
+                 state: Callable[[], tuple[int | None, bool]] = lambda: (None, False),
+                 on_change: Callable[[], None] = lambda: None):
         super().__init__(full_name, comment)
         self.kind = parameter_kind(full_name, default, allow_pickle)
         self._default = default
         self._range: list[Any] | None = None
         self._allow_pickle = allow_pickle
         self._state = state
+        self._on_change = on_change
 
     # values ---------------------------------------------------------------------
     @property
@@ -60,6 +64,7 @@ class Parameter(Node):
         if self._range is not None:
             value = coerce_to_default(self.full_name, self._range[0], value)
         self._default = value
+        self._on_change()
 
     @property
     def range(self) -> list[Any] | None:
@@ -79,6 +84,7 @@ class Parameter(Node):
     def _set_range(self, values: list[Any] | None) -> None:
         self._check_unlocked()
         self._range = values
+        self._on_change()
 
     def _check_unlocked(self) -> None:
         if self._state()[1]:

@@ -75,7 +75,7 @@ class Trajectory:
         d["_run_templates"] = {}
         d["_memory_runs"] = MemoryRunResults()
         d["_store"] = None
-        d["_exploration_dirty"] = True
+        d["_revision"] = 0
 
     # ---------------------------------------------------------------- adding nodes
     def add_parameter(self, name: str, value: Any, comment: str = "") -> Parameter:
@@ -112,6 +112,7 @@ class Trajectory:
         group = self._make_groups(branch, rest)
         if comment:
             group.comment = comment
+            self._touch()
         return group
 
     def add_result(self, name: str, comment: str = "", *, overwrite: bool = False,
@@ -160,6 +161,7 @@ class Trajectory:
                 f"result {existing.full_name!r} already exists; pass overwrite=True to replace it")
         result.full_name = f"{parent.full_name}.{rest[-1]}"
         parent.children[rest[-1]] = result
+        self._touch()
         return result
 
     def _add_run_result(self, name: str, rest: list[str], run_segments: list[int],
@@ -204,9 +206,15 @@ class Trajectory:
         if rest[-1] in parent.children:
             raise DuplicateNameError(f"{parent.full_name}.{rest[-1]} already exists")
         parameter = Parameter(f"{parent.full_name}.{rest[-1]}", value, comment,
-                              allow_pickle=self.allow_pickle, state=self._parameter_state)
+                              allow_pickle=self.allow_pickle, state=self._parameter_state,
+                              on_change=self._touch)
         parent.children[rest[-1]] = parameter
+        self._touch()
         return parameter
+
+    def _touch(self) -> None:
+        """Note that the tree changed, so the next store writes it."""
+        self.__dict__["_revision"] += 1
 
     def _parameter_state(self) -> tuple[int | None, bool]:
         return self._current, self._locked
@@ -244,6 +252,7 @@ class Trajectory:
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self.__dict__ or hasattr(type(self), name):
             object.__setattr__(self, name, value)
+            self._touch()
             return
         raise AttributeError(
             f"cannot set {name!r} on a trajectory; use traj.add_parameter({name!r}, ...) or "
@@ -424,7 +433,7 @@ class Trajectory:
         if not append:
             self.__dict__["_explored"] = list(parameters)
         self.__dict__["_n_runs"] = len(self.get(self._explored[0]).range)
-        self.__dict__["_exploration_dirty"] = True
+        self._touch()
 
     def _explorable(self, name: str) -> Parameter:
         if not isinstance(name, str):

@@ -18,8 +18,20 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterable[Sequence[Any]]) -> Iterator[Any]:
-        """Yield ``func(shared, chunk)`` for every chunk, in completion order."""
+                   chunks: Iterable[Sequence[Any]],
+                   stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
+        """Yield ``(chunk, func(shared, chunk))`` in completion order.
+
+        Chunks are taken from ``chunks`` only as workers free up, so the iterable
+        may adapt chunk sizes as results arrive. A chunk whose task failed as a
+        whole (not a run inside it) yields the exception instead of a result.
+        Once ``stop()`` is true no further chunk is handed out and chunks still
+        running are abandoned.
+        """
+
+    @abc.abstractmethod
+    def lock(self, name: str) -> Any:
+        """A context manager that only one worker of the back end holds at a time."""
 
     def close(self) -> None:
         """Release workers and connections the back end started."""

@@ -1,6 +1,7 @@
 """Runs in this process, one chunk after the other."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .base import Executor
@@ -14,6 +15,17 @@ class SerialExecutor(Executor):
     slots = 1
 
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterable[Sequence[Any]]) -> Iterator[Any]:
+                   chunks: Iterable[Sequence[Any]],
+                   stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
         for chunk in chunks:
-            yield func(shared, chunk)
+            try:
+                result = func(shared, chunk)
+            except Exception as err:  # reported per chunk, like a remote back end does
+                result = err
+            yield chunk, result
+            if stop():
+                break
+
+    def lock(self, name: str) -> contextlib.nullcontext:
+        """Nothing to coordinate in one process."""
+        return contextlib.nullcontext()

@@ -31,7 +31,8 @@ import tables
 from ...values import is_uniform, result_kind
 from .nodes import attr, read_value, write_value
 
-__all__ = ["append_column", "ColumnIndex", "chunk_rows"]
+__all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "ColumnIndex",
+           "chunk_rows", "signature"]
 
 _FIXED_KINDS = {"bool", "int", "float", "complex", "npscalar", "ndarray", "list", "tuple"}
 _PY = {"bool": bool, "int": int, "float": float, "complex": complex}
@@ -50,7 +51,7 @@ _PY_FIXED = {bool: ("bool", "|b1"), int: ("int", "<i8"), float: ("float", "<f8")
 APPEND_BYTES = 32 * 1024 * 1024
 
 
-def _signature(value: Any, allow_pickle: bool) -> tuple[str, str, str, tuple[int, ...]]:
+def signature(value: Any, allow_pickle: bool) -> tuple[str, str, str, tuple[int, ...]]:
     if type(value) is np.ndarray and value.dtype.kind in "biufc":
         return ("fixed", "ndarray", value.dtype.str, value.shape)
     fixed = _PY_FIXED.get(type(value))
@@ -137,17 +138,11 @@ class _Segment:
 def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: Sequence[Any],
                   *, filters: tables.Filters, allow_pickle: bool, expected: int = 1000) -> None:
     """Append ``values`` (one per run in ``runs``) to column ``item`` below ``parent``."""
-    handle = parent._v_file
-    if item in parent:
-        column = parent._f_get_child(item)
-    else:
-        column = handle.create_group(parent, item)
-        column._v_attrs.explorer_node = "column"
+    column = _column(parent, item)
     segments = [_Segment(group) for group in column._f_iter_nodes("Group")]
     batches: dict[tuple[str, str, str, tuple[int, ...]], tuple[list[int], list[Any]]] = {}
     for run, value in zip(runs, values):
-        signature = _signature(value, allow_pickle)
-        rows = batches.setdefault(signature, ([], []))
+        rows = batches.setdefault(signature(value, allow_pickle), ([], []))
         rows[0].append(run)
         rows[1].append(value)
     # arrays of one dtype and ndim but several shapes go to one ragged segment
@@ -176,6 +171,105 @@ def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: 
         segment.append(batch_runs, batch_values, filters)
 
 
+def _column(parent: tables.Group, item: str) -> tables.Group:
+    if item in parent:
+        return parent._f_get_child(item)
+    column = parent._v_file.create_group(parent, item)
+    column._v_attrs.explorer_node = "column"
+    return column
+
+
+def append_packed(parent: tables.Group, item: str, part: Any, *, filters: tables.Filters,
+                  allow_pickle: bool, expected: int = 1000) -> None:
+    """Append a :class:`~.encode.PackedPart` to column ``item`` by direct chunk writes.
+
+    The compressed chunks are copied as they are; the column's dataset is first
+    padded to a whole number of chunks (padding rows have run index ``-1``).
+    When the part cannot be copied (the column stores this item differently, or
+    with other filters), its values are decoded and appended the usual way.
+    """
+    from .encode import unpack
+
+    column = _column(parent, item)
+    segments = [_Segment(group) for group in column._f_iter_nodes("Group")]
+    family = (part.kind, part.dtype, len(part.shape))
+    ragged = any(s.key() == ("ragged", *family) for s in segments)
+    fixed = [s for s in segments if s.key() == ("fixed", *family)]
+    segment = next((s for s in fixed if s.shape == part.shape), None)
+    if segment is None and not ragged and not fixed:
+        segment = _Segment.create(column, "fixed", part.kind, part.dtype, part.shape, filters,
+                                  expected)
+    data = segment.group.data if segment is not None else None
+    if ragged or data is None or data.chunkshape[0] != part.chunk_rows or \
+            data.filters.complevel != part.complevel or \
+            (part.complevel and data.filters.complib != part.complib):
+        raw = unpack(part)
+        append_column(parent, item, raw.runs, raw.values, filters=filters,
+                      allow_pickle=allow_pickle, expected=expected)
+        return
+    start = data.nrows
+    pad = (-start) % part.chunk_rows
+    runs = segment.group.runs
+    if pad:
+        runs.append(np.full(pad, -1, dtype=np.int64))
+        start += pad
+    data.truncate(start + len(part.runs))
+    zeros = (0,) * len(part.shape)
+    for i, (chunk, mask) in enumerate(part.chunks):
+        data.write_chunk((start + i * part.chunk_rows, *zeros), np.frombuffer(chunk, np.uint8),
+                         filter_mask=mask)
+    runs.append(part.runs)
+
+
+def append_nodes(parent: tables.Group, item: str, part: Any, *, filters: tables.Filters,
+                 expected: int = 1000) -> None:
+    """Append a :class:`~.encode.NodesPart` by copying its nodes (nothing is decoded)."""
+    column = _column(parent, item)
+    segment = next((s for s in map(_Segment, column._f_iter_nodes("Group"))
+                    if (s.encoding, s.kind) == ("nodes", part.kind)), None)
+    if segment is None:
+        segment = _Segment.create(column, "nodes", part.kind, "", (), filters, expected)
+    start = segment.group.runs.nrows
+    for offset, node in enumerate(part.nodes):
+        node._f_copy(newparent=segment.group.data, newname=f"r{start + offset}", recursive=True)
+    segment.group.runs.append(np.asarray(part.runs, dtype=np.int64))
+
+
+def packed_parts(column: tables.Group) -> list[Any]:
+    """The column's content as parts that copy without re-encoding.
+
+    Big fixed rows come as their compressed chunks, node rows as the nodes
+    themselves (valid while ``column``'s file is open); nothing is unpickled.
+    """
+    from .encode import PACK_MIN_ROW_BYTES, NodesPart, PackedPart, RawPart
+
+    parts: list[Any] = []
+    handle = column._v_file
+    index = ColumnIndex(column)
+    for number, (name, encoding, kind, dtype, shape) in enumerate(index.segments):
+        group = column._f_get_child(name)
+        runs = group.runs.read()
+        row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype or "u1").itemsize
+        data = group.data
+        if encoding == "fixed" and shape and row_bytes >= PACK_MIN_ROW_BYTES and \
+                data.nrows % data.chunkshape[0] == 0:
+            zeros = (0,) * len(shape)
+            chunks = [(bytes(data.read_chunk((start, *zeros))),
+                       int(data.chunk_info((start, *zeros)).filter_mask))
+                      for start in range(0, data.nrows, data.chunkshape[0])]
+            parts.append(PackedPart(kind, dtype, shape, runs, data.chunkshape[0], chunks,
+                                    data.filters.complib or "", data.filters.complevel))
+        elif encoding == "nodes":
+            rows = [row for row in range(len(runs)) if runs[row] >= 0]
+            parts.append(NodesPart(kind, [int(runs[row]) for row in rows],
+                                   [data._f_get_child(f"r{row}") for row in rows]))
+        else:
+            rows = [row for row in range(len(runs)) if runs[row] >= 0]
+            parts.append(RawPart([int(runs[row]) for row in rows],
+                                 [index.read_row(handle, number, row) for row in rows]))
+    return parts
+
+
 class ColumnIndex:
     """Where each run's value of one column is: read once, then one lookup per run.
 
@@ -198,6 +292,11 @@ class ColumnIndex:
         all_runs = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
         self._segment_ids = np.concatenate(segment_ids) if runs else np.zeros(0, np.int32)
         self._rows = np.concatenate(rows) if runs else np.zeros(0, np.int64)
+        real = all_runs >= 0  # -1 marks padding rows
+        if not real.all():
+            all_runs, self._segment_ids, self._rows = \
+                all_runs[real], self._segment_ids[real], self._rows[real]
+        self._real = real
         if len(all_runs) and np.all(all_runs[1:] > all_runs[:-1]):
             self._order = None
             self._sorted = all_runs
@@ -224,7 +323,11 @@ class ColumnIndex:
         found = self.locate(run)
         if found is None:
             raise KeyError(run)
-        segment, row = found
+        return self.read_row(handle, *found, allow_pickle=allow_pickle)
+
+    def read_row(self, handle: tables.File, segment: int, row: int,
+                 allow_pickle: bool = False) -> Any:
+        """The value in ``row`` of segment number ``segment``."""
         name, encoding, kind, dtype, shape = self.segments[segment]
         group = handle.get_node(f"{self.path}/{name}")
         if encoding == "fixed":
@@ -256,7 +359,7 @@ class ColumnIndex:
                   for name, *_ in self.segments]
         if len({v.dtype for v in values}) > 1:
             values = [v.astype(object) for v in values]
-        flat = np.concatenate(values)
+        flat = np.concatenate(values)[self._real]
         runs = self._sorted
         values_sorted = flat[self._order] if self._order is not None else flat
         # the latest row of each run: last of each equal run index in the stable sort

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import threading
 import warnings
 from typing import Iterator
@@ -27,7 +28,7 @@ warnings.filterwarnings("ignore", category=tables.NaturalNameWarning)
 
 _lock = threading.RLock()
 _readers: dict[str, tables.File] = {}
-_writers: dict[str, tuple[tables.File, int]] = {}
+_writers: dict[str, tuple[tables.File, int, str]] = {}
 
 
 def _key(path: str) -> str:
@@ -72,42 +73,74 @@ def reading(path: str) -> Iterator[tables.File]:
 
 
 @contextlib.contextmanager
-def writing(path: str) -> Iterator[tables.File]:
-    """A handle to write ``path``, creating it; flushed and closed after the outermost use."""
+def writing(path: str, *, atomic: bool = True) -> Iterator[tables.File]:
+    """A handle to write ``path`` (created if missing); nested uses share it.
+
+    With ``atomic`` (the default) the outermost use writes a copy of the file
+    and moves it over the original with ``os.replace`` when the block ends
+    without error: a crash or an exception at any moment leaves the previous file
+    intact. Without it the file is changed in place.
+    """
     key = _key(path)
     with _lock:
         reader = _readers.pop(key, None)
         if reader is not None and reader.isopen:
             reader.close()
         if key in _writers:
-            handle, depth = _writers[key]
-            _writers[key] = (handle, depth + 1)
-        else:
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, exist_ok=True)
-            fresh = not os.path.exists(path) or os.path.getsize(path) == 0
-            if not fresh and not tables.is_hdf5_file(path):
-                raise FileFormatError(
-                    f"{path!r} exists and is not an HDF5 file; refusing to write into it")
-            handle = tables.open_file(path, "a")
-            if fresh:
-                handle.root._v_attrs.explorer_format = FORMAT
-            else:
-                try:
-                    _check_format(handle, path)
-                except FileFormatError:
-                    handle.close()
-                    raise
-            _writers[key] = (handle, 1)
+            handle, depth, target = _writers[key]
+            _writers[key] = (handle, depth + 1, target)
+            try:
+                yield handle
+            finally:
+                handle, depth, target = _writers[key]
+                _writers[key] = (handle, depth - 1, target)
+            return
+        handle, target = _open_for_writing(path, atomic)
+        _writers[key] = (handle, 1, target)
         try:
-            yield _writers[key][0]
-        finally:
-            handle, depth = _writers[key]
-            if depth == 1:
-                del _writers[key]
-                handle.close()
-            else:
-                _writers[key] = (handle, depth - 1)
+            yield handle
+        except BaseException:
+            del _writers[key]
+            handle.close()
+            if target != path:
+                with contextlib.suppress(OSError):
+                    os.remove(target)
+            raise
+        del _writers[key]
+        handle.close()
+        if target != path:
+            os.replace(target, path)
+
+
+def _open_for_writing(path: str, atomic: bool) -> tuple[tables.File, str]:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+    if not fresh and not tables.is_hdf5_file(path):
+        raise FileFormatError(
+            f"{path!r} exists and is not an HDF5 file; refusing to write into it")
+    target = path
+    if atomic:
+        target = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+        if fresh:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(target)
+        else:
+            shutil.copyfile(path, target)
+    try:
+        handle = tables.open_file(target, "a")
+    except (tables.HDF5ExtError, OSError) as err:
+        raise FileFormatError(f"{path!r} cannot be opened for writing: {err}") from None
+    if fresh:
+        handle.root._v_attrs.explorer_format = FORMAT
+    else:
+        try:
+            _check_format(handle, path)
+        except FileFormatError:
+            handle.close()
+            if target != path:
+                os.remove(target)
+            raise
+    return handle, target
 
 
 def release(path: str) -> None:

@@ -1,6 +1,7 @@
 """A trajectory in an HDF5 file, through PyTables. The layout is in ``docs/storage.md``."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -13,10 +14,12 @@ import tables
 from ... import __version__
 from ...errors import (FileFormatError, TrajectoryExistsError, TrajectoryNotFoundError)
 from ...naming import BRANCHES
-from ...records import RunRecord, RunStatus
+from ...records import RunRecord
 from ...results import LazyItem, Result
 from ..base import RunTable, TrajectoryStore
-from .columns import ColumnIndex, append_column
+from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
+from .encode import (RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart,
+                     encode_records)
 from .files import reading, release, writing
 from .nodes import attr, read_value, write_value
 
@@ -26,8 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["Hdf5Store", "load_trajectory", "trajectory_names"]
 
 _PARAMETER_BRANCHES = ("parameters", "derived_parameters", "config")
-_RUN_DESCRIPTION = np.dtype([("idx", np.int64), ("status", np.int8),
-                             ("started", np.float64), ("duration", np.float64)])
 DEFAULT_COMPLIB = "blosc:lz4"
 DEFAULT_COMPLEVEL = 5
 
@@ -71,12 +72,12 @@ class Hdf5Store(TrajectoryStore):
     def __init__(self, filename: str, name: str, *, complib: str = DEFAULT_COMPLIB,
                  complevel: int = DEFAULT_COMPLEVEL):
         super().__init__(os.fspath(filename), name)
-        self.filters = tables.Filters(complevel=complevel, complib=complib, shuffle=True) \
-            if complevel else tables.Filters(complevel=0)
+        self.settings = EncodeSettings(complib, complevel)
+        self.filters = self.settings.filters()
         self.path = f"/{name}"
-        self.allow_pickle = False
         self._indexes: dict[str, ColumnIndex] = {}
         self._source = StoredRunResults(self)
+        self._written: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ basics
     def same_file(self, filename: str) -> bool:
@@ -93,6 +94,15 @@ class Hdf5Store(TrajectoryStore):
 
     def _template_path(self, template: str) -> str:
         return f"{self.path}/{template.replace('.', '/')}"
+
+    @property
+    def allow_pickle(self) -> bool:
+        """Whether pickled objects may be written and read."""
+        return self.settings.allow_pickle
+
+    @allow_pickle.setter
+    def allow_pickle(self, allowed: bool) -> None:
+        self.settings = dataclasses.replace(self.settings, allow_pickle=bool(allowed))
 
     def _invalidate(self) -> None:
         self._indexes.clear()
@@ -126,7 +136,7 @@ class Hdf5Store(TrajectoryStore):
                  explorer_version=__version__, allow_pickle=trajectory.allow_pickle,
                  created=_dt.datetime.now().isoformat(timespec="seconds"), n_runs=0,
                  explored="[]", explored_runs=0)
-            handle.create_table(group, "runs", _RUN_DESCRIPTION, "status of each run",
+            handle.create_table(group, "runs", RUN_ROW, "status of each run",
                                 filters=self.filters)
             for branch in BRANCHES:
                 _group(handle, self.path, branch, explorer_node="group", comment="")
@@ -134,6 +144,10 @@ class Hdf5Store(TrajectoryStore):
     # ----------------------------------------------------------------- writing
     def write_trajectory(self, trajectory: "Trajectory") -> None:
         self.allow_pickle = trajectory.allow_pickle
+        state = (id(trajectory), trajectory._revision)
+        if state == self._written and not trajectory._memory_runs and \
+                all(result.stored for result in trajectory.results_list()):
+            return
         with writing(self.filename) as handle:
             group = handle.get_node(self.path)
             _set(group, comment=trajectory.comment, n_runs=len(trajectory))
@@ -146,7 +160,7 @@ class Hdf5Store(TrajectoryStore):
                 pending[(template, comment)].append((idx, items))
             for (template, comment), rows in pending.items():
                 self._append_template(handle, template, comment, rows)
-            handle.flush()
+        self._written = state
         self._invalidate()
 
     def _write_parameter_branch(self, handle: tables.File, trajectory: "Trajectory",
@@ -219,48 +233,97 @@ class Hdf5Store(TrajectoryStore):
 
     def _append_template(self, handle: tables.File, template: str, comment: str,
                          rows: list[tuple[int, dict[str, Any]]]) -> None:
-        segments = template.split(".")
-        parent = self.path
-        for segment in segments:
-            _group(handle, parent, segment,
-                   explorer_node="runs" if segment == "$" else "group",
-                   comment=comment if segment == "$" else "")
-            parent = f"{parent}/{segment}"
         columns: dict[str, tuple[list[int], list[Any]]] = {}
         for idx, items in rows:
             for item, value in items.items():
                 column = columns.setdefault(item, ([], []))
                 column[0].append(idx)
                 column[1].append(value)
-        target = handle.get_node(parent)
+        target = self._template_group(handle, template, comment)
+        expected = max(1000, int(attr(handle.get_node(self.path), "n_runs", 0) or 0))
         for item, (runs, values) in columns.items():
             append_column(target, item, runs, values, filters=self.filters,
-                          allow_pickle=self.allow_pickle,
-                          expected=max(1000, int(attr(handle.get_node(self.path), "n_runs", 0))))
+                          allow_pickle=self.allow_pickle, expected=expected)
 
     def append_runs(self, records: Iterable[RunRecord]) -> None:
         records = list(records)
-        if not records:
-            return
-        with writing(self.filename) as handle:
-            table = handle.get_node(f"{self.path}/runs")
-            rows = np.array([(r.idx, int(r.status), r.started, r.duration) for r in records],
-                            dtype=_RUN_DESCRIPTION)
-            by_template: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = \
-                defaultdict(list)
-            for record in records:
-                if record.status == RunStatus.COMPLETED:
-                    by_template[("returns", "")].append((record.idx, {"value": record.value}))
-                else:
-                    by_template[("errors", "")].append(
-                        (record.idx, {"error": record.error, "traceback": record.traceback}))
-                for template, (comment, items) in record.results.items():
-                    by_template[(template, comment)].append((record.idx, items))
-            for (template, comment), template_rows in by_template.items():
-                self._append_template(handle, template, comment, template_rows)
-            table.append(rows)
-            handle.flush()
+        if records:
+            self.append_batch(encode_records(records, self.settings))
+
+    def append_batch(self, batch: EncodedBatch, *, atomic: bool = True) -> None:
+        """Write an encoded batch of runs into the file (see :mod:`.encode`)."""
+        with writing(self.filename, atomic=atomic) as handle:
+            self.write_batch(handle, batch)
         self._invalidate()
+
+    def write_batch(self, handle: tables.File, batch: EncodedBatch) -> None:
+        """Write ``batch`` through an open handle of this store's file (or a shard's)."""
+        expected = max(1000, int(attr(handle.get_node(self.path), "n_runs", 0) or 0))
+        for (template, comment), items in batch.items.items():
+            target = self._template_group(handle, template, comment)
+            for item, parts in items.items():
+                for part in parts:
+                    if isinstance(part, PackedPart):
+                        append_packed(target, item, part, filters=self.filters,
+                                      allow_pickle=self.allow_pickle, expected=expected)
+                    elif isinstance(part, NodesPart):
+                        append_nodes(target, item, part, filters=self.filters,
+                                     expected=expected)
+                    else:
+                        append_column(target, item, part.runs, part.values,
+                                      filters=self.filters, allow_pickle=self.allow_pickle,
+                                      expected=expected)
+        handle.get_node(f"{self.path}/runs").append(batch.run_rows)
+
+    def _template_group(self, handle: tables.File, template: str, comment: str) -> tables.Group:
+        parent = self.path
+        for segment in template.split("."):
+            _group(handle, parent, segment,
+                   explorer_node="runs" if segment == "$" else "group",
+                   comment=comment if segment == "$" else "")
+            parent = f"{parent}/{segment}"
+        return handle.get_node(parent)
+
+    def create_skeleton(self, handle: tables.File) -> None:
+        """Make the trajectory's group and run table in ``handle`` if missing."""
+        if self.path in handle:
+            return
+        group = handle.create_group("/", self.name)
+        _set(group, explorer_node="trajectory", comment="", explorer_version=__version__,
+             allow_pickle=self.allow_pickle, n_runs=0, explored="[]", explored_runs=0,
+             created=_dt.datetime.now().isoformat(timespec="seconds"))
+        handle.create_table(group, "runs", RUN_ROW, "status of each run", filters=self.filters)
+
+    def read_batch(self, handle: tables.File) -> EncodedBatch:
+        """Everything the runs of this store's file wrote, as a batch that copies as is.
+
+        Parts may refer to nodes of ``handle``: write the batch while it is open.
+        """
+        batch = EncodedBatch(handle.get_node(f"{self.path}/runs").read())
+        for column in handle.get_node(self.path)._f_walk_groups():
+            if attr(column, "explorer_node") != "column":
+                continue
+            parent = column._v_parent
+            template = parent._v_pathname[len(self.path) + 1:].replace("/", ".")
+            comment = attr(_template_root(column), "comment", "") if "$" in template else ""
+            batch.items.setdefault((template, comment), {})[column._v_name] = \
+                packed_parts(column)
+        return batch
+
+    def write_session(self, handle: tables.File, session: dict[str, Any]) -> None:
+        """Append one session record (JSON) to the trajectory's session log."""
+        path = f"{self.path}/sessions"
+        log = handle.get_node(path) if path in handle else handle.create_vlarray(
+            self.path, "sessions", tables.VLStringAtom(), "one JSON record per env.run")
+        log.append(json.dumps(session, default=str).encode("utf-8"))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """The session log: when, where and with what each exploration ran."""
+        with reading(self.filename) as handle:
+            path = f"{self.path}/sessions"
+            if path not in handle:
+                return []
+            return [json.loads(bytes(row).decode("utf-8")) for row in handle.get_node(path)]
 
     def set_attribute(self, key: str, value: str) -> None:
         with writing(self.filename) as handle:
@@ -328,7 +391,7 @@ class Hdf5Store(TrajectoryStore):
                 self._read_results(handle, traj, f"{self.path}/results", "results",
                                    eager=load == "all", allow_pickle=allow_pickle)
         traj._bind(self)
-        traj.__dict__["_exploration_dirty"] = False
+        self._written = (id(traj), traj._revision)  # what is in memory is what is stored
         return traj
 
     def _read_parameter_branch(self, handle: tables.File, traj: "Trajectory", branch: str,

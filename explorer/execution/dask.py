@@ -1,0 +1,141 @@
+"""Runs on dask.distributed: a local cluster by default, or any cluster given.
+
+The only module of explorer that imports ``distributed``, and only when a dask
+back end is asked for.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from .base import Executor
+
+__all__ = ["DaskExecutor", "DaskLock"]
+
+log = logging.getLogger("explorer")
+
+
+class DaskLock:
+    """A ``distributed.Lock`` by name that can travel to workers.
+
+    Parameters
+    ----------
+    name : str
+        The lock's name (explorer uses the file's absolute path).
+    timeout : float
+        Seconds to wait for the lock before giving up with ``TimeoutError``.
+    """
+
+    def __init__(self, name: str, timeout: float = 600.0):
+        self.name = name
+        self.timeout = timeout
+        self._lock: Any = None
+
+    def __enter__(self) -> "DaskLock":
+        from distributed import Lock
+
+        self._lock = Lock(self.name)
+        if not self._lock.acquire(timeout=self.timeout):
+            raise TimeoutError(f"could not acquire the dask lock {self.name!r} within "
+                               f"{self.timeout} s")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+        self._lock = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"name": self.name, "timeout": self.timeout, "_lock": None}
+
+
+class DaskExecutor(Executor):
+    """Maps chunks of runs onto dask workers.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Start a ``LocalCluster`` of this many worker processes, one thread each;
+        it is closed by :meth:`close`.
+    scheduler : str, optional
+        Address of an existing scheduler (``"tcp://host:8786"``); left running.
+    client : distributed.Client, optional
+        An existing client; left open.
+    retries_after_worker_death : int
+        How often a chunk whose worker died is run again (local clusters only;
+        an external scheduler keeps its own ``allowed-failures`` setting).
+    """
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None,
+                 client: Any = None, retries_after_worker_death: int = 1):
+        import dask
+        import distributed
+
+        self._cluster = None
+        self._owns_client = client is None
+        if client is not None:
+            self.client = client
+        elif scheduler is not None:
+            self.client = distributed.Client(scheduler)
+        else:
+            with dask.config.set({"distributed.scheduler.allowed-failures":
+                                  retries_after_worker_death}):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=workers or 1, threads_per_worker=1, processes=True,
+                    dashboard_address=":0", silence_logs=logging.ERROR)
+            self.client = distributed.Client(self._cluster)
+        link = getattr(self.client, "dashboard_link", None)
+        if link:
+            log.info("dask dashboard: %s", link)
+        self.slots = max(1, sum(self.client.nthreads().values()))
+
+    def lock(self, name: str) -> DaskLock:
+        """A lock shared by every worker of the cluster."""
+        return DaskLock(name)
+
+    def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
+                   chunks: Iterable[Sequence[Any]],
+                   stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
+        from distributed import as_completed
+
+        shared_future = self.client.scatter(shared, broadcast=True, hash=False)
+        token = uuid.uuid4().hex[:12]
+        source = iter(chunks)
+        in_flight: dict[str, tuple[Any, Sequence[Any]]] = {}
+        pool = as_completed([], with_results=True, raise_errors=False)
+        number = 0
+
+        def submit() -> None:
+            nonlocal number
+            chunk = next(source, None)
+            if chunk is None:
+                return
+            future = self.client.submit(func, shared_future, chunk, pure=False,
+                                        key=f"explorer-chunk-{token}-{number}")
+            number += 1
+            in_flight[future.key] = (future, chunk)
+            pool.add(future)
+
+        try:
+            for _ in range(2 * self.slots):
+                submit()
+            for future, result in pool:
+                chunk = in_flight.pop(future.key)[1]
+                if future.status == "error" and not isinstance(result, BaseException):
+                    result = future.exception()
+                yield chunk, result
+                if stop():
+                    break
+                submit()
+        finally:
+            if in_flight:
+                self.client.cancel([future for future, _ in in_flight.values()])
+            pool.clear()
+            shared_future.release()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None

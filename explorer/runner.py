@@ -1,0 +1,85 @@
+"""What a worker does with a chunk of runs: run them, encode what they produced, hand it over.
+
+This is the function the execution back ends map; it runs in whatever process
+executes the chunk, so the costly encoding (stacking and compressing arrays)
+happens beside the runs, in parallel, and the single writer only does I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .records import RunRecord, RunStatus
+from .runview import RunContext, run_chunk
+
+__all__ = ["ChunkReport", "RunJob", "run_job_chunk"]
+
+
+@dataclass
+class ChunkReport:
+    """What a chunk hands back to the environment.
+
+    Attributes
+    ----------
+    outcomes : list of (int, int, str)
+        ``(run index, status, error text)`` per run.
+    templates : dict
+        Per-run result templates the runs added, with comments.
+    seconds : float
+        Sum of the runs' durations.
+    batch : EncodedBatch or None
+        The encoded results, unless the worker wrote them to the file itself.
+    """
+
+    outcomes: list[tuple[int, int, str]]
+    templates: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    batch: Any = None
+
+
+@dataclass
+class RunJob:
+    """Everything a chunk needs besides its points; sent once to each worker.
+
+    ``writer``, when set, stores a batch itself (the ``storage="lock"`` mode).
+    """
+
+    func: Callable[..., Any]
+    context: RunContext
+    args: Sequence[Any]
+    kwargs: dict[str, Any]
+    settings: Any
+    writer: Callable[[Any], None] | None = None
+
+
+def report_records(records: list[RunRecord], settings: Any,
+                   writer: Callable[[Any], None] | None = None) -> ChunkReport:
+    """Encode ``records`` and describe them; write them too when ``writer`` is given."""
+    from .storage.hdf5.encode import encode_records
+
+    templates: dict[str, str] = {}
+    for record in records:
+        for template, (comment, _) in record.results.items():
+            templates.setdefault(template, comment)
+    batch = encode_records(records, settings)
+    if writer is not None:
+        writer(batch)
+        batch = None
+    return ChunkReport([(r.idx, int(r.status), r.error) for r in records], templates,
+                       sum(r.duration for r in records), batch)
+
+
+def run_job_chunk(job: RunJob, chunk: Sequence[tuple[int, dict[str, Any]]]) -> ChunkReport:
+    """Run a chunk of ``(idx, explored values)`` points and report on it."""
+    records = run_chunk(job.func, job.context, chunk, job.args, job.kwargs)
+    return report_records(records, job.settings, job.writer)
+
+
+def lost_chunk_records(chunk: Sequence[tuple[int, Any]], error: BaseException) -> list[RunRecord]:
+    """Failed records for the runs of a chunk whose task failed as a whole."""
+    text = f"{type(error).__name__}: {error}"
+    return [RunRecord(idx, RunStatus.FAILED, error=f"the chunk running this run was lost: {text}")
+            for idx, _ in chunk]
+
+
+__all__ += ["report_records", "lost_chunk_records"]

@@ -1,0 +1,111 @@
+"""The journal: runs land in small shard files first, then move into the main file.
+
+While an exploration runs, the main file is not touched. Each batch of finished
+runs is written to its own shard file in ``<file>.journal/<trajectory>/``,
+atomically (a temporary file moved into place), so a kill at any moment leaves
+either the whole shard or none of it. :meth:`Journal.compact` then copies every
+shard into the main file in one atomic transaction (compressed chunks are copied
+as they are), records the shards' names in the file, and deletes the shards. A
+compaction interrupted before its end leaves the old file and the shards; one
+interrupted after it but before the deletions leaves shards whose names the
+file already lists, which the next compaction deletes without copying again.
+"""
+from __future__ import annotations
+
+import glob
+import itertools
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .encode import EncodedBatch
+from .files import reading, release, writing
+from .nodes import attr
+
+if TYPE_CHECKING:
+    from .store import Hdf5Store
+
+__all__ = ["Journal", "merge_batches"]
+
+_sequence = itertools.count()
+
+
+def merge_batches(batches: list[EncodedBatch]) -> EncodedBatch:
+    """One batch holding the runs of several."""
+    merged = EncodedBatch(np.concatenate([batch.run_rows for batch in batches]))
+    for batch in batches:
+        for key, items in batch.items.items():
+            target = merged.items.setdefault(key, {})
+            for item, parts in items.items():
+                target.setdefault(item, []).extend(parts)
+    return merged
+
+
+class Journal:
+    """The shard files of one trajectory's main file.
+
+    Parameters
+    ----------
+    store : Hdf5Store
+        The main file's store.
+    """
+
+    def __init__(self, store: "Hdf5Store"):
+        self.store = store
+        self.directory = os.path.join(f"{store.filename}.journal", store.name)
+
+    def shards(self) -> list[str]:
+        """Complete shard files, oldest first."""
+        return sorted(glob.glob(os.path.join(self.directory, "*.h5")))
+
+    def write(self, batch: EncodedBatch) -> str:
+        """Write ``batch`` as a new shard (atomically) and return its path."""
+        from .store import Hdf5Store
+
+        os.makedirs(self.directory, exist_ok=True)
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_sequence):06d}.h5"
+        path = os.path.join(self.directory, name)
+        shard = Hdf5Store(path, self.store.name, complib=self.store.settings.complib,
+                          complevel=self.store.settings.complevel)
+        shard.allow_pickle = self.store.allow_pickle
+        with writing(path) as handle:
+            shard.create_skeleton(handle)
+            shard.write_batch(handle, batch)
+        return path
+
+    def compact(self, session: dict[str, Any] | None = None) -> int:
+        """Move every shard into the main file; return how many runs moved.
+
+        ``session``, if given, is recorded in the file's session log in the same
+        transaction.
+        """
+        shards = self.shards()
+        if not shards and session is None:
+            return 0
+        from .store import Hdf5Store
+
+        moved = 0
+        with writing(self.store.filename) as handle:
+            group = handle.get_node(self.store.path)
+            present = {os.path.basename(path) for path in shards}
+            merged = set(json.loads(attr(group, "merged_shards", "[]"))) & present
+            for path in shards:
+                if os.path.basename(path) in merged:
+                    continue
+                shard = Hdf5Store(path, self.store.name)
+                with reading(path) as source:
+                    batch = shard.read_batch(source)
+                    self.store.write_batch(handle, batch)
+                release(path)
+                merged.add(os.path.basename(path))
+                moved += len(batch.run_rows)
+            group._v_attrs.merged_shards = json.dumps(sorted(merged))
+            if session is not None:
+                self.store.write_session(handle, session)
+        self.store._invalidate()
+        for path in shards:
+            os.remove(path)
+        return moved
