@@ -10,6 +10,7 @@ that a crash never damages the file and finished runs are never lost.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -73,7 +74,7 @@ class Environment:
         Compression of stacked results (default blosc:lz4, level 5).
     chunk_size : int, optional
         Runs handed out at once; by default sized from measured run time so
-        that each chunk carries about a quarter of a second of work.
+        that each chunk carries about 50 ms of work.
 
     Raises
     ------
@@ -93,6 +94,10 @@ class Environment:
         from .storage.hdf5.journal import Journal
         from .storage.hdf5.store import DEFAULT_COMPLEVEL, DEFAULT_COMPLIB
 
+        if getattr(sys.modules.get("__main__"), "__name__", "") == "__mp_main__":
+            raise ExplorerError(
+                "an Environment is being created while a worker process imports your script; "
+                "put the code that creates and runs it under `if __name__ == \"__main__\":`")
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
         if storage not in ("queue", "lock"):
@@ -321,11 +326,10 @@ class Environment:
                         pending, last_flush = [], time.monotonic()
         finally:
             bar.close()
-            if pending:
-                self._journal.write(merge_batches(pending))
             session.update(end=now(), runs=len(todo) - planner.remaining,
                            interrupted=interruption.signal_name)
-            self._journal.compact(session=session)
+            self._journal.compact(session=session,
+                                  batch=merge_batches(pending) if pending else None)
         if interruption.requested():
             stored = int((self._store.run_table().status == RunStatus.COMPLETED).sum())
             raise InterruptedRunError(

@@ -6,6 +6,7 @@ happens beside the runs, in parallel, and the single writer only does I/O.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -26,7 +27,7 @@ class ChunkReport:
     templates : dict
         Per-run result templates the runs added, with comments.
     seconds : float
-        Sum of the runs' durations.
+        Work that grows with the chunk: the runs' durations and their encoding.
     batch : EncodedBatch or None
         The encoded results, unless the worker wrote them to the file itself.
     """
@@ -54,19 +55,25 @@ class RunJob:
 
 def report_records(records: list[RunRecord], settings: Any,
                    writer: Callable[[Any], None] | None = None) -> ChunkReport:
-    """Encode ``records`` and describe them; write them too when ``writer`` is given."""
+    """Encode ``records`` and describe them; write them too when ``writer`` is given.
+
+    ``seconds`` of the report is the work that grows with the number of runs:
+    the runs' durations plus the encoding, not the fixed cost of a write.
+    """
     from .storage.hdf5.encode import encode_records
 
     templates: dict[str, str] = {}
     for record in records:
         for template, (comment, _) in record.results.items():
             templates.setdefault(template, comment)
+    clock = time.perf_counter()
     batch = encode_records(records, settings)
+    seconds = time.perf_counter() - clock + sum(r.duration for r in records)
     if writer is not None:
         writer(batch)
         batch = None
     return ChunkReport([(r.idx, int(r.status), r.error) for r in records], templates,
-                       sum(r.duration for r in records), batch)
+                       seconds, batch)
 
 
 def run_job_chunk(job: RunJob, chunk: Sequence[tuple[int, dict[str, Any]]]) -> ChunkReport:

@@ -121,15 +121,32 @@ def result_kind(name: str, value: Any, allow_pickle: bool = False) -> str:
                   "and dicts with str keys of those")
 
 
+_ACCEPTS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iufc"}
+_PY_TYPES = {"bool": bool, "int": int, "float": float, "complex": complex}
+_PY_CODES = {"bool": "b", "int": "i", "float": "f", "complex": "c"}
+
+
+def _number_code(value: Any) -> str | None:
+    """``b``, ``i``, ``u``, ``f`` or ``c`` for Python and numpy numbers, else ``None``."""
+    if isinstance(value, bool) or isinstance(value, np.bool_):
+        return "b"
+    if isinstance(value, (int, float, complex)) and type(value) in _PY_SCALARS:
+        return _PY_CODES[_PY_SCALARS[type(value)]]
+    if isinstance(value, np.number):
+        return value.dtype.kind
+    return None
+
+
 def coerce_to_default(name: str, default: Any, value: Any) -> Any:
     """Return ``value`` in the type of ``default``, or raise :class:`UnsupportedTypeError`.
 
-    An explored value must have the default's type. Integers are accepted for a
-    float (or complex) parameter and converted, as numpy would; arrays must keep
-    the dtype kind and number of dimensions of the default.
+    An explored value must have the default's type. Numbers convert where no
+    information is lost in kind: integers (Python or numpy) for a float
+    parameter, numpy floats for a Python float one, and so on; a bool is never
+    taken for a number. Arrays must keep the default's dtype kind and number of
+    dimensions.
     """
     kind = _plain_kind(default) or "pickle"
-    value_kind = _plain_kind(value) or "pickle"
 
     def refuse() -> UnsupportedTypeError:
         return UnsupportedTypeError(
@@ -137,30 +154,23 @@ def coerce_to_default(name: str, default: Any, value: Any) -> Any:
             f"{type(value).__name__}, but the parameter's default {default!r:.80} is a "
             f"{type(default).__name__}")
 
-    if kind == "float" and value_kind in ("float", "int") or kind == "complex" and \
-            value_kind in ("complex", "float", "int"):
-        return _PY_TYPES[kind](value)
-    if kind == "npscalar":
-        if not isinstance(value, np.generic) or value.dtype.kind != default.dtype.kind:
-            if isinstance(value, (int, float, complex)) and not isinstance(value, bool) \
-                    and np.dtype(type(value)).kind in "iufc" and default.dtype.kind in "iufc":
-                return default.dtype.type(value)
-            raise refuse()
+    if kind == "pickle":
         return value
+    if kind in _PY_TYPES or kind == "npscalar" and default.dtype.kind in _ACCEPTS:
+        target = _PY_TYPES[kind] if kind in _PY_TYPES else default.dtype.type
+        code = _PY_CODES[kind] if kind in _PY_TYPES else default.dtype.kind
+        if _number_code(value) in tuple(_ACCEPTS[code]):
+            return target(value)
+        raise refuse()
     if kind == "ndarray":
         if not isinstance(value, np.ndarray) or value.dtype.kind != default.dtype.kind \
                 or value.ndim != default.ndim:
             raise refuse()
         return value
-    if kind == "pickle":
-        return value
-    if kind == "sparse":
-        if value_kind != "sparse":
+    if kind == "str" or kind == "npscalar":
+        if not isinstance(value, type(default)):
             raise refuse()
         return value
-    if value_kind != kind:
+    if _plain_kind(value) != kind:
         raise refuse()
     return value
-
-
-_PY_TYPES = {"float": float, "complex": complex}

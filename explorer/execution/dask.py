@@ -15,6 +15,14 @@ __all__ = ["DaskExecutor", "DaskLock"]
 
 log = logging.getLogger("explorer")
 
+#: Environment of the workers of a local cluster. dask's nannies set glibc's trim
+#: threshold to 64 KiB so that workers hand memory back at once; with runs that
+#: allocate and free arrays of ~100 KB each, that turns every run's arrays into
+#: fresh page faults (measured: 250 LIF runs took 80 ms instead of 56 ms).
+WORKER_ENV = {"MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
+              # the workers' statistical profiler samples every 10 ms; runs don't need it
+              "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
 
 class DaskLock:
     """A ``distributed.Lock`` by name that can travel to workers.
@@ -47,6 +55,19 @@ class DaskLock:
 
     def __getstate__(self) -> dict[str, Any]:
         return {"name": self.name, "timeout": self.timeout, "_lock": None}
+
+
+class _Opaque:
+    """Hides a chunk from dask, which would otherwise walk every element of it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
+def _call(func: Callable[[Any, Any], Any], shared: Any, chunk: _Opaque) -> Any:
+    return func(shared, chunk.value)
 
 
 class DaskExecutor(Executor):
@@ -82,7 +103,7 @@ class DaskExecutor(Executor):
                                   retries_after_worker_death}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=workers or 1, threads_per_worker=1, processes=True,
-                    dashboard_address=":0", silence_logs=logging.ERROR)
+                    dashboard_address=":0", silence_logs=logging.ERROR, env=WORKER_ENV)
             self.client = distributed.Client(self._cluster)
         link = getattr(self.client, "dashboard_link", None)
         if link:
@@ -110,7 +131,7 @@ class DaskExecutor(Executor):
             chunk = next(source, None)
             if chunk is None:
                 return
-            future = self.client.submit(func, shared_future, chunk, pure=False,
+            future = self.client.submit(_call, func, shared_future, _Opaque(chunk), pure=False,
                                         key=f"explorer-chunk-{token}-{number}")
             number += 1
             in_flight[future.key] = (future, chunk)

@@ -37,7 +37,7 @@ __all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "Co
 _FIXED_KINDS = {"bool", "int", "float", "complex", "npscalar", "ndarray", "list", "tuple"}
 _PY = {"bool": bool, "int": int, "float": float, "complex": complex}
 #: Target size of one chunk of a stacked dataset, in bytes.
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 1024 * 1024
 
 
 def chunk_rows(row_bytes: int, target: int = CHUNK_BYTES) -> int:
@@ -263,6 +263,13 @@ def packed_parts(column: tables.Group) -> list[Any]:
             rows = [row for row in range(len(runs)) if runs[row] >= 0]
             parts.append(NodesPart(kind, [int(runs[row]) for row in rows],
                                    [data._f_get_child(f"r{row}") for row in rows]))
+        elif encoding == "fixed":
+            keep = runs >= 0
+            block = data.read()[keep]
+            values = block.tolist() if kind in _PY or kind in ("list", "tuple") else list(block)
+            if kind == "tuple":
+                values = [tuple(value) for value in values]
+            parts.append(RawPart(runs[keep].tolist(), values))
         else:
             rows = [row for row in range(len(runs)) if runs[row] >= 0]
             parts.append(RawPart([int(runs[row]) for row in rows],

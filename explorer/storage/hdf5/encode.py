@@ -116,8 +116,12 @@ def pack(kind: str, dtype: str, shape: tuple[int, ...], runs: list[int], values:
     row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     rows = chunk_rows(row_bytes)
     padded = -(-len(values) // rows) * rows
-    block = np.zeros((padded, *shape), dtype=dtype)
-    block[:len(values)] = np.stack(values) if shape else values
+    block = np.empty((padded, *shape), dtype=dtype)
+    if shape:
+        np.stack(values, out=block[:len(values)])
+    else:
+        block[:len(values)] = values
+    block[len(values):] = 0
     padded_runs = np.full(padded, -1, dtype=np.int64)
     padded_runs[:len(runs)] = runs
     handle = _memory_file()

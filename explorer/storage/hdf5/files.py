@@ -19,7 +19,7 @@ import tables
 
 from ...errors import FileFormatError
 
-__all__ = ["reading", "writing", "release", "FORMAT"]
+__all__ = ["reading", "writing", "rewriting", "release", "FORMAT"]
 
 #: Root attribute that marks an explorer file, and its layout version.
 FORMAT = "explorer-hdf5/1"
@@ -110,6 +110,44 @@ def writing(path: str, *, atomic: bool = True) -> Iterator[tables.File]:
         handle.close()
         if target != path:
             os.replace(target, path)
+
+
+@contextlib.contextmanager
+def rewriting(path: str) -> Iterator[tuple[tables.File, tables.File | None]]:
+    """``(new, old)``: write a fresh file that replaces ``path`` when the block ends.
+
+    ``old`` is a read handle of the current file (``None`` if there is none), to
+    copy from what should be kept. Unlike :func:`writing`, nothing is copied
+    automatically, so space held by data left out is given back.
+    """
+    key = _key(path)
+    with _lock:
+        if key in _writers:
+            raise RuntimeError(f"{path!r} is being written; cannot rewrite it now")
+        release(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        target = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+        old = None
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            with reading(path):
+                pass  # checks that it is an explorer file
+            old = _readers.pop(key)
+        new = tables.open_file(target, "w")
+        new.root._v_attrs.explorer_format = FORMAT
+        _writers[key] = (new, 1, target)
+        try:
+            yield new, old
+        except BaseException:
+            new.close()
+            with contextlib.suppress(OSError):
+                os.remove(target)
+            raise
+        finally:
+            del _writers[key]
+            if old is not None:
+                old.close()
+        new.close()
+        os.replace(target, path)
 
 
 def _open_for_writing(path: str, atomic: bool) -> tuple[tables.File, str]:

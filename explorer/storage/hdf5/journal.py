@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import glob
 import itertools
-import json
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import tables
 
 from .encode import EncodedBatch
 from .files import reading, release, writing
-from .nodes import attr
 
 if TYPE_CHECKING:
     from .store import Hdf5Store
@@ -55,7 +54,7 @@ class Journal:
 
     def __init__(self, store: "Hdf5Store"):
         self.store = store
-        self.directory = os.path.join(f"{store.filename}.journal", store.name)
+        self.directory = os.path.join(f"{store.filename}.journal", f"{store.name}-{store.uid}")
 
     def shards(self) -> list[str]:
         """Complete shard files, oldest first."""
@@ -76,22 +75,24 @@ class Journal:
             shard.write_batch(handle, batch)
         return path
 
-    def compact(self, session: dict[str, Any] | None = None) -> int:
+    def compact(self, session: dict[str, Any] | None = None,
+                batch: EncodedBatch | None = None) -> int:
         """Move every shard into the main file; return how many runs moved.
 
-        ``session``, if given, is recorded in the file's session log in the same
-        transaction.
+        ``batch`` (runs not yet in a shard) and ``session`` (a record for the
+        file's session log) are written in the same transaction.
         """
         shards = self.shards()
-        if not shards and session is None:
+        if not shards and session is None and batch is None:
             return 0
         from .store import Hdf5Store
 
         moved = 0
         with writing(self.store.filename) as handle:
-            group = handle.get_node(self.store.path)
+            log_path = f"{self.store.path}/merged_shards"
             present = {os.path.basename(path) for path in shards}
-            merged = set(json.loads(attr(group, "merged_shards", "[]"))) & present
+            merged = present & ({bytes(row).decode() for row in handle.get_node(log_path)}
+                                if log_path in handle else set())
             for path in shards:
                 if os.path.basename(path) in merged:
                     continue
@@ -102,7 +103,15 @@ class Journal:
                 release(path)
                 merged.add(os.path.basename(path))
                 moved += len(batch.run_rows)
-            group._v_attrs.merged_shards = json.dumps(sorted(merged))
+            if batch is not None:
+                self.store.write_batch(handle, batch)
+                moved += len(batch.run_rows)
+            if log_path in handle:
+                handle.remove_node(log_path)
+            log = handle.create_vlarray(self.store.path, "merged_shards", tables.VLStringAtom(),
+                                        "journal shards already copied into this file")
+            for name in sorted(merged):
+                log.append(name.encode())
             if session is not None:
                 self.store.write_session(handle, session)
         self.store._invalidate()

@@ -1,4 +1,4 @@
-"""Workers appending to the main file themselves (``storage="lock"``)."""
+"""Workers storing their runs themselves (``storage="lock"``)."""
 from __future__ import annotations
 
 from typing import Any, ContextManager
@@ -10,35 +10,41 @@ __all__ = ["LockedAppender"]
 
 
 class LockedAppender:
-    """Appends batches to a file while holding a cluster-wide lock.
+    """Writes batches into the file's journal from a worker, under a cluster-wide lock.
 
-    Besides the back end's lock (a ``distributed.Lock`` named after the file),
-    each write takes an OS lock on ``<file>.writer.lock``: should the cluster lock
-    ever be held twice (an expired lease), the second writer is refused with
-    :class:`~explorer.errors.FileLockedError` instead of corrupting the file.
+    The batch becomes a journal shard next to the main file (see
+    :mod:`.journal`), written atomically, so a worker killed mid-write leaves
+    nothing half-written; the environment moves the shards into the main file
+    when the runs end. Writes are serialized by the back end's lock (a
+    ``distributed.Lock`` named after the file) and, in case that lock were ever
+    held twice (an expired lease), by an OS lock on ``<file>.writer.lock``: a
+    second writer is refused with :class:`~explorer.errors.FileLockedError`
+    rather than allowed to interleave.
 
     Parameters
     ----------
     filename, name : str
-        The file and the trajectory.
+        The main file and the trajectory.
     settings : EncodeSettings
         Compression settings of the file.
     lock : context manager
         The back end's lock.
     """
 
-    def __init__(self, filename: str, name: str, settings: EncodeSettings, lock: ContextManager[Any]):
+    def __init__(self, filename: str, name: str, settings: EncodeSettings,
+                 lock: ContextManager[Any]):
         self.filename = filename
         self.name = name
         self.settings = settings
         self.lock = lock
 
     def __call__(self, batch: EncodedBatch) -> None:
+        from .journal import Journal
         from .store import Hdf5Store
 
-        with self.lock, FileClaim(self.filename, "a worker appending runs",
+        with self.lock, FileClaim(self.filename, "a worker writing runs",
                                   suffix=".writer.lock"):
             store = Hdf5Store(self.filename, self.name, complib=self.settings.complib,
                               complevel=self.settings.complevel)
             store.allow_pickle = self.settings.allow_pickle
-            store.append_batch(batch)
+            Journal(store).write(batch)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import glob
 import json
 import os
+import shutil
+import uuid
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -20,7 +23,7 @@ from ..base import RunTable, TrajectoryStore
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
 from .encode import (RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart,
                      encode_records)
-from .files import reading, release, writing
+from .files import reading, release, rewriting, writing
 from .nodes import attr, read_value, write_value
 
 if TYPE_CHECKING:
@@ -78,6 +81,7 @@ class Hdf5Store(TrajectoryStore):
         self._indexes: dict[str, ColumnIndex] = {}
         self._source = StoredRunResults(self)
         self._written: tuple[int, int] | None = None
+        self._uid: str | None = None
 
     # ------------------------------------------------------------------ basics
     def same_file(self, filename: str) -> bool:
@@ -91,6 +95,14 @@ class Hdf5Store(TrajectoryStore):
 
     def close(self) -> None:
         release(self.filename)
+
+    @property
+    def uid(self) -> str:
+        """A name unique to this trajectory's creation (a replaced one gets another)."""
+        if self._uid is None:
+            with reading(self.filename) as handle:
+                self._uid = str(attr(handle.get_node(self.path), "uid", "") or "legacy")
+        return self._uid
 
     def _template_path(self, template: str) -> str:
         return f"{self.path}/{template.replace('.', '/')}"
@@ -118,14 +130,21 @@ class Hdf5Store(TrajectoryStore):
     def create(self, trajectory: "Trajectory", *, overwrite: bool,
                copy_from: TrajectoryStore | None = None) -> None:
         self.allow_pickle = trajectory.allow_pickle
+        if self.exists():
+            if not overwrite:
+                raise TrajectoryExistsError(
+                    f"{self.filename!r} already holds a trajectory named {self.name!r}; "
+                    "pass overwrite_file=True to replace it, or load it with "
+                    "ex.load_trajectory / ex.Environment.resume")
+            # a fresh file with everything but this trajectory: no space is left behind
+            with rewriting(self.filename) as (new, old):
+                for node in old.root._f_iter_nodes():
+                    if node._v_name != self.name:
+                        node._f_copy(newparent=new.root, recursive=True)
+            for stale in glob.glob(os.path.join(f"{self.filename}.journal", f"{self.name}-*")):
+                shutil.rmtree(stale, ignore_errors=True)
+        self._uid = None
         with writing(self.filename) as handle:
-            if self.path in handle:
-                if not overwrite:
-                    raise TrajectoryExistsError(
-                        f"{self.filename!r} already holds a trajectory named {self.name!r}; "
-                        "pass overwrite_file=True to replace it, or load it with "
-                        "ex.load_trajectory / ex.Environment.resume")
-                handle.remove_node(self.path, recursive=True)
             if copy_from is not None and copy_from.exists():
                 with reading(copy_from.filename) as source:
                     source.get_node(copy_from.path)._f_copy(
@@ -133,6 +152,7 @@ class Hdf5Store(TrajectoryStore):
                 return
             group = handle.create_group("/", self.name)
             _set(group, explorer_node="trajectory", comment=trajectory.comment,
+                 uid=uuid.uuid4().hex,
                  explorer_version=__version__, allow_pickle=trajectory.allow_pickle,
                  created=_dt.datetime.now().isoformat(timespec="seconds"), n_runs=0,
                  explored="[]", explored_runs=0)
@@ -290,6 +310,7 @@ class Hdf5Store(TrajectoryStore):
             return
         group = handle.create_group("/", self.name)
         _set(group, explorer_node="trajectory", comment="", explorer_version=__version__,
+             uid=uuid.uuid4().hex,
              allow_pickle=self.allow_pickle, n_runs=0, explored="[]", explored_runs=0,
              created=_dt.datetime.now().isoformat(timespec="seconds"))
         handle.create_table(group, "runs", RUN_ROW, "status of each run", filters=self.filters)
