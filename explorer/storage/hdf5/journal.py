@@ -98,11 +98,11 @@ class Journal:
                     continue
                 shard = Hdf5Store(path, self.store.name)
                 with reading(path) as source:
-                    batch = shard.read_batch(source)
-                    self.store.write_batch(handle, batch)
+                    shard_batch = shard.read_batch(source)
+                    self.store.write_batch(handle, shard_batch)
                 release(path)
                 merged.add(os.path.basename(path))
-                moved += len(batch.run_rows)
+                moved += len(shard_batch.run_rows)
             if batch is not None:
                 self.store.write_batch(handle, batch)
                 moved += len(batch.run_rows)

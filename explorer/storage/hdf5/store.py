@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -15,7 +16,8 @@ import numpy as np
 import tables
 
 from ... import __version__
-from ...errors import (FileFormatError, TrajectoryExistsError, TrajectoryNotFoundError)
+from ...errors import (FileFormatError, FileLockedError, TrajectoryExistsError,
+                       TrajectoryNotFoundError)
 from ...naming import BRANCHES
 from ...records import RunRecord
 from ...results import LazyItem, Result
@@ -560,4 +562,24 @@ def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy
                 "pass the name of the one to load")
         name = names[0]
     store = Hdf5Store(filename, name)
+    _merge_journal(store)
     return store.read_trajectory(load, allow_pickle)
+
+
+def _merge_journal(store: Hdf5Store) -> None:
+    """Move runs an interrupted session left in the journal into the file, if no one writes it."""
+    from ..lockfile import FileClaim
+    from .journal import Journal
+
+    if not store.exists():
+        return
+    journal = Journal(store)
+    if not journal.shards():
+        return
+    try:
+        with FileClaim(store.filename, "explorer.load_trajectory merging finished runs"):
+            journal.compact()
+    except (FileLockedError, OSError) as err:
+        warnings.warn(f"{store.filename!r}: {len(journal.shards())} batch(es) of finished runs "
+                      f"wait in {journal.directory!r} and could not be merged now ({err}); "
+                      "they are merged by the next load or Environment.resume", stacklevel=3)
