@@ -25,25 +25,31 @@ class ChunkPlanner:
         A fixed chunk size (no adaptation).
     target_seconds : float
         Work per chunk to aim for.
-    first : int
-        Size of the first chunks, before anything is measured.
+    first : int, optional
+        Size of the first chunks, before anything is measured (default: a
+        64th of the points per slot, between 4 and 256).
     """
 
     def __init__(self, points: Sequence[Any], slots: int = 1, fixed: int | None = None,
-                 target_seconds: float = 0.05, first: int = 4):
+                 target_seconds: float = 0.05, first: int | None = None):
         self._points = points
         self._next = 0
         self.slots = max(1, slots)
         self.fixed = fixed
         self.target_seconds = target_seconds
-        self._first = first
-        self._runs = 0
-        self._seconds = 0.0
+        # big enough that a chunk's fixed costs don't swamp the first estimate,
+        # small enough that the first answer comes back soon
+        self._first = first or max(4, min(256, len(points) // (64 * self.slots)))
+        self._largest = (0, 0.0)
 
     def observe(self, runs: int, seconds: float) -> None:
-        """Record that ``runs`` runs took ``seconds`` of work in total."""
-        self._runs += runs
-        self._seconds += seconds
+        """Record that a chunk of ``runs`` runs took ``seconds`` of work.
+
+        The largest chunk seen gives the estimate: fixed costs per chunk weigh
+        least there.
+        """
+        if runs >= self._largest[0]:
+            self._largest = (runs, seconds)
 
     @property
     def remaining(self) -> int:
@@ -55,10 +61,12 @@ class ChunkPlanner:
         if self.fixed is not None:
             return self.fixed
         balance = max(1, -(-self.remaining // (4 * self.slots)))
-        if not self._runs:
+        runs, seconds = self._largest
+        if not runs:
             return max(1, min(self._first, balance))
-        per_run = max(self._seconds / self._runs, 1e-7)
-        return max(1, min(int(self.target_seconds / per_run), balance, 100_000))
+        per_run = max(seconds / runs, 1e-7)
+        wanted = max(int(self.target_seconds / per_run), 1)
+        return max(1, min(wanted, balance, 100_000))
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
         while self._next < len(self._points):

@@ -6,6 +6,7 @@ back end is asked for.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -15,13 +16,15 @@ __all__ = ["DaskExecutor", "DaskLock"]
 
 log = logging.getLogger("explorer")
 
-#: Environment of the workers of a local cluster. dask's nannies set glibc's trim
-#: threshold to 64 KiB so that workers hand memory back at once; with runs that
-#: allocate and free arrays of ~100 KB each, that turns every run's arrays into
-#: fresh page faults (measured: 250 LIF runs took 80 ms instead of 56 ms).
-WORKER_ENV = {"MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
-              # the workers' statistical profiler samples every 10 ms; runs don't need it
-              "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+#: dask settings for a local cluster's workers. dask's nannies set glibc's
+#: MALLOC_TRIM_THRESHOLD_ to 64 KiB so that workers hand memory back at once;
+#: setting it at all also fixes glibc's mmap threshold, so every large array a
+#: run allocates is fresh mmapped memory and page-faults anew (measured here:
+#: the same numpy work 1.6-1.8x slower in a worker than in the main process).
+#: The workers' statistical profiler (a sample every 10 ms) is not needed either.
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                 "distributed.worker.profile.enabled": False}
+_DASK_TRIM_DEFAULT = "65536"
 
 
 class DaskLock:
@@ -99,11 +102,13 @@ class DaskExecutor(Executor):
         elif scheduler is not None:
             self.client = distributed.Client(scheduler)
         else:
+            if os.environ.get("MALLOC_TRIM_THRESHOLD_") == _DASK_TRIM_DEFAULT:
+                del os.environ["MALLOC_TRIM_THRESHOLD_"]  # left here by an earlier dask nanny
             with dask.config.set({"distributed.scheduler.allowed-failures":
-                                  retries_after_worker_death}):
+                                  retries_after_worker_death, **WORKER_CONFIG}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=workers or 1, threads_per_worker=1, processes=True,
-                    dashboard_address=":0", silence_logs=logging.ERROR, env=WORKER_ENV)
+                    dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = distributed.Client(self._cluster)
         link = getattr(self.client, "dashboard_link", None)
         if link:
