@@ -73,6 +73,12 @@ def context_from_trajectory(trajectory: Any, seed: int | None = None) -> RunCont
                       groups, trajectory.allow_pickle, seed, len(trajectory))
 
 
+#: Result names already checked, and the template each stands for (per process).
+_TEMPLATES: dict[str, str] = {}
+#: Item names already checked.
+_ITEM_NAMES: set[str] = set()
+
+
 class _PathView:
     """Natural naming below a group of a :class:`RunView`."""
 
@@ -218,12 +224,27 @@ class RunView:
 
         A name without ``$`` is placed under ``results.runs.<run name>``.
         """
+        if not items:
+            raise ValueError(f"result {name!r} needs at least one item (name=value)")
+        template = _TEMPLATES.get(name) or self._template(name)
+        for item, value in items.items():
+            if item not in _ITEM_NAMES:
+                split_name(item)
+                _ITEM_NAMES.add(item)
+            result_kind(f"{name}.{item}", value, self._context.allow_pickle)
+        _, stored = self._results.setdefault(template, (comment, {}))
+        clash = stored.keys() & items.keys()
+        if clash:
+            raise InvalidNameError(
+                f"run {self.idx} already added {sorted(clash)} to {template!r}")
+        stored.update(items)
+
+    def _template(self, name: str) -> str:
+        """The per-run template a result name stands for (cached when run-independent)."""
         segments = split_name(name, allow_wildcard=True)
         branch, rest = split_branch(segments)
         if branch not in (None, "results"):
             raise InvalidNameError(f"results go in the 'results' branch, not in {name!r}")
-        if not items:
-            raise ValueError(f"result {name!r} needs at least one item (name=value)")
         here = [i for i, s in enumerate(rest) if s == RUN_WILDCARD or s == self.run_name]
         others = [s for s in rest if is_run_name(s) and s != self.run_name]
         if others:
@@ -236,15 +257,9 @@ class RunView:
         else:
             rest = ["runs", RUN_WILDCARD, *rest]
         template = ".".join(["results", *rest])
-        for item, value in items.items():
-            split_name(item)
-            result_kind(f"{name}.{item}", value, self._context.allow_pickle)
-        comment_before, stored = self._results.setdefault(template, (comment, {}))
-        clash = set(stored) & set(items)
-        if clash:
-            raise InvalidNameError(
-                f"run {self.idx} already added {sorted(clash)} to {template!r}")
-        stored.update(items)
+        if not any(is_run_name(s) for s in segments):
+            _TEMPLATES[name] = template
+        return template
 
     def __repr__(self) -> str:
         return f"<RunView {self.name} {self.run_name}>"
