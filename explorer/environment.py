@@ -73,8 +73,8 @@ class Environment:
     complib, complevel : str, int
         Compression of stacked results (default blosc:lz4, level 5).
     chunk_size : int, optional
-        Runs handed out at once; by default sized from measured run time so
-        that each chunk carries about 50 ms of work.
+        Runs handed out at once; by default sized from the measured cost of a
+        run so that each chunk carries about 0.2 s of work.
 
     Raises
     ------
@@ -296,8 +296,11 @@ class Environment:
         job = RunJob(func, context_from_trajectory(traj, self.seed), tuple(args), dict(kwargs),
                      settings, writer)
         ranges = {name: traj.get(name).range for name in traj.explored_parameters}
-        points = [(idx, {name: values[idx] for name, values in ranges.items()}) for idx in todo]
-        planner = ChunkPlanner(points, executor.slots, self.chunk_size)
+
+        def point(idx: int) -> tuple[int, dict[str, Any]]:
+            return idx, {name: values[idx] for name, values in ranges.items()}
+
+        planner = ChunkPlanner(todo, point, executor.slots, self.chunk_size)
         session = collect()
         failed: list[tuple[int, str]] = []
         pending: list[Any] = []
