@@ -73,6 +73,19 @@ def _call(func: Callable[[Any, Any], Any], shared: Any, chunk: _Opaque) -> Any:
     return func(shared, chunk.value)
 
 
+#: How long to wait for a chunk before looking again (also how fast a stop is seen).
+POLL_SECONDS = 1.0
+
+
+def _outcome(future: Any) -> Any:
+    """A finished chunk's result, or the exception that lost it."""
+    if future.status == "finished":
+        return future.result()
+    if future.status == "error":
+        return future.exception()
+    return RuntimeError(f"dask reported the chunk task as {future.status!r}")
+
+
 class DaskExecutor(Executor):
     """Maps chunks of runs onto dask workers.
 
@@ -122,13 +135,12 @@ class DaskExecutor(Executor):
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
                    chunks: Iterable[Sequence[Any]],
                    stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
-        from distributed import as_completed
+        from distributed import wait
 
         shared_future = self.client.scatter(shared, broadcast=True, hash=False)
         token = uuid.uuid4().hex[:12]
         source = iter(chunks)
         in_flight: dict[str, tuple[Any, Sequence[Any]]] = {}
-        pool = as_completed([], with_results=True, raise_errors=False)
         number = 0
 
         def submit() -> None:
@@ -140,23 +152,27 @@ class DaskExecutor(Executor):
                                         key=f"explorer-chunk-{token}-{number}")
             number += 1
             in_flight[future.key] = (future, chunk)
-            pool.add(future)
 
         try:
             for _ in range(2 * self.slots):
                 submit()
-            for future, result in pool:
-                chunk = in_flight.pop(future.key)[1]
-                if future.status == "error" and not isinstance(result, BaseException):
-                    result = future.exception()
-                yield chunk, result
-                if stop():
-                    break
-                submit()
+            while in_flight:
+                try:
+                    done, _ = wait([future for future, _ in in_flight.values()],
+                                   timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    if stop():
+                        return
+                    continue
+                for future in done:
+                    chunk = in_flight.pop(future.key)[1]
+                    yield chunk, _outcome(future)
+                    if stop():
+                        return
+                    submit()
         finally:
             if in_flight:
                 self.client.cancel([future for future, _ in in_flight.values()])
-            pool.clear()
             shared_future.release()
 
     def close(self) -> None:

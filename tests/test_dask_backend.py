@@ -1,0 +1,479 @@
+"""API.md section 4 on dask.distributed: real clusters, both storage modes, same files.
+
+Every test here runs on real ``distributed.LocalCluster`` processes. Tests that
+only need ``client=`` (or ``scheduler=``) share one two-worker cluster per module;
+tests of ``workers=N`` start and close their own.
+"""
+from __future__ import annotations
+
+import glob
+import importlib.metadata
+import io
+import logging
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import tables
+
+import explorer as ex
+from explorer.storage.hdf5 import Hdf5Store
+from explorer.storage.lockfile import FileClaim
+
+distributed = pytest.importorskip("distributed")
+
+N_RUNS = 24
+SEED = 7
+FAILING = {5, 17}
+
+
+# ------------------------------------------------------------------ shared cluster
+@pytest.fixture(scope="module")
+def cluster():
+    """One real two-worker cluster (processes, one thread each) for the module."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster) as made:
+        made.wait_for_workers(2)
+        yield made
+
+
+def _worker_pids(client) -> set[int]:
+    return set(client.run(os.getpid).values())
+
+
+# ------------------------------------------------------------------ the run function
+def varied_run(traj):
+    """Stores items of every encoding; some runs fail; draws come from ``traj.rng``."""
+    x = traj.x
+    traj.add_result("where.$", pid=os.getpid(), comment="process that ran the run")
+    if x in FAILING:
+        raise ValueError(f"run with x={x} fails on purpose")
+    draws = traj.rng.normal(size=8)
+    traj.add_result("out.$", draws=draws,                          # small fixed array
+                    big=np.arange(1024, dtype=np.float64) * x + draws[0],  # packed chunks
+                    ragged=np.full(x % 4 + 1, x, dtype=np.int32),  # shape varies
+                    n=x * 3, f=x * traj.scale, label=f"run {x}", pair=[x, x + 1],
+                    frame=pd.DataFrame({"a": [x, x + 1], "b": [0.5 * x, draws[1]]}),
+                    comment="outputs of every run")
+    traj.add_result("out.$.deep", flag=bool(x % 2))
+    if x % 3 == 0:
+        traj.add_result("sometimes.$", only=float(x))
+    return float(draws.sum())
+
+
+def _explore(env, n=N_RUNS):
+    traj = env.trajectory
+    traj.add_parameter("x", 0, comment="explored")
+    traj.add_parameter("scale", 1.5)
+    traj.explore({"x": list(range(n))})
+    return traj
+
+
+# ------------------------------------------------------------------ reading files back
+def _column_runs(filename: str, name: str) -> dict[str, np.ndarray]:
+    """Run index of every row of every stacked column (padding rows left out)."""
+    found = {}
+    with tables.open_file(filename, "r") as handle:
+        for group in handle.get_node(f"/{name}")._f_walk_groups():
+            if getattr(group._v_attrs, "explorer_node", None) != "column":
+                continue
+            runs = np.concatenate([segment.runs.read()
+                                   for segment in group._f_iter_nodes("Group")])
+            found[group._v_pathname[len(name) + 2:]] = runs[runs >= 0]
+    return found
+
+
+def _snapshot(filename: str, name: str, skip=("results.where.$",)) -> dict:
+    """Every stored per-run item, status, return value and error of every run."""
+    traj = ex.load_trajectory(filename, name)
+    frame = traj.to_frame()
+    store = traj._store
+    errors = store.run_results()
+    templates = sorted(t for t in traj.run_templates if t not in skip)
+    runs = {}
+    for idx, run in enumerate(traj.run_names):
+        items = {}
+        for template in templates:
+            items[template] = traj[template.replace("$", run)].to_dict()
+        error = None
+        if frame["status"][idx] == "failed":
+            error = (errors.get("errors", "error", idx), errors.get("errors", "traceback", idx))
+        runs[idx] = {"status": frame["status"][idx], "return": frame["return_value"][idx],
+                     "items": items, "error": error}
+    return {"templates": templates, "runs": runs, "n": len(traj),
+            "seed": traj.conf.environment.seed}
+
+
+def _assert_same_value(got, expected, where):
+    assert type(got) is type(expected), where
+    if isinstance(expected, np.ndarray):
+        assert got.dtype == expected.dtype and got.shape == expected.shape, where
+        np.testing.assert_array_equal(got, expected, err_msg=where)
+    elif isinstance(expected, pd.DataFrame):
+        pd.testing.assert_frame_equal(got, expected, obj=where)
+    elif isinstance(expected, float) and np.isnan(expected):
+        assert np.isnan(got), where
+    else:
+        assert got == expected, where
+
+
+def _assert_same_files(got: dict, expected: dict):
+    assert got["n"] == expected["n"]
+    assert got["seed"] == expected["seed"]
+    assert got["templates"] == expected["templates"]
+    for idx, run in expected["runs"].items():
+        other = got["runs"][idx]
+        assert other["status"] == run["status"], f"run {idx}"
+        _assert_same_value(other["return"], run["return"], f"return value of run {idx}")
+        if run["error"] is not None:
+            assert other["error"][0] == run["error"][0], f"error of run {idx}"
+            assert "Traceback" in other["error"][1] and "varied_run" in other["error"][1]
+        assert sorted(other["items"]) == sorted(run["items"]), f"run {idx}"
+        for template, items in run["items"].items():
+            assert sorted(other["items"][template]) == sorted(items), f"{template} of run {idx}"
+            for item, value in items.items():
+                _assert_same_value(other["items"][template][item], value,
+                                   f"{template}.{item} of run {idx}")
+
+
+def _leftovers(filename: str) -> list[str]:
+    """Journal shards and transaction copies left beside ``filename``."""
+    return (glob.glob(f"{filename}.journal/**/*.h5", recursive=True)
+            + glob.glob(f"{filename}.*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The file ``workers=1`` writes, read back item by item."""
+    filename = str(tmp_path_factory.mktemp("reference") / "reference.h5")
+    with ex.Environment("Ref", filename, progress=False, seed=SEED, on_error="record") as env:
+        _explore(env)
+        results = env.run(varied_run)
+    return {"results": results, "snapshot": _snapshot(filename, "Ref")}
+
+
+def test_reference_covers_what_the_comparison_needs(reference):
+    snapshot = reference["snapshot"]
+    statuses = [run["status"] for run in snapshot["runs"].values()]
+    assert statuses == ["failed" if i in FAILING else "completed" for i in range(N_RUNS)]
+    assert snapshot["templates"] == ["results.out.$", "results.out.$.deep",
+                                     "results.sometimes.$"]
+    assert snapshot["runs"][0]["items"]["results.out.$"]["big"].shape == (1024,)
+    assert snapshot["runs"][3]["items"]["results.sometimes.$"] == {"only": 3.0}
+    assert snapshot["runs"][4]["items"]["results.sometimes.$"] == {}
+
+
+# ------------------------------------------------------------------ same file on every back end
+@pytest.mark.parametrize("storage", ["queue", "lock"])
+@pytest.mark.parametrize("backend", ["workers", "scheduler", "client"])
+def test_every_back_end_writes_the_same_file(backend, storage, reference, cluster, client,
+                                             h5path):
+    options = {"workers": {"workers": 2}, "scheduler": {"scheduler": cluster.scheduler_address},
+               "client": {"client": client}}[backend]
+    with ex.Environment("Ref", h5path, progress=False, seed=SEED, on_error="record",
+                        storage=storage, **options) as env:
+        _explore(env)
+        pids = _worker_pids(env._backend().client)
+        assert len(pids) == 2
+        results = env.run(varied_run)
+    assert results == reference["results"]
+    _assert_same_files(_snapshot(h5path, "Ref"), reference["snapshot"])
+    # the runs really ran in the cluster's worker processes, not here
+    ran_in = set(ex.load_trajectory(h5path, "Ref").to_frame()["pid"].dropna().astype(int))
+    assert ran_in <= pids and os.getpid() not in ran_in
+    assert _leftovers(h5path) == []
+
+
+@pytest.mark.parametrize("second", ["overwrite the trajectory", "another trajectory"])
+def test_lock_mode_on_a_shared_cluster_after_the_file_was_rewritten(second, client, h5path):
+    """Workers that wrote a file before must not write the next exploration to a stale copy.
+
+    The first exploration's workers have read the file; the second one replaces the
+    file (a new trajectory uid, or a new trajectory group) before its runs start.
+    """
+    with ex.Environment("First", h5path, client=client, storage="lock",
+                        progress=False) as env:
+        _explore(env, 8)
+        assert env.run(square) == [(i, i * i) for i in range(8)]
+    name = "First" if second == "overwrite the trajectory" else "Second"
+    with ex.Environment(name, h5path, client=client, storage="lock", overwrite_file=True,
+                        progress=False, on_error="record") as env:
+        _explore(env, 8)
+        results = env.run(square)
+    frame = ex.load_trajectory(h5path, name).to_frame()
+    assert frame["status"].tolist() == ["completed"] * 8
+    assert results == [(i, i * i) for i in range(8)]
+    assert _leftovers(h5path) == []
+
+
+# ------------------------------------------------------------------ reproducible randomness
+def draw_run(traj):
+    traj.add_result("noise.$", normal=traj.rng.normal(size=50),
+                    ints=traj.rng.integers(0, 1000, size=7))
+    return float(traj.rng.random())
+
+
+def test_same_seed_same_draws_with_one_and_two_workers(tmp_path):
+    frames = {}
+    draws = {}
+    for workers in (1, 2):
+        filename = str(tmp_path / f"w{workers}.h5")
+        with ex.Environment("Seeded", filename, workers=workers, seed=1234,
+                            progress=False) as env:
+            _explore(env, 30)
+            env.run(draw_run)
+        traj = ex.load_trajectory(filename, "Seeded")
+        assert traj.conf.environment.seed == 1234
+        frames[workers] = traj.to_frame()["return_value"].tolist()
+        draws[workers] = [(traj.res.noise[run].normal, traj.res.noise[run].ints)
+                          for run in traj.run_names]
+    assert frames[1] == frames[2]
+    for (normal1, ints1), (normal2, ints2) in zip(draws[1], draws[2]):
+        np.testing.assert_array_equal(normal1, normal2)
+        np.testing.assert_array_equal(ints1, ints2)
+    # and every run has its own stream
+    assert len({normal.tobytes() for normal, _ in draws[1]}) == 30
+
+
+# ------------------------------------------------------------------ failures in workers
+def failing_helper(x):
+    raise ZeroDivisionError(f"cannot do x={x}")
+
+
+def fails_on_two_and_five(traj):
+    if traj.x in (2, 5):
+        failing_helper(traj.x)
+    traj.add_result("ok.$", pid=os.getpid())
+    return traj.x * 10
+
+
+def test_run_raising_in_a_worker_is_recorded_and_the_others_go_on(client, h5path):
+    env = ex.Environment("F", h5path, client=client, progress=False)
+    _explore(env, 12)
+    with pytest.raises(ex.RunsFailedError) as info:
+        env.run(fails_on_two_and_five)
+    assert sorted(idx for idx, _ in info.value.failed) == [2, 5]
+    assert "ZeroDivisionError: cannot do x=2" in str(info.value)
+    env.close()
+
+    traj = ex.load_trajectory(h5path, "F")
+    frame = traj.to_frame()
+    assert frame["status"].tolist() == ["failed" if i in (2, 5) else "completed"
+                                        for i in range(12)]
+    completed = frame["status"] == "completed"
+    assert frame.loc[completed, "return_value"].tolist() == \
+        [i * 10 for i in range(12) if i not in (2, 5)]
+    assert set(frame.loc[completed, "pid"]) <= _worker_pids(client)
+    stored = traj._store.run_results()
+    for idx in (2, 5):
+        assert stored.get("errors", "error", idx) == f"ZeroDivisionError: cannot do x={idx}"
+        traceback = stored.get("errors", "traceback", idx)
+        assert traceback.startswith("Traceback")
+        assert "failing_helper" in traceback and "fails_on_two_and_five" in traceback
+
+
+# ------------------------------------------------------------------ cluster ownership
+def _reachable(address: str) -> bool:
+    host, port = address.rsplit("/", 1)[-1].rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def square(traj):
+    return traj.x ** 2
+
+
+def test_workers_n_starts_a_cluster_that_close_shuts_down(h5path):
+    env = ex.Environment("Own", h5path, workers=2, progress=False)
+    _explore(env, 8)
+    own = env._backend().client
+    address = own.scheduler_info()["address"]
+    pids = _worker_pids(own)
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert env.run(square) == [(i, i * i) for i in range(8)]
+    assert _reachable(address)
+    env.close()
+    assert own.status == "closed"
+    assert not _reachable(address)
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), "worker processes outlived env.close()"
+
+
+@pytest.mark.parametrize("how", ["client", "scheduler"])
+def test_given_cluster_stays_running_after_close(how, cluster, client, h5path):
+    options = {"client": client} if how == "client" else \
+        {"scheduler": cluster.scheduler_address}
+    before = _worker_pids(client)
+    with ex.Environment("Given", h5path, progress=False, **options) as env:
+        _explore(env, 8)
+        used = env._backend().client
+        assert env.run(square) == [(i, i * i) for i in range(8)]
+    if how == "client":
+        assert used is client
+    else:
+        assert used is not client and used.status == "closed"  # its own connection only
+    assert client.status == "running"
+    assert _reachable(cluster.scheduler_address)
+    assert client.submit(lambda value: value + 1, 1).result() == 2
+    assert _worker_pids(client) == before
+
+
+# ------------------------------------------------------------------ journal
+@pytest.mark.parametrize("storage", ["queue", "lock"])
+def test_journal_holds_no_shards_after_a_completed_run(storage, client, h5path):
+    with ex.Environment("J", h5path, client=client, storage=storage, progress=False,
+                        chunk_size=3) as env:
+        _explore(env, 30)
+        assert env.run(square) == [(i, i * i) for i in range(30)]
+        assert _leftovers(h5path) == []
+    assert _leftovers(h5path) == []
+    assert ex.load_trajectory(h5path, "J").to_frame()["status"].tolist() == ["completed"] * 30
+    returns = _column_runs(h5path, "J")["returns/value"]
+    assert sorted(returns.tolist()) == list(range(30))
+
+
+# ------------------------------------------------------------------ file claims
+def test_second_environment_on_a_file_being_written_is_refused(client, h5path):
+    first = ex.Environment("A", h5path, client=client, progress=False)
+    _explore(first, 4)
+    first.run(square)
+    for make in (lambda: ex.Environment("A", h5path, progress=False),
+                 lambda: ex.Environment("B", h5path, progress=False),
+                 lambda: ex.Environment("A", h5path, overwrite_file=True, client=client,
+                                        progress=False)):
+        with pytest.raises(ex.FileLockedError) as info:
+            make()
+        assert h5path in str(info.value)
+        assert f"pid {os.getpid()}" in str(info.value)
+    first.close()
+    # released: the file can be resumed and another trajectory added
+    with ex.Environment.resume(h5path, "A", progress=False) as again:
+        assert again.run(square) == [(i, i * i) for i in range(4)]
+    with ex.Environment("B", h5path, progress=False) as other:
+        other.trajectory.add_parameter("x", 2)
+        assert other.run(square) == [(0, 4)]
+    assert sorted(ex.trajectory_names(h5path)) == ["A", "B"]
+
+
+def test_lock_mode_writer_claim_refuses_a_second_writer(h5path):
+    first = FileClaim(h5path, "a worker writing runs", suffix=".writer.lock")
+    assert first.held
+    with pytest.raises(ex.FileLockedError) as info:
+        FileClaim(h5path, "another worker", suffix=".writer.lock")
+    assert h5path in str(info.value) and "a worker writing runs" in str(info.value)
+    assert isinstance(info.value, ex.ExplorerError)
+    # the environment's own claim is a different lock: both are held together
+    with FileClaim(h5path) as environment_claim:
+        assert environment_claim.held
+    first.release()
+    assert not first.held
+    with FileClaim(h5path, "another worker", suffix=".writer.lock") as second:
+        assert second.held
+
+
+# ------------------------------------------------------------------ provenance
+def _git(directory, *args):
+    return subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.org",
+                           *args], cwd=directory, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_session_log_records_versions_host_times_command_and_git(tmp_path, monkeypatch,
+                                                                 client):
+    (tmp_path / "model.py").write_text("A = 1\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "model.py")
+    _git(tmp_path, "commit", "-q", "-m", "first")
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    monkeypatch.chdir(tmp_path)
+
+    with ex.Environment("P", "runs.h5", client=client, progress=False, seed=3) as env:
+        _explore(env, 6)
+        env.run(square)
+    (tmp_path / "model.py").write_text("A = 2\n")   # a tracked change: dirty
+    with ex.Environment("Q", "runs.h5", progress=False) as env:
+        env.trajectory.add_parameter("x", 1)
+        env.run(square)
+
+    sessions = Hdf5Store("runs.h5", "P").sessions()
+    assert len(sessions) == 1
+    session = sessions[0]
+    versions = session["versions"]
+    assert versions["explorer"] == ex.__version__
+    assert versions["python"] == platform.python_version()
+    assert versions["numpy"] == np.__version__
+    assert versions["tables"] == tables.__version__
+    for package in ("numba", "dask", "distributed"):
+        assert versions[package] == importlib.metadata.version(package)
+    assert session["host"] == socket.gethostname()
+    assert session["command"][0] == sys.executable
+    assert session["git"] == {"commit": head, "dirty": False}
+    assert session["runs"] == 6 and not session["interrupted"]
+    start = pd.Timestamp(session["start"])
+    end = pd.Timestamp(session["end"])
+    assert start <= end and start.tzinfo is not None
+    assert abs((pd.Timestamp.now(tz=start.tzinfo) - end).total_seconds()) < 120
+    # the same log through the loaded trajectory; the seed is stored with it
+    traj = ex.load_trajectory("runs.h5", "P")
+    assert traj._store.sessions() == sessions
+    assert traj.conf.environment.seed == 3
+
+    dirty = ex.load_trajectory("runs.h5", "Q")._store.sessions()
+    assert [s["git"] for s in dirty] == [{"commit": head, "dirty": True}]
+
+
+def test_session_log_outside_a_git_repository_has_no_commit(tmp_path, monkeypatch):
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    with ex.Environment("N", "runs.h5", progress=False) as env:
+        env.trajectory.add_parameter("x", 1)
+        env.run(square)
+    assert Hdf5Store("runs.h5", "N").sessions()[0]["git"] is None
+
+
+# ------------------------------------------------------------------ progress
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal, so that the progress bar draws on it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_shows_runs_done_on_a_cluster(client, h5path, monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with ex.Environment("Bar", h5path, client=client, progress=True) as env:
+        _explore(env, 17)
+        env.run(square)
+    drawn = terminal.getvalue()
+    assert "17/17" in drawn
+    assert re.search(r"\brun", drawn)
+    assert "Bar" in drawn
