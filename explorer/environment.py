@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -294,7 +295,7 @@ class Environment:
             writer = LockedAppender(self._store.filename, traj.name, settings,
                                     executor.lock(os.path.abspath(self.filename)))
         job = RunJob(func, context_from_trajectory(traj, self.seed), tuple(args), dict(kwargs),
-                     settings, writer)
+                     settings, writer, uuid.uuid4().hex[:12])
         ranges = {name: traj.get(name).range for name in traj.explored_parameters}
 
         def point(idx: int) -> tuple[int, dict[str, Any]]:

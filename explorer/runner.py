@@ -42,7 +42,8 @@ class ChunkReport:
 class RunJob:
     """Everything a chunk needs besides its points; sent once to each worker.
 
-    ``writer``, when set, stores a batch itself (the ``storage="lock"`` mode).
+    ``writer``, when set, stores a batch itself (the ``storage="lock"`` mode);
+    ``token`` is unique to one ``env.run``, and names what a chunk writes.
     """
 
     func: Callable[..., Any]
@@ -50,15 +51,19 @@ class RunJob:
     args: Sequence[Any]
     kwargs: dict[str, Any]
     settings: Any
-    writer: Callable[[Any], None] | None = None
+    writer: Callable[..., None] | None = None
+    token: str = ""
 
 
 def report_records(records: list[RunRecord], settings: Any,
-                   writer: Callable[[Any], None] | None = None) -> ChunkReport:
+                   writer: Callable[..., None] | None = None,
+                   name: str | None = None) -> ChunkReport:
     """Encode ``records`` and describe them; write them too when ``writer`` is given.
 
     ``seconds`` of the report is the work that grows with the number of runs:
     the runs' durations plus the encoding, not the fixed cost of a write.
+    ``name`` identifies the chunk to the writer, so that a chunk run twice
+    (its worker died after writing) is stored once.
     """
     from .storage.hdf5.encode import encode_records
 
@@ -70,7 +75,7 @@ def report_records(records: list[RunRecord], settings: Any,
     batch = encode_records(records, settings)
     seconds = time.perf_counter() - clock + sum(r.duration for r in records)
     if writer is not None:
-        writer(batch)
+        writer(batch, name)
         batch = None
     return ChunkReport([(r.idx, int(r.status), r.error) for r in records], templates,
                        seconds, batch)
@@ -79,7 +84,8 @@ def report_records(records: list[RunRecord], settings: Any,
 def run_job_chunk(job: RunJob, chunk: Sequence[tuple[int, dict[str, Any]]]) -> ChunkReport:
     """Run a chunk of ``(idx, explored values)`` points and report on it."""
     records = run_chunk(job.func, job.context, chunk, job.args, job.kwargs)
-    return report_records(records, job.settings, job.writer)
+    name = f"{job.token}-{chunk[0][0]:012d}-{len(chunk)}" if chunk else None
+    return report_records(records, job.settings, job.writer, name)
 
 
 def lost_chunk_records(chunk: Sequence[tuple[int, Any]], error: BaseException) -> list[RunRecord]:

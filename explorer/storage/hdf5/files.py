@@ -19,7 +19,7 @@ import tables
 
 from ...errors import FileFormatError
 
-__all__ = ["reading", "writing", "rewriting", "release", "FORMAT"]
+__all__ = ["reading", "writing", "rewriting", "release", "generation", "FORMAT"]
 
 #: Root attribute that marks an explorer file, and its layout version.
 FORMAT = "explorer-hdf5/1"
@@ -29,10 +29,28 @@ warnings.filterwarnings("ignore", category=tables.NaturalNameWarning)
 _lock = threading.RLock()
 _readers: dict[str, tables.File] = {}
 _writers: dict[str, tuple[tables.File, int, str]] = {}
+_identity: dict[str, tuple[int, int, int] | None] = {}
+_generations: dict[str, int] = {}
 
 
 def _key(path: str) -> str:
     return os.path.realpath(path)
+
+
+def _stat(path: str) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def generation(path: str) -> int:
+    """A number that changes whenever ``path`` is (re)opened because its content changed.
+
+    Caches of what was read from the file compare it to know they are stale.
+    """
+    return _generations.get(_key(path), 0)
 
 
 def _check_format(handle: tables.File, path: str) -> None:
@@ -54,7 +72,13 @@ def reading(path: str) -> Iterator[tables.File]:
             yield _writers[key][0]
             return
         handle = _readers.get(key)
-        if handle is None or not handle.isopen:
+        if handle is not None and (not handle.isopen or _identity.get(key) != _stat(path)):
+            # closed, or the file was replaced (by a transaction here or elsewhere)
+            if handle.isopen:
+                handle.close()
+            handle = None
+            _readers.pop(key, None)
+        if handle is None:
             if not os.path.exists(path):
                 raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
             try:
@@ -69,6 +93,8 @@ def reading(path: str) -> Iterator[tables.File]:
                 handle.close()
                 raise
             _readers[key] = handle
+            _identity[key] = _stat(path)
+            _generations[key] = _generations.get(key, 0) + 1
         yield handle
 
 

@@ -60,12 +60,18 @@ class Journal:
         """Complete shard files, oldest first."""
         return sorted(glob.glob(os.path.join(self.directory, "*.h5")))
 
-    def write(self, batch: EncodedBatch) -> str:
-        """Write ``batch`` as a new shard (atomically) and return its path."""
+    def write(self, batch: EncodedBatch, name: str | None = None) -> str:
+        """Write ``batch`` as a shard (atomically) and return its path.
+
+        A ``name`` makes the write idempotent: writing the same runs again under
+        the same name (a chunk rerun after its worker died) replaces the shard
+        instead of adding a second copy.
+        """
         from .store import Hdf5Store
 
         os.makedirs(self.directory, exist_ok=True)
-        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_sequence):06d}.h5"
+        name = f"{name}.h5" if name else \
+            f"{time.time_ns():020d}-{os.getpid()}-{next(_sequence):06d}.h5"
         path = os.path.join(self.directory, name)
         shard = Hdf5Store(path, self.store.name, complib=self.store.settings.complib,
                           complevel=self.store.settings.complevel)

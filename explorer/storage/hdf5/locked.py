@@ -38,7 +38,8 @@ class LockedAppender:
         self.settings = settings
         self.lock = lock
 
-    def __call__(self, batch: EncodedBatch) -> None:
+    def __call__(self, batch: EncodedBatch, name: str | None = None) -> None:
+        """Write ``batch``; ``name`` (unique to the chunk) makes a rerun replace it."""
         from .journal import Journal
         from .store import Hdf5Store
 
@@ -47,4 +48,4 @@ class LockedAppender:
             store = Hdf5Store(self.filename, self.name, complib=self.settings.complib,
                               complevel=self.settings.complevel)
             store.allow_pickle = self.settings.allow_pickle
-            Journal(store).write(batch)
+            Journal(store).write(batch, name)

@@ -25,7 +25,7 @@ from ..base import RunTable, TrajectoryStore
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
 from .encode import (RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart,
                      encode_records)
-from .files import reading, release, rewriting, writing
+from .files import generation, reading, release, rewriting, writing
 from .nodes import attr, read_value, write_value
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class Hdf5Store(TrajectoryStore):
         self._source = StoredRunResults(self)
         self._written: tuple[int, int] | None = None
         self._uid: str | None = None
+        self._generation = -1
 
     # ------------------------------------------------------------------ basics
     def same_file(self, filename: str) -> bool:
@@ -123,6 +124,10 @@ class Hdf5Store(TrajectoryStore):
 
     def column_index(self, handle: tables.File, path: str) -> ColumnIndex:
         """The (cached) index of the column at ``path``."""
+        current = generation(self.filename)
+        if current != self._generation:
+            self._indexes.clear()
+            self._generation = current
         index = self._indexes.get(path)
         if index is None:
             index = self._indexes[path] = ColumnIndex(handle.get_node(path))
