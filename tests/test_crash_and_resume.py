@@ -333,9 +333,21 @@ def test_killing_a_worker_mid_exploration_still_stores_every_run_once(tmp_path, 
         victim = pids[0]
         killed = threading.Event()
 
+        def ran_on_victim(idx: int) -> bool:
+            marker = markers / f"{idx:05d}"
+            return marker.exists() and f" {victim}\n" in marker.read_text()
+
         def victim_is_busy() -> bool:
-            if storage == "lock":    # right after workers started storing chunks themselves
-                return bool(glob.glob(f"{filename}.journal/*/*.h5"))
+            if storage == "lock":
+                # right after a chunk was stored by the workers themselves, and by the
+                # victim if the shard's name tells its first run (``...-<first idx>-<n>``):
+                # the chunk's report has not reached this process yet
+                for shard in glob.glob(f"{filename}.journal/*/*.h5"):
+                    fields = os.path.basename(shard)[:-3].split("-")
+                    if len(fields) < 2 or not fields[-2].isdigit() or \
+                            ran_on_victim(int(fields[-2])):
+                        return True
+                return False
             return any(f" {victim}\n" in path.read_text() for path in markers.iterdir())
 
         def kill_after_some_runs():

@@ -45,9 +45,12 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def client(cluster):
-    with distributed.Client(cluster) as made:
-        made.wait_for_workers(2)
-        yield made
+    """A client of the shared cluster (a default client, but not made current with ``with``;
+    see the tests of other clients below)."""
+    made = distributed.Client(cluster)
+    made.wait_for_workers(2)
+    yield made
+    made.close()
 
 
 def _worker_pids(client) -> set[int]:
@@ -342,6 +345,40 @@ def test_given_cluster_stays_running_after_close(how, cluster, client, h5path):
     assert _reachable(cluster.scheduler_address)
     assert client.submit(lambda value: value + 1, 1).result() == 2
     assert _worker_pids(client) == before
+
+
+def test_client_that_is_not_the_default_client(cluster, h5path):
+    """``client=`` is used as given, whichever client dask would pick by default."""
+    own = distributed.Client(cluster, set_as_default=False)
+    try:
+        with ex.Environment("NotDefault", h5path, client=own, progress=False) as env:
+            _explore(env, 10)
+            assert env.run(square) == [(i, i * i) for i in range(10)]
+        assert own.status == "running"
+    finally:
+        own.close()
+    assert ex.load_trajectory(h5path, "NotDefault").to_frame()["status"].tolist() == \
+        ["completed"] * 10
+
+
+@pytest.mark.parametrize("how", ["workers", "scheduler"])
+def test_runs_complete_while_another_client_is_current(how, cluster, h5path):
+    """A user's ``with Client(...)`` block around an environment that makes its own client.
+
+    dask's ``default_client()`` is then the user's client, running its own event loop.
+    """
+    options = {"workers": 2} if how == "workers" else {"scheduler": cluster.scheduler_address}
+    with distributed.Client(cluster) as current:
+        assert distributed.default_client() is current
+        with ex.Environment("Current", h5path, progress=False, chunk_size=1,
+                            **options) as env:
+            _explore(env, 120)
+            assert env._backend().client is not current
+            for _ in range(3):      # each env.run waits on 120 chunk futures of its own client
+                n_runs = len(env.trajectory)
+                assert env.run(square) == [(i, i * i) for i in range(n_runs)]
+                env.trajectory.expand({"x": list(range(n_runs, n_runs + 120))})
+        assert current.status == "running"
 
 
 # ------------------------------------------------------------------ journal

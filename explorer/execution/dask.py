@@ -22,8 +22,14 @@ log = logging.getLogger("explorer")
 #: run allocates is fresh mmapped memory and page-faults anew (measured here:
 #: the same numpy work 1.6-1.8x slower in a worker than in the main process).
 #: The workers' statistical profiler (a sample every 10 ms) is not needed either.
-WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                 "distributed.worker.profile.enabled": False}
+def worker_config() -> dict[str, Any]:
+    """dask settings for the workers of a local cluster explorer starts (see above)."""
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return {"distributed.nanny.pre-spawn-environ": environ,
+            "distributed.worker.profile.enabled": False}
 _DASK_TRIM_DEFAULT = "65536"
 
 
@@ -118,7 +124,7 @@ class DaskExecutor(Executor):
             if os.environ.get("MALLOC_TRIM_THRESHOLD_") == _DASK_TRIM_DEFAULT:
                 del os.environ["MALLOC_TRIM_THRESHOLD_"]  # left here by an earlier dask nanny
             with dask.config.set({"distributed.scheduler.allowed-failures":
-                                  retries_after_worker_death, **WORKER_CONFIG}):
+                                  retries_after_worker_death, **worker_config()}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=workers or 1, threads_per_worker=1, processes=True,
                     dashboard_address=":0", silence_logs=logging.ERROR)

@@ -22,7 +22,7 @@ import numpy as np
 import tables
 
 from .encode import EncodedBatch
-from .files import reading, release, writing
+from .files import reading, release, rewriting, writing
 
 if TYPE_CHECKING:
     from .store import Hdf5Store
@@ -76,7 +76,7 @@ class Journal:
         shard = Hdf5Store(path, self.store.name, complib=self.store.settings.complib,
                           complevel=self.store.settings.complevel)
         shard.allow_pickle = self.store.allow_pickle
-        with writing(path) as handle:
+        with rewriting(path) as (handle, _):  # a fresh file: a rerun replaces, never adds
             shard.create_skeleton(handle)
             shard.write_batch(handle, batch)
         return path
