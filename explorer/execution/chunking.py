@@ -31,7 +31,7 @@ class ChunkPlanner:
         Work per chunk to aim for.
     first : int, optional
         Size of the first chunks, before anything is measured (default: a
-        64th of the runs per slot, between 4 and 256).
+        64th of the runs per slot, between 16 and 256).
     """
 
     def __init__(self, indices: Sequence[int], build: Callable[[int], Any] = lambda idx: idx,
@@ -45,7 +45,7 @@ class ChunkPlanner:
         self.target_seconds = target_seconds
         # big enough that a chunk's fixed costs don't swamp the first estimate,
         # small enough that the first answer comes back soon
-        self._first = first or max(4, min(256, len(indices) // (64 * self.slots)))
+        self._first = first or max(16, min(256, len(indices) // (64 * self.slots)))
         self._per_run: float | None = None
 
     def observe(self, runs: int, seconds: float) -> None:
