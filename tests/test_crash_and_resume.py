@@ -344,8 +344,8 @@ def test_killing_a_worker_mid_exploration_still_stores_every_run_once(tmp_path, 
                 # the chunk's report has not reached this process yet
                 for shard in glob.glob(f"{filename}.journal/*/*.h5"):
                     fields = os.path.basename(shard)[:-3].split("-")
-                    if len(fields) < 2 or not fields[-2].isdigit() or \
-                            ran_on_victim(int(fields[-2])):
+                    first = int(fields[-2]) if len(fields) > 1 and fields[-2].isdigit() else -1
+                    if not 0 <= first < n_runs or ran_on_victim(first):
                         return True
                 return False
             return any(f" {victim}\n" in path.read_text() for path in markers.iterdir())
@@ -358,13 +358,16 @@ def test_killing_a_worker_mid_exploration_still_stores_every_run_once(tmp_path, 
                     break
                 time.sleep(0.0005)
             os.kill(victim, signal.SIGKILL)
-            killed.set()
+            if not finished.is_set():
+                killed.set()
 
         killer = threading.Thread(target=kill_after_some_runs, daemon=True)
+        finished = threading.Event()
         killer.start()
         results = env.run(marked_run, str(markers), 0.01)
+        finished.set()
         killer.join(timeout=60)
-        assert killed.is_set()
+        assert killed.is_set(), "the worker was killed only after the exploration ended"
         assert results == [(idx, 2 * idx) for idx in range(n_runs)]
         assert not _alive(victim)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import importlib.metadata
 import io
+import json
 import logging
 import os
 import platform
@@ -347,16 +348,46 @@ def test_given_cluster_stays_running_after_close(how, cluster, client, h5path):
     assert _worker_pids(client) == before
 
 
-def test_client_that_is_not_the_default_client(cluster, h5path):
-    """``client=`` is used as given, whichever client dask would pick by default."""
-    own = distributed.Client(cluster, set_as_default=False)
-    try:
-        with ex.Environment("NotDefault", h5path, client=own, progress=False) as env:
-            _explore(env, 10)
-            assert env.run(square) == [(i, i * i) for i in range(10)]
-        assert own.status == "running"
-    finally:
+NOT_DEFAULT_CLIENT = """
+import json
+import logging
+import sys
+
+import distributed
+
+import explorer as ex
+
+
+def square(traj):
+    return traj.x ** 2
+
+
+if __name__ == "__main__":
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
+                                  silence_logs=logging.ERROR) as cluster:
+        own = distributed.Client(cluster, set_as_default=False)
+        with ex.Environment("NotDefault", sys.argv[1], client=own, progress=False) as env:
+            env.trajectory.add_parameter("x", 0)
+            env.trajectory.explore({"x": list(range(10))})
+            results = env.run(square)
+        print(json.dumps({"results": results, "status": own.status}))
         own.close()
+"""
+
+
+def test_client_that_is_not_the_default_client(tmp_path, h5path):
+    """``client=`` is used as given, even when it is not dask's default client.
+
+    Run in a fresh process: there, this client is the only one (the module's shared
+    client would otherwise be the default that dask falls back on).
+    """
+    script = tmp_path / "not_default.py"
+    script.write_text(NOT_DEFAULT_CLIENT)
+    done = subprocess.run([sys.executable, str(script), h5path], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"results": [[i, i * i] for i in range(10)], "status": "running"}
     assert ex.load_trajectory(h5path, "NotDefault").to_frame()["status"].tolist() == \
         ["completed"] * 10
 

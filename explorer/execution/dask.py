@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import uuid
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -141,12 +142,11 @@ class DaskExecutor(Executor):
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
                    chunks: Iterable[Sequence[Any]],
                    stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
-        from distributed import wait
-
         shared_future = self.client.scatter(shared, broadcast=True, hash=False)
         token = uuid.uuid4().hex[:12]
         source = iter(chunks)
         in_flight: dict[str, tuple[Any, Sequence[Any]]] = {}
+        finished: queue.Queue[str] = queue.Queue()  # keys of chunks done, from the client's thread
         number = 0
 
         def submit() -> None:
@@ -158,24 +158,25 @@ class DaskExecutor(Executor):
                                         key=f"explorer-chunk-{token}-{number}")
             number += 1
             in_flight[future.key] = (future, chunk)
+            future.add_done_callback(lambda done: finished.put(done.key))
 
         try:
             for _ in range(2 * self.slots):
                 submit()
             while in_flight:
                 try:
-                    done, _ = wait([future for future, _ in in_flight.values()],
-                                   timeout=POLL_SECONDS, return_when="FIRST_COMPLETED")
-                except TimeoutError:
+                    key = finished.get(timeout=POLL_SECONDS)
+                except queue.Empty:
                     if stop():
                         return
                     continue
-                for future in done:
-                    chunk = in_flight.pop(future.key)[1]
-                    yield chunk, _outcome(future)
-                    if stop():
-                        return
-                    submit()
+                if key not in in_flight:
+                    continue
+                future, chunk = in_flight.pop(key)
+                yield chunk, _outcome(future)
+                if stop():
+                    return
+                submit()
         finally:
             if in_flight:
                 self.client.cancel([future for future, _ in in_flight.values()])
