@@ -20,8 +20,7 @@ from .naming import BRANCH_ALIASES, RUN_WILDCARD, is_run_name, run_name, split_b
 from .records import RunRecord, RunStatus
 from .values import result_kind
 
-__all__ = ["RunContext", "RunView", "run_one", "run_chunk", "run_shared_chunk",
-           "context_from_trajectory"]
+__all__ = ["RunContext", "RunView", "run_one", "run_chunk", "context_from_trajectory"]
 
 
 @dataclass
@@ -292,9 +291,3 @@ def run_chunk(func: Callable[..., Any], context: RunContext,
 
 
 
-
-def run_shared_chunk(shared: tuple[Callable[..., Any], RunContext, Sequence[Any], dict[str, Any]],
-                     chunk: Sequence[tuple[int, dict[str, Any]]]) -> list[RunRecord]:
-    """:func:`run_chunk` with ``(func, context, args, kwargs)`` packed as one shared value."""
-    func, context, args, kwargs = shared
-    return run_chunk(func, context, chunk, args, kwargs)

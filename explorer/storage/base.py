@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..records import RunRecord
     from ..results import RunResultSource
     from ..trajectory import Trajectory
 
@@ -73,8 +72,8 @@ class TrajectoryStore(abc.ABC):
         """Write parameters, exploration, new results and runs held in memory."""
 
     @abc.abstractmethod
-    def append_runs(self, records: Iterable["RunRecord"]) -> None:
-        """Append what runs produced: status, return value, errors, results."""
+    def append_batch(self, batch: Any) -> None:
+        """Append an encoded batch of runs: status, return values, errors, results."""
 
     @abc.abstractmethod
     def run_table(self) -> RunTable:
@@ -93,8 +92,8 @@ class TrajectoryStore(abc.ABC):
         """``{(template, item): (runs, values)}`` for every per-run scalar item."""
 
     @abc.abstractmethod
-    def set_attribute(self, key: str, value: str) -> None:
-        """Record a metadata string on the trajectory (provenance, seed...)."""
+    def sessions(self) -> list[dict[str, Any]]:
+        """The session log: when, where and with what each exploration ran."""
 
     @abc.abstractmethod
     def close(self) -> None:

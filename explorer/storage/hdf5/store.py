@@ -19,12 +19,10 @@ from ... import __version__
 from ...errors import (FileFormatError, FileLockedError, TrajectoryExistsError,
                        TrajectoryNotFoundError)
 from ...naming import BRANCHES
-from ...records import RunRecord
 from ...results import LazyItem, Result
 from ..base import RunTable, TrajectoryStore
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
-from .encode import (RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart,
-                     encode_records)
+from .encode import RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart
 from .files import generation, reading, release, rewriting, writing
 from .nodes import attr, read_value, write_value
 
@@ -272,11 +270,6 @@ class Hdf5Store(TrajectoryStore):
             append_column(target, item, runs, values, filters=self.filters,
                           allow_pickle=self.allow_pickle, expected=expected)
 
-    def append_runs(self, records: Iterable[RunRecord]) -> None:
-        records = list(records)
-        if records:
-            self.append_batch(encode_records(records, self.settings))
-
     def append_batch(self, batch: EncodedBatch, *, atomic: bool = True) -> None:
         """Write an encoded batch of runs into the file (see :mod:`.encode`)."""
         with writing(self.filename, atomic=atomic) as handle:
@@ -352,10 +345,6 @@ class Hdf5Store(TrajectoryStore):
             if path not in handle:
                 return []
             return [json.loads(bytes(row).decode("utf-8")) for row in handle.get_node(path)]
-
-    def set_attribute(self, key: str, value: str) -> None:
-        with writing(self.filename) as handle:
-            _set(handle.get_node(self.path), **{key: value})
 
     # ----------------------------------------------------------------- reading
     def run_table(self) -> RunTable:
