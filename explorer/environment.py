@@ -271,6 +271,7 @@ class Environment:
         return [(idx, values[idx]) for idx in runs if idx in values]
 
     def _failure(self, failed: list[tuple[int, str]]) -> RunsFailedError:
+        failed = sorted(failed)
         shown = "; ".join(f"run {idx}: {error}" for idx, error in failed[:5])
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
         return RunsFailedError(
