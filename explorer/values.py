@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import UnsupportedTypeError
 
-__all__ = ["parameter_kind", "result_kind", "coerce_to_default", "is_uniform", "PARAMETER_KINDS"]
+__all__ = ["parameter_kind", "result_kind", "coerce_to_default", "is_uniform", "PARAMETER_KINDS",
+           "NUMBER_TYPES"]
 
 _PY_SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex", str: "str"}
 PARAMETER_KINDS = frozenset(
@@ -122,7 +123,8 @@ def result_kind(name: str, value: Any, allow_pickle: bool = False) -> str:
 
 
 _ACCEPTS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iufc"}
-_PY_TYPES = {"bool": bool, "int": int, "float": float, "complex": complex}
+#: The Python number type of each number kind.
+NUMBER_TYPES = {"bool": bool, "int": int, "float": float, "complex": complex}
 _PY_CODES = {"bool": "b", "int": "i", "float": "f", "complex": "c"}
 
 
@@ -156,9 +158,9 @@ def coerce_to_default(name: str, default: Any, value: Any) -> Any:
 
     if kind == "pickle":
         return value
-    if kind in _PY_TYPES or kind == "npscalar" and default.dtype.kind in _ACCEPTS:
-        target = _PY_TYPES[kind] if kind in _PY_TYPES else default.dtype.type
-        code = _PY_CODES[kind] if kind in _PY_TYPES else default.dtype.kind
+    if kind in NUMBER_TYPES or kind == "npscalar" and default.dtype.kind in _ACCEPTS:
+        target = NUMBER_TYPES[kind] if kind in NUMBER_TYPES else default.dtype.type
+        code = _PY_CODES[kind] if kind in NUMBER_TYPES else default.dtype.kind
         if _number_code(value) in tuple(_ACCEPTS[code]):
             return target(value)
         raise refuse()

@@ -28,14 +28,13 @@ from typing import Any, Sequence
 import numpy as np
 import tables
 
-from ...values import is_uniform, result_kind
+from ...values import NUMBER_TYPES, is_uniform, result_kind
 from .nodes import attr, read_value, write_value
 
 __all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "ColumnIndex",
            "chunk_rows", "signature"]
 
 _FIXED_KINDS = {"bool", "int", "float", "complex", "npscalar", "ndarray", "list", "tuple"}
-_PY = {"bool": bool, "int": int, "float": float, "complex": complex}
 #: Target size of one chunk of a stacked dataset, in bytes.
 CHUNK_BYTES = 1024 * 1024
 
@@ -266,7 +265,7 @@ def packed_parts(column: tables.Group) -> list[Any]:
         elif encoding == "fixed":
             keep = runs >= 0
             block = data.read()[keep]
-            values = block.tolist() if kind in _PY or kind in ("list", "tuple") else list(block)
+            values = block.tolist() if kind in NUMBER_TYPES or kind in ("list", "tuple") else list(block)
             if kind == "tuple":
                 values = [tuple(value) for value in values]
             parts.append(RawPart(runs[keep].tolist(), values))
@@ -339,8 +338,8 @@ class ColumnIndex:
         group = handle.get_node(f"{self.path}/{name}")
         if encoding == "fixed":
             value = group.data[row]
-            if kind in _PY:
-                return _PY[kind](value)
+            if kind in NUMBER_TYPES:
+                return NUMBER_TYPES[kind](value)
             if kind == "npscalar":
                 return np.dtype(dtype).type(value)
             if kind in ("list", "tuple"):

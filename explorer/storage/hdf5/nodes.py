@@ -16,7 +16,7 @@ import numpy as np
 import tables
 
 from ...errors import UnsafeDataError, UnsupportedTypeError
-from ...values import is_uniform, parameter_kind
+from ...values import NUMBER_TYPES, is_uniform, parameter_kind
 
 __all__ = ["write_value", "read_value", "to_array", "from_array", "attr", "FILTERS_SIZE"]
 
@@ -203,7 +203,7 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
         if kind == "str":
             return bytes(array[()]).decode("utf-8")
         if kind in ("bool", "int", "float", "complex"):
-            return {"bool": bool, "int": int, "float": float, "complex": complex}[kind](array[()])
+            return NUMBER_TYPES[kind](array[()])
         if kind == "npscalar":
             return array[()]
         if kind == "list":
