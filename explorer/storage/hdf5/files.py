@@ -99,13 +99,12 @@ def reading(path: str) -> Iterator[tables.File]:
 
 
 @contextlib.contextmanager
-def writing(path: str, *, atomic: bool = True) -> Iterator[tables.File]:
+def writing(path: str) -> Iterator[tables.File]:
     """A handle to write ``path`` (created if missing); nested uses share it.
 
-    With ``atomic`` (the default) the outermost use writes a copy of the file
-    and moves it over the original with ``os.replace`` when the block ends
-    without error: a crash or an exception at any moment leaves the previous file
-    intact. Without it the file is changed in place.
+    The outermost use writes a copy of the file and moves it over the original
+    with ``os.replace`` when the block ends without error: a crash or an
+    exception at any moment leaves the previous file intact.
     """
     key = _key(path)
     with _lock:
@@ -121,21 +120,19 @@ def writing(path: str, *, atomic: bool = True) -> Iterator[tables.File]:
                 handle, depth, target = _writers[key]
                 _writers[key] = (handle, depth - 1, target)
             return
-        handle, target = _open_for_writing(path, atomic)
+        handle, target = _open_for_writing(path)
         _writers[key] = (handle, 1, target)
         try:
             yield handle
         except BaseException:
             del _writers[key]
             handle.close()
-            if target != path:
-                with contextlib.suppress(OSError):
-                    os.remove(target)
+            with contextlib.suppress(OSError):
+                os.remove(target)
             raise
         del _writers[key]
         handle.close()
-        if target != path:
-            os.replace(target, path)
+        os.replace(target, path)
 
 
 @contextlib.contextmanager
@@ -152,7 +149,7 @@ def rewriting(path: str) -> Iterator[tuple[tables.File, tables.File | None]]:
             raise RuntimeError(f"{path!r} is being written; cannot rewrite it now")
         release(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        target = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
+        target = _temporary(path)
         old = None
         if os.path.exists(path) and os.path.getsize(path) > 0:
             with reading(path):
@@ -176,20 +173,18 @@ def rewriting(path: str) -> Iterator[tuple[tables.File, tables.File | None]]:
         os.replace(target, path)
 
 
-def _open_for_writing(path: str, atomic: bool) -> tuple[tables.File, str]:
+def _open_for_writing(path: str) -> tuple[tables.File, str]:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fresh = not os.path.exists(path) or os.path.getsize(path) == 0
     if not fresh and not tables.is_hdf5_file(path):
         raise FileFormatError(
             f"{path!r} exists and is not an HDF5 file; refusing to write into it")
-    target = path
-    if atomic:
-        target = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
-        if fresh:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(target)
-        else:
-            shutil.copyfile(path, target)
+    target = _temporary(path)
+    if fresh:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(target)
+    else:
+        shutil.copyfile(path, target)
     try:
         handle = tables.open_file(target, "a")
     except (tables.HDF5ExtError, OSError) as err:
@@ -201,10 +196,14 @@ def _open_for_writing(path: str, atomic: bool) -> tuple[tables.File, str]:
             _check_format(handle, path)
         except FileFormatError:
             handle.close()
-            if target != path:
-                os.remove(target)
+            os.remove(target)
             raise
     return handle, target
+
+
+def _temporary(path: str) -> str:
+    """Where a transaction on ``path`` writes before moving its result into place."""
+    return f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
 
 
 def release(path: str) -> None:

@@ -9,7 +9,6 @@ import os
 import shutil
 import uuid
 import warnings
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
@@ -22,7 +21,7 @@ from ...naming import BRANCHES
 from ...results import LazyItem, Result
 from ..base import RunTable, TrajectoryStore
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
-from .encode import RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart
+from .encode import RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart, RawPart
 from .files import generation, reading, release, rewriting, writing
 from .nodes import attr, read_value, write_value
 
@@ -155,14 +154,8 @@ class Hdf5Store(TrajectoryStore):
                     source.get_node(copy_from.path)._f_copy(
                         newparent=handle.root, newname=self.name, recursive=True)
                 return
-            group = handle.create_group("/", self.name)
-            _set(group, explorer_node="trajectory", comment=trajectory.comment,
-                 uid=uuid.uuid4().hex,
-                 explorer_version=__version__, allow_pickle=trajectory.allow_pickle,
-                 created=_dt.datetime.now().isoformat(timespec="seconds"), n_runs=0,
-                 explored="[]", explored_runs=0)
-            handle.create_table(group, "runs", RUN_ROW, "status of each run",
-                                filters=self.filters)
+            self.create_skeleton(handle)
+            _set(handle.get_node(self.path), comment=trajectory.comment)
             for branch in BRANCHES:
                 _group(handle, self.path, branch, explorer_node="group", comment="")
 
@@ -180,11 +173,14 @@ class Hdf5Store(TrajectoryStore):
                 self._write_parameter_branch(handle, trajectory, branch)
             self._write_exploration(handle, trajectory)
             self._write_results(handle, trajectory)
-            pending: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+            held = EncodedBatch(np.zeros(0, dtype=RUN_ROW))  # results only, no run rows
             for template, comment, idx, items in trajectory._memory_runs.drain():
-                pending[(template, comment)].append((idx, items))
-            for (template, comment), rows in pending.items():
-                self._append_template(handle, template, comment, rows)
+                columns = held.items.setdefault((template, comment), {})
+                for item, value in items.items():
+                    part = columns.setdefault(item, [RawPart([], [])])[0]
+                    part.runs.append(idx)
+                    part.values.append(value)
+            self.write_batch(handle, held)
         self._written = state
         self._invalidate()
 
@@ -256,23 +252,9 @@ class Hdf5Store(TrajectoryStore):
                             result_kind(item, value, trajectory.allow_pickle), self.filters)
             result.stored = True
 
-    def _append_template(self, handle: tables.File, template: str, comment: str,
-                         rows: list[tuple[int, dict[str, Any]]]) -> None:
-        columns: dict[str, tuple[list[int], list[Any]]] = {}
-        for idx, items in rows:
-            for item, value in items.items():
-                column = columns.setdefault(item, ([], []))
-                column[0].append(idx)
-                column[1].append(value)
-        target = self._template_group(handle, template, comment)
-        expected = max(1000, int(attr(handle.get_node(self.path), "n_runs", 0) or 0))
-        for item, (runs, values) in columns.items():
-            append_column(target, item, runs, values, filters=self.filters,
-                          allow_pickle=self.allow_pickle, expected=expected)
-
-    def append_batch(self, batch: EncodedBatch, *, atomic: bool = True) -> None:
+    def append_batch(self, batch: EncodedBatch) -> None:
         """Write an encoded batch of runs into the file (see :mod:`.encode`)."""
-        with writing(self.filename, atomic=atomic) as handle:
+        with writing(self.filename) as handle:
             self.write_batch(handle, batch)
         self._invalidate()
 
@@ -293,7 +275,8 @@ class Hdf5Store(TrajectoryStore):
                         append_column(target, item, part.runs, part.values,
                                       filters=self.filters, allow_pickle=self.allow_pickle,
                                       expected=expected)
-        handle.get_node(f"{self.path}/runs").append(batch.run_rows)
+        if len(batch.run_rows):
+            handle.get_node(f"{self.path}/runs").append(batch.run_rows)
 
     def _template_group(self, handle: tables.File, template: str, comment: str) -> tables.Group:
         parent = self.path
