@@ -27,6 +27,7 @@ import pytest
 import tables
 
 import explorer as ex
+from processes import alive as _alive
 
 pytest.importorskip("distributed")
 
@@ -140,14 +141,6 @@ class Driver:
         for pid in self.worker_pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import pytest
 import tables
 
 import explorer as ex
+from processes import alive as _alive
 from explorer.storage.hdf5 import Hdf5Store
 from explorer.storage.lockfile import FileClaim
 
@@ -297,14 +298,6 @@ def _reachable(address: str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def square(traj):
