@@ -32,8 +32,11 @@ __all__ = ["Environment"]
 
 Postprocessing = Callable[..., Any]
 
-#: Finished runs reach the journal at least this often (seconds).
+#: Finished runs reach the journal at least this often (seconds)...
 FLUSH_SECONDS = 1.0
+#: ...and, once every run is handed out, this often: the last results then go
+#: straight into the file with the final compaction instead of through a shard.
+TAIL_FLUSH_SECONDS = 10.0
 
 
 class Environment:
@@ -326,7 +329,8 @@ class Environment:
                     bar.update(len(report.outcomes))
                     if failed:
                         bar.set_postfix(failed=len(failed), refresh=False)
-                    if pending and time.monotonic() - last_flush > FLUSH_SECONDS:
+                    due = FLUSH_SECONDS if planner.remaining else TAIL_FLUSH_SECONDS
+                    if pending and time.monotonic() - last_flush > due:
                         self._journal.write(merge_batches(pending))
                         pending, last_flush = [], time.monotonic()
         finally:

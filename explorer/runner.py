@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from .records import RunRecord, RunStatus
-from .runview import RunContext, run_chunk
+from .runview import RunContext, iter_runs
 
 __all__ = ["ChunkReport", "RunJob", "run_job_chunk"]
 
@@ -55,35 +55,47 @@ class RunJob:
     token: str = ""
 
 
-def report_records(records: list[RunRecord], settings: Any,
+def report_records(records: Iterable[RunRecord], settings: Any,
                    writer: Callable[..., None] | None = None,
                    name: str | None = None) -> ChunkReport:
-    """Encode ``records`` and describe them; write them too when ``writer`` is given.
+    """Encode ``records`` as they come and describe them; write them too when ``writer`` is given.
 
+    ``records`` may be a generator of runs still executing: each record is
+    encoded (its large arrays compressed) and dropped before the next run starts.
     ``seconds`` of the report is the work that grows with the number of runs:
     the runs' durations plus the encoding, not the fixed cost of a write.
     ``name`` identifies the chunk to the writer, so that a chunk run twice
     (its worker died after writing) is stored once.
     """
-    from .storage.hdf5.encode import encode_records
+    from .storage.hdf5.encode import BatchEncoder
 
+    encoder = BatchEncoder(settings)
+    outcomes: list[tuple[int, int, str]] = []
     templates: dict[str, str] = {}
-    for record in records:
-        for template, (comment, _) in record.results.items():
-            templates.setdefault(template, comment)
-    clock = time.perf_counter()
-    batch = encode_records(records, settings)
-    seconds = time.perf_counter() - clock + sum(r.duration for r in records)
+    seconds = 0.0
+    try:
+        for record in records:
+            clock = time.perf_counter()
+            for template, (comment, _) in record.results.items():
+                templates.setdefault(template, comment)
+            outcomes.append((record.idx, int(record.status), record.error))
+            encoder.add(record)
+            seconds += time.perf_counter() - clock + record.duration
+        clock = time.perf_counter()
+        batch = encoder.finish()
+        seconds += time.perf_counter() - clock
+    except BaseException:
+        encoder.abandon()
+        raise
     if writer is not None:
         writer(batch, name)
         batch = None
-    return ChunkReport([(r.idx, int(r.status), r.error) for r in records], templates,
-                       seconds, batch)
+    return ChunkReport(outcomes, templates, seconds, batch)
 
 
 def run_job_chunk(job: RunJob, chunk: Sequence[tuple[int, dict[str, Any]]]) -> ChunkReport:
     """Run a chunk of ``(idx, explored values)`` points and report on it."""
-    records = run_chunk(job.func, job.context, chunk, job.args, job.kwargs)
+    records = iter_runs(job.func, job.context, chunk, job.args, job.kwargs)
     name = f"{job.token}-{chunk[0][0]:012d}-{len(chunk)}" if chunk else None
     return report_records(records, job.settings, job.writer, name)
 

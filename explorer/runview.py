@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from .naming import BRANCH_ALIASES, RUN_WILDCARD, is_run_name, run_name, split_b
 from .records import RunRecord, RunStatus
 from .values import result_kind
 
-__all__ = ["RunContext", "RunView", "run_one", "run_chunk", "context_from_trajectory"]
+__all__ = ["RunContext", "RunView", "run_one", "iter_runs", "context_from_trajectory"]
 
 
 @dataclass
@@ -282,12 +282,13 @@ def run_one(func: Callable[..., Any], context: RunContext, idx: int,
                      duration=time.perf_counter() - clock)
 
 
-def run_chunk(func: Callable[..., Any], context: RunContext,
+def iter_runs(func: Callable[..., Any], context: RunContext,
               chunk: Sequence[tuple[int, dict[str, Any]]], args: Sequence[Any] = (),
-              kwargs: dict[str, Any] | None = None) -> list[RunRecord]:
-    """Run every ``(idx, explored_values)`` of ``chunk`` in turn."""
+              kwargs: dict[str, Any] | None = None) -> Iterator[RunRecord]:
+    """Run every ``(idx, explored_values)`` of ``chunk`` in turn, yielding each record."""
     kwargs = kwargs or {}
-    return [run_one(func, context, idx, values, args, kwargs) for idx, values in chunk]
+    for idx, values in chunk:
+        yield run_one(func, context, idx, values, args, kwargs)
 
 
 

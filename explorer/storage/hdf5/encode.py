@@ -1,9 +1,9 @@
 """Turning run records into write-ready batches, anywhere: worker or writer.
 
 Encoding is the expensive part of storing: stacking arrays and compressing
-them. :func:`encode_records` does it where the records are (a dask worker, say)
-and produces an :class:`EncodedBatch` in which large fixed-shape items are
-already compressed HDF5 chunks (:class:`PackedPart`). The writer then only copies
+them. :class:`BatchEncoder` does it where the runs execute (a dask worker, say),
+run by run as they finish, and produces an :class:`EncodedBatch` in which large
+fixed-shape items are already compressed HDF5 chunks (:class:`PackedPart`). The writer then only copies
 those chunks into the file with PyTables' direct chunk writes, so a single writer
 does I/O and nothing else. Small and irregular items travel as plain values
 (:class:`RawPart`) and are stacked by the writer.
@@ -14,7 +14,7 @@ import itertools
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import tables
@@ -22,8 +22,8 @@ import tables
 from ...records import RunRecord, RunStatus
 from .columns import chunk_rows, signature
 
-__all__ = ["EncodeSettings", "PackedPart", "RawPart", "NodesPart", "EncodedBatch", "encode_records",
-           "pack", "unpack", "RUN_ROW", "PACK_MIN_ROW_BYTES"]
+__all__ = ["EncodeSettings", "PackedPart", "RawPart", "NodesPart", "EncodedBatch", "BatchEncoder",
+           "encode_records", "unpack", "RUN_ROW", "PACK_MIN_ROW_BYTES"]
 
 #: The run table's row: one per finished run.
 RUN_ROW = np.dtype([("idx", np.int64), ("status", np.int8),
@@ -110,35 +110,58 @@ def _memory_file() -> tables.File:
     return tables.open_file(name, "w", driver="H5FD_CORE", driver_core_backing_store=0)
 
 
-def pack(kind: str, dtype: str, shape: tuple[int, ...], runs: list[int], values: list[Any],
-         settings: EncodeSettings) -> PackedPart:
-    """Compress ``values`` (one per run, all of ``dtype`` and ``shape``) into chunks."""
-    row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    rows = chunk_rows(row_bytes)
-    padded = -(-len(values) // rows) * rows
-    block = np.empty((padded, *shape), dtype=dtype)
-    if shape:
-        np.stack(values, out=block[:len(values)])
-    else:
-        block[:len(values)] = values
-    block[len(values):] = 0
-    padded_runs = np.full(padded, -1, dtype=np.int64)
-    padded_runs[:len(runs)] = runs
-    handle = _memory_file()
-    try:
-        data = handle.create_earray("/", "data", tables.Atom.from_dtype(np.dtype(dtype)),
-                                    (0, *shape), filters=settings.filters(),
-                                    chunkshape=(rows, *shape))
-        data.append(block)
-        zeros = (0,) * len(shape)
-        chunks = []
-        for start in range(0, padded, rows):
-            info = data.chunk_info((start, *zeros))
-            chunks.append((bytes(data.read_chunk((start, *zeros))), int(info.filter_mask)))
-    finally:
-        handle.close()
-    return PackedPart(kind, dtype, tuple(shape), padded_runs, rows, chunks,
-                      settings.complib, settings.complevel)
+class _Packer:
+    """Compresses the rows of one fixed-shape item chunk by chunk, as they arrive.
+
+    Rows are copied into a buffer of one HDF5 chunk; a full buffer is written to
+    the single chunk of an in-memory dataset, whose compressed bytes are then
+    read back. Each run's array can thus be freed as soon as it is copied, and
+    the data is compressed while it is still in the processor's cache.
+    """
+
+    def __init__(self, kind: str, dtype: str, shape: tuple[int, ...], settings: EncodeSettings):
+        self.kind, self.dtype, self.shape, self.settings = kind, dtype, shape, settings
+        row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        self.rows = chunk_rows(row_bytes)
+        self.runs: list[int] = []
+        self.chunks: list[tuple[bytes, int]] = []
+        self._buffer = np.empty((self.rows, *shape), dtype=dtype)
+        self._filled = 0
+        self._handle = _memory_file()
+        self._data = self._handle.create_earray(
+            "/", "data", tables.Atom.from_dtype(np.dtype(dtype)), (0, *shape),
+            filters=settings.filters(), chunkshape=(self.rows, *shape))
+        self._data.truncate(self.rows)
+        self._origin = (0,) * (1 + len(shape))
+
+    def add(self, run: int, value: np.ndarray) -> None:
+        self._buffer[self._filled] = value
+        self._filled += 1
+        self.runs.append(run)
+        if self._filled == self.rows:
+            self._compress()
+
+    def _compress(self) -> None:
+        self._buffer[self._filled:] = 0
+        self._data[:] = self._buffer
+        info = self._data.chunk_info(self._origin)
+        self.chunks.append((self._data.read_chunk(self._origin), int(info.filter_mask)))
+        self._filled = 0
+
+    def finish(self) -> PackedPart:
+        """The compressed rows; the last chunk is padded with rows of run ``-1``."""
+        try:
+            if self._filled:
+                self._compress()
+        finally:
+            self._handle.close()
+        runs = np.full(len(self.chunks) * self.rows, -1, dtype=np.int64)
+        runs[:len(self.runs)] = self.runs
+        return PackedPart(self.kind, self.dtype, self.shape, runs, self.rows, self.chunks,
+                          self.settings.complib, self.settings.complevel)
+
+    def abandon(self) -> None:
+        self._handle.close()
 
 
 def unpack(part: PackedPart) -> RawPart:
@@ -164,50 +187,111 @@ def unpack(part: PackedPart) -> RawPart:
     return RawPart(part.runs[keep].tolist(), values)
 
 
-def _parts(runs: list[int], values: list[Any], settings: EncodeSettings) -> list[
-        PackedPart | RawPart]:
-    groups: dict[tuple, tuple[list[int], list[Any]]] = {}
-    for run, value in zip(runs, values):
+class _ItemRows:
+    """The rows of one item: packers for large fixed-shape arrays, plain values for the rest."""
+
+    def __init__(self) -> None:
+        self.packers: dict[tuple[str, str, tuple[int, ...]], _Packer] = {}
+        self.runs: list[int] = []
+        self.values: list[Any] = []
+
+    def add(self, run: int, value: Any, settings: EncodeSettings) -> None:
         encoding, kind, dtype, shape = signature(value, settings.allow_pickle)
-        packable = encoding == "fixed" and shape and kind == "ndarray" and \
-            int(np.prod(shape)) * np.dtype(dtype).itemsize >= PACK_MIN_ROW_BYTES
-        key = ("pack", kind, dtype, len(shape)) if packable else ("raw",)
-        rows = groups.setdefault(key, ([], []))
-        rows[0].append(run)
-        rows[1].append(value)
-    parts: list[PackedPart | RawPart] = []
-    for key, (part_runs, part_values) in groups.items():
-        shapes = {np.shape(v) for v in part_values} if key[0] == "pack" else set()
-        if key[0] == "pack" and len(shapes) == 1:
-            parts.append(pack(key[1], key[2], shapes.pop(), part_runs, part_values, settings))
-        else:  # raw, or arrays whose shape varies (stored ragged)
-            parts.append(RawPart(part_runs, part_values))
-    return parts
-
-
-def encode_records(records: list[RunRecord], settings: EncodeSettings) -> EncodedBatch:
-    """Encode what runs produced: run-table rows, return values, errors and results."""
-    run_rows = np.array([(r.idx, int(r.status), r.started, r.duration) for r in records],
-                        dtype=RUN_ROW)
-    columns: dict[tuple[str, str], dict[str, tuple[list[int], list[Any]]]] = \
-        defaultdict(dict)
-
-    def add(template: str, comment: str, idx: int, items: dict[str, Any]) -> None:
-        target = columns[(template, comment)]
-        for item, value in items.items():
-            rows = target.setdefault(item, ([], []))
-            rows[0].append(idx)
-            rows[1].append(value)
-
-    for record in records:
-        if record.status == RunStatus.COMPLETED:
-            add("returns", "", record.idx, {"value": record.value})
-            for template, (comment, items) in record.results.items():
-                add(template, comment, record.idx, items)
+        if encoding == "fixed" and shape and kind == "ndarray" and \
+                int(np.prod(shape)) * np.dtype(dtype).itemsize >= PACK_MIN_ROW_BYTES:
+            packer = self.packers.get((kind, dtype, shape))
+            if packer is None:
+                packer = self.packers[(kind, dtype, shape)] = _Packer(kind, dtype, shape,
+                                                                      settings)
+            packer.add(run, value)
         else:
-            add("errors", "", record.idx, {"error": record.error, "traceback": record.traceback})
-    batch = EncodedBatch(run_rows)
-    for key, items in columns.items():
-        batch.items[key] = {item: _parts(runs, values, settings)
-                            for item, (runs, values) in items.items()}
-    return batch
+            self.runs.append(run)
+            self.values.append(value)
+
+    def parts(self) -> list[PackedPart | RawPart]:
+        """Packed parts, one per dtype; arrays whose shape varies become plain rows."""
+        parts: list[PackedPart | RawPart] = []
+        families: dict[tuple[str, str, int], list[PackedPart]] = defaultdict(list)
+        for (kind, dtype, shape), packer in self.packers.items():
+            families[(kind, dtype, len(shape))].append(packer.finish())
+        for family in families.values():
+            if len(family) == 1:
+                parts.append(family[0])
+            else:  # stored ragged, as plain rows
+                for part in family:
+                    raw = unpack(part)
+                    self.runs += raw.runs
+                    self.values += raw.values
+        if self.runs:
+            parts.append(RawPart(self.runs, self.values))
+        return parts
+
+    def abandon(self) -> None:
+        for packer in self.packers.values():
+            packer.abandon()
+
+
+class BatchEncoder:
+    """Encodes run records one at a time into an :class:`EncodedBatch`.
+
+    Large fixed-shape arrays are compressed as soon as a chunk's worth of runs
+    has produced them, so an encoder holds about one compressed chunk per item
+    in raw form, however many runs it encodes.
+
+    Parameters
+    ----------
+    settings : EncodeSettings
+        The compression of the file the batch is for.
+    """
+
+    def __init__(self, settings: EncodeSettings):
+        self.settings = settings
+        self._rows: list[tuple[int, int, float, float]] = []
+        self._items: dict[tuple[str, str], dict[str, _ItemRows]] = defaultdict(dict)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _add(self, template: str, comment: str, idx: int, items: dict[str, Any]) -> None:
+        target = self._items[(template, comment)]
+        for item, value in items.items():
+            rows = target.get(item)
+            if rows is None:
+                rows = target[item] = _ItemRows()
+            rows.add(idx, value, self.settings)
+
+    def add(self, record: RunRecord) -> None:
+        """Encode one run's record (its arrays are not kept)."""
+        self._rows.append((record.idx, int(record.status), record.started, record.duration))
+        if record.status == RunStatus.COMPLETED:
+            self._add("returns", "", record.idx, {"value": record.value})
+            for template, (comment, items) in record.results.items():
+                self._add(template, comment, record.idx, items)
+        else:
+            self._add("errors", "", record.idx,
+                      {"error": record.error, "traceback": record.traceback})
+
+    def finish(self) -> EncodedBatch:
+        """The batch of every record added."""
+        batch = EncodedBatch(np.array(self._rows, dtype=RUN_ROW))
+        try:
+            for key, items in self._items.items():
+                batch.items[key] = {item: rows.parts() for item, rows in items.items()}
+        finally:
+            self.abandon()
+        return batch
+
+    def abandon(self) -> None:
+        """Release the in-memory files of the encoding (after an error, say)."""
+        for items in self._items.values():
+            for rows in items.values():
+                rows.abandon()
+        self._items.clear()
+
+
+def encode_records(records: Iterable[RunRecord], settings: EncodeSettings) -> EncodedBatch:
+    """Encode what runs produced: run-table rows, return values, errors and results."""
+    encoder = BatchEncoder(settings)
+    for record in records:
+        encoder.add(record)
+    return encoder.finish()
