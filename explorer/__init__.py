@@ -16,6 +16,7 @@ from .tree import Group
 
 # running
 from .environment import Environment
+from .simulators import Simulator, simulator
 
 # errors
 from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, FileLockedError,
@@ -28,7 +29,7 @@ __all__ = [
     # containers
     "Trajectory", "Parameter", "Result", "Group", "cartesian_product",
     # running
-    "Environment",
+    "Environment", "Simulator", "simulator",
     # storage
     "load_trajectory", "trajectory_names",
     # errors

@@ -129,6 +129,9 @@ class Environment:
         self._executor: Executor | None = None
         self._postprocessing: list[tuple[Postprocessing, tuple, dict]] = []
         self._closed = True
+        #: Of the last runs executed: their time (summed over workers, encoding
+        #: included) and the time spent compiling simulators' batch loops.
+        self.timings: dict[str, float] = {}
         self._claim = FileClaim(self.filename)
         try:
             bound = trajectory._store
@@ -226,8 +229,28 @@ class Environment:
             raise TypeError(f"postprocessing must be callable, got {func!r}")
         self._postprocessing.append((func, args, kwargs))
 
-    def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> list[tuple[int, Any]]:
+    def run(self, func: Callable[..., Any], *args: Any, outputs: Sequence[str] | None = None,
+            result: str | None = None, **kwargs: Any) -> list[tuple[int, Any]]:
         """Run ``func(traj, *args, **kwargs)`` for every run not yet completed.
+
+        ``func`` may instead be a compiled simulator: a ``numba.njit`` function
+        whose argument names are parameter short names, given with ``outputs``
+        (the names of what it returns) and ``result`` (their result group), or
+        declared with :func:`explorer.simulator`. Each run's values are passed
+        to it and its outputs stored as ``results.<result>.<run>.<output>``;
+        whole chunks of runs are evaluated in one compiled loop. Such runs
+        return ``None``. ``env.timings`` then tells compile and run time apart.
+
+        Parameters
+        ----------
+        func : callable or numba function or Simulator
+            The run function or simulator.
+        *args, **kwargs
+            Extra arguments of a run function.
+        outputs : sequence of str, optional
+            For a numba function: names of its return values.
+        result : str, optional
+            For a numba function: the result group (default: its name).
 
         Returns
         -------
@@ -243,8 +266,7 @@ class Environment:
             cleanly, and the message says how to resume.
         """
         self._check_open()
-        if not callable(func):
-            raise TypeError(f"env.run needs a callable run function, got {func!r}")
+        func = self._as_simulator(func, outputs, result, args, kwargs)
         traj = self.trajectory
         traj.store()
         done = set(self._store.run_table().with_status(RunStatus.COMPLETED).tolist())
@@ -269,6 +291,31 @@ class Environment:
             results = self._results(range(len(traj)))
         return results
 
+    @staticmethod
+    def _as_simulator(func: Any, outputs: Sequence[str] | None, result: str | None,
+                      args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """``func``, or the :class:`Simulator` a numba function with ``outputs`` makes."""
+        from .simulators import Simulator, is_jitted
+
+        if is_jitted(func):
+            if outputs is None:
+                raise ExplorationError(
+                    f"env.run got the numba function {func.__name__!r}: name what it returns "
+                    f"with outputs=(...) (and its result group with result=...)")
+            func = Simulator(func, tuple([outputs] if isinstance(outputs, str) else outputs),
+                             result or func.__name__)
+        elif outputs is not None or result is not None:
+            raise ExplorationError("outputs= and result= are for numba simulators; a run "
+                                   "function stores its results with traj.add_result(...)")
+        if isinstance(func, Simulator):
+            if args or kwargs:
+                raise ExplorationError(f"simulator {func.name!r} takes its arguments from the "
+                                       f"parameters; extra arguments "
+                                       f"{[*map(repr, args), *kwargs]} cannot be passed")
+        elif not callable(func):
+            raise TypeError(f"env.run needs a callable run function, got {func!r}")
+        return func
+
     def _results(self, runs: Sequence[int]) -> list[tuple[int, Any]]:
         values = self._store.return_values(runs)
         return [(idx, values[idx]) for idx in runs if idx in values]
@@ -288,6 +335,7 @@ class Environment:
             return []
         from tqdm.auto import tqdm
 
+        from .simulators import Simulator, call_simulator, plan_simulator
         from .storage.hdf5.journal import merge_batches
         from .storage.hdf5.locked import LockedAppender
 
@@ -298,15 +346,22 @@ class Environment:
         if self.storage == "lock":
             writer = LockedAppender(self._store.filename, traj.name, settings,
                                     executor.lock(os.path.abspath(self.filename)))
-        job = RunJob(func, context_from_trajectory(traj, self.seed), tuple(args), dict(kwargs),
-                     settings, writer, uuid.uuid4().hex[:12])
         ranges = {name: traj.get(name).range for name in traj.explored_parameters}
 
         def point(idx: int) -> tuple[int, dict[str, Any]]:
             return idx, {name: values[idx] for name, values in ranges.items()}
 
+        context = context_from_trajectory(traj, self.seed)
+        plan = None
+        if isinstance(func, Simulator):
+            plan = plan_simulator(func, context, point(todo[0])[1])
+            func, args, kwargs = call_simulator, (plan,), {}
+        job = RunJob(func, context, tuple(args), dict(kwargs), settings, writer,
+                     uuid.uuid4().hex[:12], plan)
+
         planner = ChunkPlanner(todo, point, executor.slots, self.chunk_size)
         session = collect()
+        timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
         failed: list[tuple[int, str]] = []
         pending: list[Any] = []
         last_flush = time.monotonic()
@@ -320,6 +375,8 @@ class Environment:
                     if isinstance(report, BaseException):
                         report = report_records(lost_chunk_records(chunk, report), settings)
                     planner.observe(len(report.outcomes), report.seconds)
+                    timings["run_seconds"] += report.seconds
+                    timings["compile_seconds"] += report.compile_seconds
                     for template, comment in report.templates.items():
                         traj._register_template(template, comment)
                     failed += [(idx, error) for idx, status, error in report.outcomes
@@ -336,7 +393,7 @@ class Environment:
         finally:
             bar.close()
             session.update(end=now(), runs=len(todo) - planner.remaining,
-                           interrupted=interruption.signal_name)
+                           interrupted=interruption.signal_name, **timings)
             self._journal.compact(session=session,
                                   batch=merge_batches(pending) if pending else None)
         if interruption.requested():

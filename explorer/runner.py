@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .records import RunRecord, RunStatus
 from .runview import RunContext, iter_runs
+from .simulators import BatchOutcome, SimulatorPlan, evaluate_batch
 
 __all__ = ["ChunkReport", "RunJob", "run_job_chunk"]
 
@@ -30,12 +31,15 @@ class ChunkReport:
         Work that grows with the chunk: the runs' durations and their encoding.
     batch : EncodedBatch or None
         The encoded results, unless the worker wrote them to the file itself.
+    compile_seconds : float
+        Time spent compiling a simulator's batch loop (not part of ``seconds``).
     """
 
     outcomes: list[tuple[int, int, str]]
     templates: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     batch: Any = None
+    compile_seconds: float = 0.0
 
 
 @dataclass
@@ -44,6 +48,8 @@ class RunJob:
 
     ``writer``, when set, stores a batch itself (the ``storage="lock"`` mode);
     ``token`` is unique to one ``env.run``, and names what a chunk writes.
+    ``simulator``, for a compiled simulator, lets whole chunks run in one
+    compiled loop (``func`` then calls it for one run).
     """
 
     func: Callable[..., Any]
@@ -53,6 +59,7 @@ class RunJob:
     settings: Any
     writer: Callable[..., None] | None = None
     token: str = ""
+    simulator: SimulatorPlan | None = None
 
 
 def report_records(records: Iterable[RunRecord], settings: Any,
@@ -81,22 +88,55 @@ def report_records(records: Iterable[RunRecord], settings: Any,
             outcomes.append((record.idx, int(record.status), record.error))
             encoder.add(record)
             seconds += time.perf_counter() - clock + record.duration
-        clock = time.perf_counter()
-        batch = encoder.finish()
-        seconds += time.perf_counter() - clock
     except BaseException:
         encoder.abandon()
         raise
+    return _finish(encoder, ChunkReport(outcomes, templates, seconds), writer, name)
+
+
+def _finish(encoder: Any, report: ChunkReport, writer: Callable[..., None] | None,
+            name: str | None) -> ChunkReport:
+    """Complete the encoding into ``report.batch``, or hand it to ``writer``."""
+    clock = time.perf_counter()
+    batch = encoder.finish()
+    report.seconds += time.perf_counter() - clock
     if writer is not None:
         writer(batch, name)
         batch = None
-    return ChunkReport(outcomes, templates, seconds, batch)
+    report.batch = batch
+    return report
+
+
+def report_batch(outcome: BatchOutcome, plan: SimulatorPlan, settings: Any,
+                 writer: Callable[..., None] | None = None,
+                 name: str | None = None) -> ChunkReport:
+    """Encode a chunk a simulator evaluated in one compiled loop, and describe it."""
+    from .storage.hdf5.encode import BatchEncoder
+
+    encoder = BatchEncoder(settings)
+    clock = time.perf_counter()
+    try:
+        encoder.add_block(outcome.runs, outcome.started, outcome.seconds, plan.template, "",
+                          outcome.outputs)
+    except BaseException:
+        encoder.abandon()
+        raise
+    seconds = outcome.seconds + time.perf_counter() - clock
+    report = ChunkReport([(idx, int(RunStatus.COMPLETED), "") for idx in outcome.runs.tolist()],
+                         {plan.template: ""}, seconds,
+                         compile_seconds=outcome.compile_seconds)
+    return _finish(encoder, report, writer, name)
 
 
 def run_job_chunk(job: RunJob, chunk: Sequence[tuple[int, dict[str, Any]]]) -> ChunkReport:
     """Run a chunk of ``(idx, explored values)`` points and report on it."""
-    records = iter_runs(job.func, job.context, chunk, job.args, job.kwargs)
     name = f"{job.token}-{chunk[0][0]:012d}-{len(chunk)}" if chunk else None
+    plan = job.simulator
+    if plan is not None and plan.simulator.batch:
+        outcome = evaluate_batch(plan, chunk)
+        if outcome is not None:
+            return report_batch(outcome, plan, job.settings, job.writer, name)
+    records = iter_runs(job.func, job.context, chunk, job.args, job.kwargs)
     return report_records(records, job.settings, job.writer, name)
 
 

@@ -406,3 +406,22 @@ def test_resume_reuses_the_stored_seed(make_env, h5path):
     with ex.Environment.resume(h5path, "T", progress=False) as resumed:
         results = dict(resumed.run(lambda view: view.rng.random(2).tolist()))
     assert results == expected
+
+
+def test_runs_returning_none_store_one_column_not_a_node_per_run(make_env, h5path):
+    import tables
+
+    env = make_env("Quiet")
+    env.trajectory.add_parameter("x", 0.0)
+    env.trajectory.explore({"x": [float(i) for i in range(50)]})
+    results = env.run(lambda traj: traj.add_result("r.$", y=traj.x * 2) if traj.x < 45 else 7)
+    assert results[:2] == [(0, None), (1, None)] and results[-1] == (49, 7)
+    env.close()
+    with tables.open_file(h5path) as handle:
+        column = handle.get_node("/Quiet/returns/value")
+        kinds = sorted(g._v_attrs.kind for g in column._f_iter_nodes("Group"))
+        assert kinds == ["int", "none"]
+        assert handle.get_node("/Quiet/returns/value/s0/data").nrows == 45
+    frame = ex.load_trajectory(h5path).to_frame()
+    assert frame["return_value"].isna().tolist() == [True] * 45 + [False] * 5
+    assert frame["return_value"].iloc[45:].tolist() == [7] * 5

@@ -51,6 +51,8 @@ APPEND_BYTES = 32 * 1024 * 1024
 
 
 def signature(value: Any, allow_pickle: bool) -> tuple[str, str, str, tuple[int, ...]]:
+    if value is None:
+        return ("fixed", "none", "|b1", ())
     if type(value) is np.ndarray and value.dtype.kind in "biufc":
         return ("fixed", "ndarray", value.dtype.str, value.shape)
     fixed = _PY_FIXED.get(type(value))
@@ -116,7 +118,10 @@ class _Segment:
             step = max(1, APPEND_BYTES // row_bytes)
             for start in range(0, len(values), step):
                 piece = values[start:start + step]
-                block = np.stack(piece) if self.shape else np.array(piece)
+                if self.kind == "none":  # nothing to keep but that the run has a None
+                    block = np.zeros(len(piece), dtype=bool)
+                else:
+                    block = np.stack(piece) if self.shape else np.array(piece)
                 data.append(block.astype(self.dtype, copy=False).reshape((len(piece), *self.shape)))
         elif self.encoding == "ragged":
             arrays = [np.asarray(v, dtype=self.dtype) for v in values]
@@ -266,7 +271,9 @@ def packed_parts(column: tables.Group) -> list[Any]:
             keep = runs >= 0
             block = data.read()[keep]
             values = block.tolist() if kind in NUMBER_TYPES or kind in ("list", "tuple") else list(block)
-            if kind == "tuple":
+            if kind == "none":
+                values = [None] * len(values)
+            elif kind == "tuple":
                 values = [tuple(value) for value in values]
             parts.append(RawPart(runs[keep].tolist(), values))
         else:
@@ -337,6 +344,8 @@ class ColumnIndex:
         name, encoding, kind, dtype, shape = self.segments[segment]
         group = handle.get_node(f"{self.path}/{name}")
         if encoding == "fixed":
+            if kind == "none":
+                return None
             value = group.data[row]
             if kind in NUMBER_TYPES:
                 return NUMBER_TYPES[kind](value)
@@ -361,8 +370,9 @@ class ColumnIndex:
         if not self.segments or any(enc != "fixed" or shape or kind in ("ndarray",)
                                     for _, enc, kind, _, shape in self.segments):
             return None
-        values = [handle.get_node(f"{self.path}/{name}/data").read()
-                  for name, *_ in self.segments]
+        values = [np.full(handle.get_node(f"{self.path}/{name}/data").nrows, None, dtype=object)
+                  if kind == "none" else handle.get_node(f"{self.path}/{name}/data").read()
+                  for name, _, kind, *_ in self.segments]
         if len({v.dtype for v in values}) > 1:
             values = [v.astype(object) for v in values]
         flat = np.concatenate(values)[self._real]

@@ -141,6 +141,18 @@ class _Packer:
         if self._filled == self.rows:
             self._compress()
 
+    def add_rows(self, runs: np.ndarray, block: np.ndarray) -> None:
+        """Add stacked rows (one per run) at once."""
+        done = 0
+        while done < len(runs):
+            take = min(self.rows - self._filled, len(runs) - done)
+            self._buffer[self._filled:self._filled + take] = block[done:done + take]
+            self._filled += take
+            done += take
+            if self._filled == self.rows:
+                self._compress()
+        self.runs += runs.tolist()
+
     def _compress(self) -> None:
         self._buffer[self._filled:] = 0
         self._data[:] = self._buffer
@@ -208,6 +220,20 @@ class _ItemRows:
             self.runs.append(run)
             self.values.append(value)
 
+    def add_block(self, runs: np.ndarray, block: np.ndarray, settings: EncodeSettings) -> None:
+        """Add one row per run from a stacked array (``block[i]`` is run ``runs[i]``'s)."""
+        shape, dtype = block.shape[1:], block.dtype
+        if shape and dtype.kind in "biufc" and \
+                int(np.prod(shape)) * dtype.itemsize >= PACK_MIN_ROW_BYTES:
+            key = ("ndarray", dtype.str, shape)
+            packer = self.packers.get(key)
+            if packer is None:
+                packer = self.packers[key] = _Packer(*key, settings)
+            packer.add_rows(runs, block)
+        else:  # small rows travel as plain values, as when runs add them one by one
+            self.runs += runs.tolist()
+            self.values += block.tolist() if not shape else list(block)
+
     def parts(self) -> list[PackedPart | RawPart]:
         """Packed parts, one per dtype; arrays whose shape varies become plain rows."""
         parts: list[PackedPart | RawPart] = []
@@ -270,6 +296,26 @@ class BatchEncoder:
         else:
             self._add("errors", "", record.idx,
                       {"error": record.error, "traceback": record.traceback})
+
+    def add_block(self, runs: np.ndarray, started: float, seconds: float, template: str,
+                  comment: str, items: dict[str, np.ndarray]) -> None:
+        """Encode completed runs whose items come stacked (``items[name][i]`` is run ``runs[i]``'s).
+
+        The runs return ``None``; ``seconds`` (their total time) is shared out evenly.
+        """
+        n = len(runs)
+        duration = seconds / n if n else 0.0
+        self._rows += [(idx, int(RunStatus.COMPLETED), started + i * duration, duration)
+                       for i, idx in enumerate(runs.tolist())]
+        rows = self._items[("returns", "")].setdefault("value", _ItemRows())
+        rows.runs += runs.tolist()
+        rows.values += [None] * n
+        target = self._items[(template, comment)]
+        for item, block in items.items():
+            rows = target.get(item)
+            if rows is None:
+                rows = target[item] = _ItemRows()
+            rows.add_block(runs, block, self.settings)
 
     def finish(self) -> EncodedBatch:
         """The batch of every record added."""
