@@ -290,7 +290,8 @@ def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any
     n = len(chunk)
     outputs = [np.empty((n, *shape), dtype=dtype) for shape, dtype in plan.outputs]
     explored = tuple(source is not None for source in plan.sources)
-    loop = _loop(len(outputs), explored, plan.single, plan.simulator.parallel)
+    loop = _loop(tuple(len(shape) for shape, _ in plan.outputs), explored, plan.single,
+                 plan.simulator.parallel)
     call = (plan.simulator.function, *outputs, *arrays)
     clock = time.perf_counter()
     try:
@@ -310,26 +311,38 @@ def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any
                         compile_seconds)
 
 
-#: Compiled loops of this process, by (outputs, explored pattern, single, parallel).
+#: Compiled loops of this process, by (output ranks, explored pattern, single, parallel).
 _LOOPS: dict[tuple, Any] = {}
 
 
-def _loop(n_outputs: int, explored: tuple[bool, ...], single: bool, parallel: bool) -> Any:
-    """The compiled loop for an argument pattern (generated once per process)."""
-    key = (n_outputs, explored, single, parallel)
+def _loop(ranks: tuple[int, ...], explored: tuple[bool, ...], single: bool,
+          parallel: bool) -> Any:
+    """The compiled loop for an argument pattern (generated once per process).
+
+    ``ranks`` holds each output's number of dimensions. One-dimensional
+    outputs are copied element by element: numba's general array assignment
+    takes seconds to compile, this takes a fraction of one.
+    """
+    key = (ranks, explored, single, parallel)
     if key not in _LOOPS:
         import numba
 
-        outs = [f"out{i}" for i in range(n_outputs)]
+        outs = [f"out{i}" for i in range(len(ranks))]
         args = [f"a{i}" for i in range(len(explored))]
         call = ", ".join(f"{a}[i]" if e else a for a, e in zip(args, explored))
         lines = [f"def loop(simulate, {', '.join(outs + args)}):",
                  f"    for i in numba.prange({outs[0]}.shape[0]):",
                  f"        returned = simulate({call})"]
-        if single:
-            lines.append(f"        {outs[0]}[i] = returned")
-        else:
-            lines += [f"        {out}[i] = returned[{i}]" for i, out in enumerate(outs)]
+        for k, (out, rank) in enumerate(zip(outs, ranks)):
+            value = "returned" if single else f"returned[{k}]"
+            if rank == 1:
+                lines += [f"        value = {value}",
+                          f"        if value.shape[0] != {out}.shape[1]:",
+                          "            raise ValueError('an output changed shape')",
+                          "        for j in range(value.shape[0]):",
+                          f"            {out}[i, j] = value[j]"]
+            else:
+                lines.append(f"        {out}[i] = {value}")
         namespace: dict[str, Any] = {"numba": numba}
         exec(compile("\n".join(lines) + "\n", f"<explorer simulator loop {key}>", "exec"),
              namespace)
