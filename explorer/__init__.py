@@ -18,6 +18,10 @@ from .tree import Group
 from .environment import Environment
 from .simulators import Simulator, simulator
 
+# fitting
+from . import losses
+from .optimization import Fit, Optimizer
+
 # errors
 from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, FileLockedError,
                      InterruptedRunError, ExplorerError, FileFormatError,
@@ -30,6 +34,8 @@ __all__ = [
     "Trajectory", "Parameter", "Result", "Group", "cartesian_product",
     # running
     "Environment", "Simulator", "simulator",
+    # fitting
+    "Optimizer", "Fit", "losses",
     # storage
     "load_trajectory", "trajectory_names",
     # errors

@@ -330,7 +330,9 @@ class Environment:
             failed)
 
     def _execute(self, func: Callable[..., Any], todo: list[int], args: Sequence[Any],
-                 kwargs: dict[str, Any]) -> list[tuple[int, str]]:
+                 kwargs: dict[str, Any], record_session: bool = True) -> list[tuple[int, str]]:
+        """Run ``todo``; the failed runs. The session log gets a record unless
+        ``record_session`` is off (the caller then keeps its own)."""
         if not todo:
             return []
         from tqdm.auto import tqdm
@@ -360,7 +362,7 @@ class Environment:
                      uuid.uuid4().hex[:12], plan)
 
         planner = ChunkPlanner(todo, point, executor.slots, self.chunk_size)
-        session = collect()
+        session = collect() if record_session else None
         timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
         failed: list[tuple[int, str]] = []
         pending: list[Any] = []
@@ -392,8 +394,9 @@ class Environment:
                         pending, last_flush = [], time.monotonic()
         finally:
             bar.close()
-            session.update(end=now(), runs=len(todo) - planner.remaining,
-                           interrupted=interruption.signal_name, **timings)
+            if session is not None:
+                session.update(end=now(), runs=len(todo) - planner.remaining,
+                               interrupted=interruption.signal_name, **timings)
             self._journal.compact(session=session,
                                   batch=merge_batches(pending) if pending else None)
         if interruption.requested():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import socket
@@ -20,6 +21,7 @@ def now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
+@functools.lru_cache(maxsize=None)
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)

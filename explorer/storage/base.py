@@ -84,6 +84,10 @@ class TrajectoryStore(abc.ABC):
         """Return values of the given runs (runs without one are left out)."""
 
     @abc.abstractmethod
+    def run_errors(self, runs: Iterable[int]) -> dict[int, str]:
+        """``"ExceptionType: message"`` of the given runs that failed last time they ran."""
+
+    @abc.abstractmethod
     def run_results(self) -> "RunResultSource":
         """The per-run results, read lazily."""
 

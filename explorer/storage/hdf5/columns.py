@@ -35,12 +35,18 @@ __all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "Co
            "chunk_rows", "signature"]
 
 _FIXED_KINDS = {"bool", "int", "float", "complex", "npscalar", "ndarray", "list", "tuple"}
-#: Target size of one chunk of a stacked dataset, in bytes.
+#: Target size of one chunk of a stacked dataset, in bytes...
 CHUNK_BYTES = 1024 * 1024
+#: ...and of one of small rows (scalars, run indices): every append of a few
+#: rows compresses the chunk they land in again, so these chunks stay small.
+SMALL_CHUNK_BYTES = 64 * 1024
+SMALL_ROW_BYTES = 4096
 
 
-def chunk_rows(row_bytes: int, target: int = CHUNK_BYTES) -> int:
+def chunk_rows(row_bytes: int, target: int | None = None) -> int:
     """Rows per chunk so that a chunk holds about ``target`` bytes."""
+    if target is None:
+        target = CHUNK_BYTES if row_bytes >= SMALL_ROW_BYTES else SMALL_CHUNK_BYTES
     return int(min(max(1, math.ceil(target / max(row_bytes, 1))), 65536))
 
 

@@ -19,6 +19,7 @@ from ...errors import (FileFormatError, FileLockedError, TrajectoryExistsError,
                        TrajectoryNotFoundError)
 from ...naming import BRANCHES
 from ...results import LazyItem, Result
+from ...records import RunStatus
 from ..base import RunTable, TrajectoryStore
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
 from .encode import RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart, RawPart
@@ -341,8 +342,15 @@ class Hdf5Store(TrajectoryStore):
         return RunTable(table["idx"], table["status"], table["started"], table["duration"])
 
     def return_values(self, runs: Iterable[int]) -> dict[int, Any]:
+        return self._per_run_values("returns/value", runs)
+
+    def run_errors(self, runs: Iterable[int]) -> dict[int, str]:
+        failed = set(self.run_table().with_status(RunStatus.FAILED).tolist())
+        return self._per_run_values("errors/error", [idx for idx in runs if idx in failed])
+
+    def _per_run_values(self, column: str, runs: Iterable[int]) -> dict[int, Any]:
         wanted = list(runs)
-        path = f"{self.path}/returns/value"
+        path = f"{self.path}/{column}"
         with reading(self.filename) as handle:
             if path not in handle:
                 return {}
