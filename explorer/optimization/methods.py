@@ -154,14 +154,14 @@ def _genetic(dims: int, seed: int, options: dict[str, Any]) -> Search:
             creator.create("ExplorerFitness", base.Fitness, weights=(-1.0,))
             creator.create("ExplorerIndividual", list, fitness=creator.ExplorerFitness)
         random.seed(seed)  # DEAP's operators draw from the random module
-        size = int(options.get("popsize", 20))
+        size = int(options.get("popsize", 30))
         toolbox = base.Toolbox()
         toolbox.register("individual", tools.initRepeat, creator.ExplorerIndividual,
                          random.random, dims)
         toolbox.register("population", tools.initRepeat, list, toolbox.individual)
         toolbox.register("mate", tools.cxBlend, alpha=float(options.get("alpha", 0.3)))
         toolbox.register("mutate", tools.mutGaussian, mu=0.0,
-                         sigma=float(options.get("sigma", 0.1)), indpb=1.0 / dims)
+                         sigma=float(options.get("sigma", 0.03)), indpb=1.0 / dims)
         toolbox.register("select", tools.selTournament, tournsize=3)
 
         def assess(individuals: list) -> None:
