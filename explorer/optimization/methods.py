@@ -32,7 +32,8 @@ def make_searches(method: str, dims: int, starts: int, seed: int, max_evals: int
     seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(starts)]
     options = dict(options)
     if method == "cmaes":
-        return [_cmaes(origin, s, options) for origin, s in zip(origins, seeds)]
+        cma = _import_cma()
+        return [_cmaes(cma, origin, s, options) for origin, s in zip(origins, seeds)]
     if method in ("nelder-mead", "slsqp", "l-bfgs-b"):
         return [_scipy_local(method, origin, options) for origin in origins]
     if method == "de":
@@ -54,10 +55,19 @@ def _finite(losses: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- CMA-ES
-def _cmaes(origin: np.ndarray, seed: int, options: dict[str, Any]) -> Search:
-    def search(evaluate: Evaluate) -> None:
-        import cma
+def _import_cma() -> Any:
+    """The cma package, without its warning that plotting needs matplotlib."""
+    import warnings
 
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Could not import matplotlib",
+                                category=UserWarning)
+        import cma
+    return cma
+
+
+def _cmaes(cma: Any, origin: np.ndarray, seed: int, options: dict[str, Any]) -> Search:
+    def search(evaluate: Evaluate) -> None:
         settings = {"bounds": [0.0, 1.0], "seed": seed % (2**31 - 2) + 1, "verbose": -9,
                     "verb_log": 0, "verb_disp": 0}
         if "popsize" in options:
