@@ -113,6 +113,8 @@ def test_validation_loss_and_best_by_validation(tmp_path):
     chosen = per_generation.loc[per_generation["validation_loss"].idxmin()]
     assert fit.best_by_validation == {"neuron.a": chosen["neuron.a"],
                                       "neuron.b": chosen["neuron.b"]}
+    assert fit.best_by_validation_run == chosen.name
+    assert fit.best_run == history["loss"].idxmin()
     assert optimize(tmp_path / "plain.h5", "cmaes", max_evals=20).best_by_validation is None
 
 

@@ -61,6 +61,10 @@ class Fit:
     method : str
     evaluations : int
         Evaluations in the file (``len(history)``).
+    best_run : int
+        The run (row of ``history``) of the lowest loss.
+    best_by_validation_run : int or None
+        The run of ``best_by_validation``.
     """
 
     best_params: dict[str, float]
@@ -69,6 +73,8 @@ class Fit:
     best_by_validation: dict[str, float] | None
     method: str
     evaluations: int
+    best_run: int = -1
+    best_by_validation_run: int | None = None
 
 
 def evaluate_candidate(traj: Any, experiment: Callable[[Any], Any],
@@ -363,12 +369,12 @@ class Optimizer:
         if not len(history) or not np.isfinite(history["loss"]).any():
             raise ExplorationError(f"no evaluation of {self.env.filename!r} has a finite loss "
                                    f"yet (see the errors in its history)")
-        best = history["loss"].idxmin()
-        by_validation = None
+        best = int(history["loss"].idxmin())
+        by_validation, chosen = None, None
         if "validation_loss" in history:
             per_generation = history.loc[history.groupby("generation")["loss"].idxmin()]
-            chosen = per_generation["validation_loss"].idxmin()
+            chosen = int(per_generation["validation_loss"].idxmin())
             by_validation = {name: float(history.at[chosen, name]) for name in self.names}
         return Fit({name: float(history.at[best, name]) for name in self.names},
                    float(history.at[best, "loss"]), history, by_validation, self.method,
-                   len(history))
+                   len(history), best, chosen)
