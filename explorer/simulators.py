@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -149,6 +149,20 @@ class SimulatorPlan:
     constants: dict[str, Any]
     outputs: list[tuple[tuple[int, ...], str]] | None = None
     single: bool = False
+    _buffers: list[np.ndarray] = field(default_factory=list, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_buffers": []}  # buffers stay in the process that made them
+
+    def output_buffers(self, n: int) -> list[np.ndarray]:
+        """Stacked arrays for ``n`` runs' outputs, reused from chunk to chunk.
+
+        Fresh arrays of a chunk's size would be fresh memory every time, and
+        touching it page by page costs about as much as the simulator here.
+        """
+        if not self._buffers or len(self._buffers[0]) < n:
+            self._buffers = [np.empty((n, *shape), dtype=dtype) for shape, dtype in self.outputs]
+        return [buffer[:n] for buffer in self._buffers]
 
     @property
     def template(self) -> str:
@@ -272,7 +286,8 @@ def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any
 
     Returns ``None`` when the chunk cannot be batched (its values are not
     numeric arrays, or some output's shape differs from the first run's, or a
-    run raised); the caller then runs the points one at a time.
+    run raised); the caller then runs the points one at a time. The outputs
+    are valid until the next chunk of ``plan``: encode them before.
     """
     if plan.outputs is None or not chunk:
         return None
@@ -288,7 +303,7 @@ def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any
             return None
         arrays.append(column)
     n = len(chunk)
-    outputs = [np.empty((n, *shape), dtype=dtype) for shape, dtype in plan.outputs]
+    outputs = plan.output_buffers(n)
     explored = tuple(source is not None for source in plan.sources)
     loop = _loop(tuple(len(shape) for shape, _ in plan.outputs), explored, plan.single,
                  plan.simulator.parallel)

@@ -142,9 +142,13 @@ class _Packer:
             self._compress()
 
     def add_rows(self, runs: np.ndarray, block: np.ndarray) -> None:
-        """Add stacked rows (one per run) at once."""
+        """Add stacked rows (one per run) at once (copied: ``block`` may be reused)."""
         done = 0
         while done < len(runs):
+            if not self._filled and len(runs) - done >= self.rows:
+                self._compress(block[done:done + self.rows])  # a whole chunk, as it is
+                done += self.rows
+                continue
             take = min(self.rows - self._filled, len(runs) - done)
             self._buffer[self._filled:self._filled + take] = block[done:done + take]
             self._filled += take
@@ -153,9 +157,12 @@ class _Packer:
                 self._compress()
         self.runs += runs.tolist()
 
-    def _compress(self) -> None:
-        self._buffer[self._filled:] = 0
-        self._data[:] = self._buffer
+    def _compress(self, rows: np.ndarray | None = None) -> None:
+        """Compress one chunk: ``rows`` (a whole chunk), or the buffer padded with zeros."""
+        if rows is None:
+            self._buffer[self._filled:] = 0
+            rows = self._buffer
+        self._data[:] = rows
         info = self._data.chunk_info(self._origin)
         self.chunks.append((self._data.read_chunk(self._origin), int(info.filter_mask)))
         self._filled = 0
@@ -230,9 +237,9 @@ class _ItemRows:
             if packer is None:
                 packer = self.packers[key] = _Packer(*key, settings)
             packer.add_rows(runs, block)
-        else:  # small rows travel as plain values, as when runs add them one by one
+        else:  # small rows travel as plain values (copies), as when runs add them one by one
             self.runs += runs.tolist()
-            self.values += block.tolist() if not shape else list(block)
+            self.values += block.tolist() if not shape else list(block.copy())
 
     def parts(self) -> list[PackedPart | RawPart]:
         """Packed parts, one per dtype; arrays whose shape varies become plain rows."""
