@@ -13,7 +13,9 @@ carrying the compiled function, and the worker loads numba's on-disk cache
   whole chunk of runs in one compiled loop.
 * :data:`lif_unbatched`: the same compiled function, one call per run
   (``batch=False``).
-* :data:`trivial`: ``y = 2 x``, to measure what explorer costs per run.
+* :data:`trivial`: ``y = 2 x``, to measure what explorer costs per run;
+  :data:`trivial_unbatched` the same one call per run, and
+  :func:`trivial_loop` the same compiled loop without explorer.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from numba import njit
 import explorer as ex
 import lif_model
 
-__all__ = ["lif", "lif_unbatched", "trivial", "trivial_loop"]
+__all__ = ["lif", "lif_unbatched", "trivial", "trivial_unbatched", "trivial_loop"]
 
 
 @ex.simulator(outputs=("V", "nspikes"), result="neuron")
@@ -39,6 +41,7 @@ def trivial(x):
     return x * 2.0
 
 
+trivial_unbatched = ex.Simulator(trivial.function, ("y",), "out", batch=False)
 _trivial = trivial.function
 
 

@@ -34,7 +34,10 @@ everything from ``Environment(...)`` to ``env.disable_logging()`` (creating
 the file and trajectory, adding and exploring the parameters, the run, the
 close). ``ms_per_run`` is ``run_s / runs`` in milliseconds. The rates that
 ``env.run`` returns are checked against the same model called directly
-(``"check": "ok"``), and ``file_mb`` is the size of the HDF5 file written.
+(``"check": "ok"``), ``file_mb`` is the size of the HDF5 file written and
+``loadavg_1m`` the machine's 1-minute load average right after the run (on 2
+cores, a load well above what the mode itself uses means other processes
+competed for the CPU).
 
 Output
 ------
@@ -176,6 +179,7 @@ def run_mode(mode, runs, folder, expected):
         "ms_per_run": round(run_s / runs * 1000.0, 3),
         "file_mb": round(os.path.getsize(filename) / 1e6, 1),
         "check": check,
+        "loadavg_1m": round(os.getloadavg()[0], 2),   # machine load right after the run
     }
 
 
