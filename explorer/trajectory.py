@@ -76,6 +76,7 @@ class Trajectory:
         d["_memory_runs"] = MemoryRunResults()
         d["_store"] = None
         d["_revision"] = 0
+        d["_tree_revision"] = 0
 
     # ---------------------------------------------------------------- adding nodes
     def add_parameter(self, name: str, value: Any, comment: str = "") -> Parameter:
@@ -212,9 +213,12 @@ class Trajectory:
         self._touch()
         return parameter
 
-    def _touch(self) -> None:
-        """Note that the tree changed, so the next store writes it."""
+    def _touch(self, tree: bool = True) -> None:
+        """Note a change, so the next store writes it: of the parameter tree, or
+        (``tree=False``) only of the exploration."""
         self.__dict__["_revision"] += 1
+        if tree:
+            self.__dict__["_tree_revision"] += 1
 
     def _parameter_state(self) -> tuple[int | None, bool]:
         return self._current, self._locked
@@ -433,7 +437,7 @@ class Trajectory:
         if not append:
             self.__dict__["_explored"] = list(parameters)
         self.__dict__["_n_runs"] = len(self.get(self._explored[0]).range)
-        self._touch()
+        self._touch(tree=False)  # ranges are written apart from the parameter tree
 
     def _explorable(self, name: str) -> Parameter:
         if not isinstance(name, str):

@@ -81,6 +81,7 @@ class Hdf5Store(TrajectoryStore):
         self._indexes: dict[str, ColumnIndex] = {}
         self._source = StoredRunResults(self)
         self._written: tuple[int, int] | None = None
+        self._tree_written: tuple[int, int] | None = None
         self._uid: str | None = None
         self._generation = -1
 
@@ -167,11 +168,13 @@ class Hdf5Store(TrajectoryStore):
         if state == self._written and not trajectory._memory_runs and \
                 all(result.stored for result in trajectory.results_list()):
             return
+        tree = (id(trajectory), trajectory._tree_revision)
         with writing(self.filename) as handle:
             group = handle.get_node(self.path)
             _set(group, comment=trajectory.comment, n_runs=len(trajectory))
-            for branch in _PARAMETER_BRANCHES:
-                self._write_parameter_branch(handle, trajectory, branch)
+            if tree != self._tree_written:  # rewritten nodes leave space HDF5 never reuses
+                for branch in _PARAMETER_BRANCHES:
+                    self._write_parameter_branch(handle, trajectory, branch)
             self._write_exploration(handle, trajectory)
             self._write_results(handle, trajectory)
             held = EncodedBatch(np.zeros(0, dtype=RUN_ROW))  # results only, no run rows
@@ -182,7 +185,7 @@ class Hdf5Store(TrajectoryStore):
                     part.runs.append(idx)
                     part.values.append(value)
             self.write_batch(handle, held)
-        self._written = state
+        self._written, self._tree_written = state, tree
         self._invalidate()
 
     def _write_parameter_branch(self, handle: tables.File, trajectory: "Trajectory",
@@ -399,7 +402,9 @@ class Hdf5Store(TrajectoryStore):
                 self._read_results(handle, traj, f"{self.path}/results", "results",
                                    eager=load == "all", allow_pickle=allow_pickle)
         traj._bind(self)
-        self._written = (id(traj), traj._revision)  # what is in memory is what is stored
+        # what is in memory is what is stored
+        self._written = (id(traj), traj._revision)
+        self._tree_written = (id(traj), traj._tree_revision)
         return traj
 
     def _read_parameter_branch(self, handle: tables.File, traj: "Trajectory", branch: str,
