@@ -33,7 +33,7 @@ __all__ = ["Environment"]
 Postprocessing = Callable[..., Any]
 
 #: Finished runs reach the journal at least this often (seconds)...
-FLUSH_SECONDS = 1.0
+FLUSH_SECONDS = 2.0
 #: ...and, once every run is handed out, this often: the last results then go
 #: straight into the file with the final compaction instead of through a shard.
 TAIL_FLUSH_SECONDS = 10.0
