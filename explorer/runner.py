@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .records import RunRecord, RunStatus
 from .runview import RunContext, iter_runs
-from .simulators import BatchOutcome, SimulatorPlan, evaluate_batch
+from .simulators import SimulatorPlan, evaluate_batch
 
 __all__ = ["ChunkReport", "RunJob", "run_job_chunk"]
 
@@ -107,23 +107,32 @@ def _finish(encoder: Any, report: ChunkReport, writer: Callable[..., None] | Non
     return report
 
 
-def report_batch(outcome: BatchOutcome, plan: SimulatorPlan, settings: Any,
-                 writer: Callable[..., None] | None = None,
-                 name: str | None = None) -> ChunkReport:
-    """Encode a chunk a simulator evaluated in one compiled loop, and describe it."""
+def report_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any]]],
+                 settings: Any, writer: Callable[..., None] | None = None,
+                 name: str | None = None) -> ChunkReport | None:
+    """Evaluate a chunk in a simulator's compiled loop, encoding block by block, and
+    describe it; ``None`` if the chunk cannot be batched."""
     from .storage.hdf5.encode import BatchEncoder
 
     encoder = BatchEncoder(settings)
-    clock = time.perf_counter()
+    encoding = 0.0
+
+    def consume(runs: Any, outputs: dict[str, Any], started: float, seconds: float) -> None:
+        nonlocal encoding
+        clock = time.perf_counter()
+        encoder.add_block(runs, started, seconds, plan.template, "", outputs)
+        encoding += time.perf_counter() - clock
+
     try:
-        encoder.add_block(outcome.runs, outcome.started, outcome.seconds, plan.template, "",
-                          outcome.outputs)
+        outcome = evaluate_batch(plan, chunk, consume)
     except BaseException:
         encoder.abandon()
         raise
-    seconds = outcome.seconds + time.perf_counter() - clock
+    if outcome is None:
+        encoder.abandon()
+        return None
     report = ChunkReport([(idx, int(RunStatus.COMPLETED), "") for idx in outcome.runs.tolist()],
-                         {plan.template: ""}, seconds,
+                         {plan.template: ""}, outcome.seconds + encoding,
                          compile_seconds=outcome.compile_seconds)
     return _finish(encoder, report, writer, name)
 
@@ -133,9 +142,9 @@ def run_job_chunk(job: RunJob, chunk: Sequence[tuple[int, dict[str, Any]]]) -> C
     name = f"{job.token}-{chunk[0][0]:012d}-{len(chunk)}" if chunk else None
     plan = job.simulator
     if plan is not None and plan.simulator.batch:
-        outcome = evaluate_batch(plan, chunk)
-        if outcome is not None:
-            return report_batch(outcome, plan, job.settings, job.writer, name)
+        report = report_batch(plan, chunk, job.settings, job.writer, name)
+        if report is not None:
+            return report
     records = iter_runs(job.func, job.context, chunk, job.args, job.kwargs)
     return report_records(records, job.settings, job.writer, name)
 

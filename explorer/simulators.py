@@ -155,7 +155,7 @@ class SimulatorPlan:
         return {**self.__dict__, "_buffers": []}  # buffers stay in the process that made them
 
     def output_buffers(self, n: int) -> list[np.ndarray]:
-        """Stacked arrays for ``n`` runs' outputs, reused from chunk to chunk.
+        """Stacked arrays for ``n`` runs' outputs, reused from block to block.
 
         Fresh arrays of a chunk's size would be fresh memory every time, and
         touching it page by page costs about as much as the simulator here.
@@ -271,23 +271,30 @@ def call_simulator(view: Any, plan: SimulatorPlan) -> None:
 # ---------------------------------------------------------------------- batches
 @dataclass
 class BatchOutcome:
-    """What a batched evaluation of a chunk produced."""
+    """What a batched evaluation of a chunk took."""
 
     runs: np.ndarray
-    outputs: dict[str, np.ndarray]
-    started: float
     seconds: float
     compile_seconds: float
 
 
-def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any]]]
-                   ) -> BatchOutcome | None:
-    """Evaluate every point of ``chunk`` in one compiled loop.
+#: A chunk is evaluated in blocks of about this many bytes of outputs, each
+#: handed on (compressed) while it is still in the processor's cache.
+BLOCK_BYTES = 2 * 1024 * 1024
 
+Consume = Callable[[np.ndarray, dict[str, np.ndarray], float, float], None]
+
+
+def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any]]],
+                   consume: Consume) -> BatchOutcome | None:
+    """Evaluate every point of ``chunk`` in a compiled loop, block by block.
+
+    ``consume(runs, outputs, started, seconds)`` gets each block's outputs
+    (stacked arrays, valid only during the call) as soon as it is computed.
     Returns ``None`` when the chunk cannot be batched (its values are not
     numeric arrays, or some output's shape differs from the first run's, or a
-    run raised); the caller then runs the points one at a time. The outputs
-    are valid until the next chunk of ``plan``: encode them before.
+    run raised); the caller then discards what it consumed and runs the
+    points one at a time.
     """
     if plan.outputs is None or not chunk:
         return None
@@ -303,27 +310,40 @@ def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any
             return None
         arrays.append(column)
     n = len(chunk)
-    outputs = plan.output_buffers(n)
+    row_bytes = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                    for shape, dtype in plan.outputs)
+    block = max(1, min(n, BLOCK_BYTES // max(row_bytes, 1)))
+    outputs = plan.output_buffers(block)
     explored = tuple(source is not None for source in plan.sources)
     loop = _loop(tuple(len(shape) for shape, _ in plan.outputs), explored, plan.single,
                  plan.simulator.parallel)
-    call = (plan.simulator.function, *outputs, *arrays)
+
+    def call(start: int, stop: int) -> tuple[Any, ...]:
+        return (plan.simulator.function, *(out[:stop - start] for out in outputs),
+                *(a[start:stop] if e else a for a, e in zip(arrays, explored)))
+
     clock = time.perf_counter()
     try:
-        loop.compile(tuple(numba.typeof(value) for value in call))
+        loop.compile(tuple(numba.typeof(value) for value in call(0, block)))
     except Exception:
         return None
     compile_seconds = time.perf_counter() - clock
-    started = time.time()
-    clock = time.perf_counter()
-    try:
-        loop(*call)
-    except Exception:  # a run raised, or returned another shape: run point by point
-        return None
-    seconds = time.perf_counter() - clock
-    return BatchOutcome(np.fromiter((idx for idx, _ in chunk), np.int64, n),
-                        dict(zip(plan.simulator.outputs, outputs)), started, seconds,
-                        compile_seconds)
+    runs = np.fromiter((idx for idx, _ in chunk), np.int64, n)
+    seconds = 0.0
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        arguments = call(start, stop)
+        started = time.time()
+        clock = time.perf_counter()
+        try:
+            loop(*arguments)
+        except Exception:  # a run raised, or returned another shape: run point by point
+            return None
+        took = time.perf_counter() - clock
+        seconds += took
+        stacked = dict(zip(plan.simulator.outputs, arguments[1:1 + len(outputs)]))
+        consume(runs[start:stop], stacked, started, took)
+    return BatchOutcome(runs, seconds, compile_seconds)
 
 
 #: Compiled loops of this process, by (output ranks, explored pattern, single, parallel).
