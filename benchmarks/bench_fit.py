@@ -67,58 +67,18 @@ import sys
 import tempfile
 import time
 
-import psutil  # a dependency of distributed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 
 import explorer as ex  # noqa: E402
 import fit_hh_neuron as problem  # noqa: E402  (example 2; dask workers import it too)
+from bench_scaling import Timer  # noqa: E402  (wall time and the other processes' load)
 
 NAME = "bench_fit"
 TARGET = 1.7
 FULL = {"starts": 30, "max_evals": 1500}
 METHOD, SEED = "l-bfgs-b", 0
-
-
-# ---------------------------------------------------------------------- noise
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (all cores, steal included)."""
-    t = psutil.cpu_times()
-    return sum(getattr(t, name, 0.0) for name in
-               ("user", "nice", "system", "irq", "softirq", "steal"))
-
-
-def _own_seconds() -> float:
-    """CPU seconds of this process and all its descendants (reaped ones included)."""
-    me = psutil.Process()
-    t = me.cpu_times()
-    total = t.user + t.system + t.children_user + t.children_system
-    for proc in me.children(recursive=True):
-        try:
-            c = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += c.user + c.system
-    return total
-
-
-class Timer:
-    """Wall time of a block, and how many cores other processes kept busy meanwhile.
-
-    The machine has 2 cores: anything running beside the benchmark takes what
-    the second worker needs, so every figure carries this "other load".
-    """
-
-    def __enter__(self) -> "Timer":
-        self._busy, self._own = _busy_seconds(), _own_seconds()
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.s = time.perf_counter() - self._start
-        other = (_busy_seconds() - self._busy) - (_own_seconds() - self._own)
-        self.other = max(0.0, other) / self.s if self.s > 0 else 0.0
 
 
 # ---------------------------------------------------------------------- the problem
