@@ -37,6 +37,7 @@ change the search, and ``--png`` the figure's path.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 
@@ -178,6 +179,9 @@ def main(argv=None) -> None:
           f"not fitted)")
     print(f"  all four within 5 % of the truth: {'yes' if within(fit.best_params) else 'NO'}; "
           f"starts whose best is within 5 %: {good} of {len(per_start)}")
+    if importlib.util.find_spec("matplotlib") is None:
+        print("figure skipped: matplotlib is not installed (pip install -e '.[plot]')")
+        return
     plot(recorded, simulate(fit.best_params),
          {"training": fit.best_loss, "held_out": best["validation_loss"]}, args.png)
     print(f"figure: {args.png}")

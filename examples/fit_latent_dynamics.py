@@ -35,6 +35,7 @@ for another search method, ``--png`` for another figure path).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 
@@ -191,7 +192,10 @@ def main(argv=None) -> None:
     print(f"  best_by_validation    {show(fit.best_by_validation)}:  "
           f"NLL training {row['loss']:.2f}, validation {row['validation_loss']:.2f} "
           f"(generation {row['generation']})")
-    plot(fit, reference, args.png)
+    if importlib.util.find_spec("matplotlib") is None:
+        args.png = "skipped (matplotlib is not installed: pip install -e '.[plot]')"
+    else:
+        plot(fit, reference, args.png)
     print(f"NLL in nats per trial of {DURATION:g} s; figure: {args.png}; "
           f"whole script {time.perf_counter() - started:.1f} s")
 

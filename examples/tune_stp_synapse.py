@@ -44,6 +44,7 @@ Run it with ``python examples/tune_stp_synapse.py`` (``--png`` names the figure,
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 
@@ -242,6 +243,9 @@ def main(argv=None) -> None:
         print(f"{name:<10} {found[name]:8.3f} {TARGETS[name]:8.3f} {term:17.2e}")
     print("parameters: " + ", ".join(f"{name.split('.')[1]} = {value:.3f}"
                                      for name, value in result.best_params.items()))
+    if importlib.util.find_spec("matplotlib") is None:
+        print("figure skipped: matplotlib is not installed (pip install -e '.[plot]')")
+        return
     plot(result.best_params, found, args.png)
     print(f"figure: {args.png}")
 
