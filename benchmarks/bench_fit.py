@@ -59,13 +59,10 @@ Usage: python benchmarks/bench_fit.py [--starts 30] [--max-evals 1500] [--repeat
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import platform
-import shutil
 import sys
 import tempfile
-import time
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,7 +70,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 
 import explorer as ex  # noqa: E402
 import fit_hh_neuron as problem  # noqa: E402  (example 2; dask workers import it too)
-from bench_scaling import Timer  # noqa: E402  (wall time and the other processes' load)
+from bench_scaling import Timer, clean_up, remove_leftovers  # noqa: E402
 
 NAME = "bench_fit"
 TARGET = 1.7
@@ -90,9 +87,7 @@ def losses() -> tuple:
 
 def optimize(path: str, starts: int, max_evals: int, scores: tuple, **options) -> dict:
     """One optimization written to ``path``: ``optimizer.run``'s time and the fit."""
-    for leftover in glob.glob(glob.escape(path) + "*"):
-        if os.path.isfile(leftover):
-            os.remove(leftover)
+    remove_leftovers(path)
     with ex.Environment(NAME, filename=path, overwrite_file=True, progress=False,
                         **options) as env:
         env.trajectory.add_parameter("simulation.dt", problem.DT)
@@ -230,17 +225,7 @@ def main() -> int:
     finally:
         if executor is not None:
             executor.close()
-        if args.keep:
-            print(f"files kept in {workdir}")
-        elif args.dir:  # the files and what explorer keeps beside them (locks, journals)
-            for name in ("w1", "dask2"):
-                for leftover in glob.glob(os.path.join(glob.escape(workdir), name + ".h5*")):
-                    if os.path.isdir(leftover):
-                        shutil.rmtree(leftover, ignore_errors=True)
-                    else:
-                        os.remove(leftover)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        clean_up(workdir, ("w1", "dask2"), args.keep, bool(args.dir))
     return 0 if ok else 1
 
 

@@ -66,11 +66,9 @@ Usage: python benchmarks/bench_lif.py [--sizes 1000,10000] [--trivial-runs 10000
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,7 +80,8 @@ import tables
 import explorer as ex
 import lif_model  # beside this script: workers import it and load numba's cache
 import lif_simulators  # the @ex.simulator declarations, importable by workers
-from bench_scaling import NEURON, TAU_REFS, Timer, pick, raw_floor, setup_lif, start_cluster
+from bench_scaling import (NEURON, TAU_REFS, Timer, clean_up, pick, raw_floor,
+                           remove_leftovers, setup_lif, start_cluster)
 
 NAME = "lif"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -124,8 +123,7 @@ TRIVIAL = {"batched": ("trivial simulator, batched", lif_simulators.trivial),
 def explore(path: str, workload: str, variant: str, runs: int, **options) -> dict:
     """One exploration into a new ``path``: env.run's time, other load and env.timings."""
     func = (LIF if workload == "lif" else TRIVIAL)[variant][1]
-    for leftover in glob.glob(glob.escape(path) + "*"):
-        shutil.rmtree(leftover) if os.path.isdir(leftover) else os.remove(leftover)
+    remove_leftovers(path)
     os.sync()
     with ex.Environment(NAME, filename=path, overwrite_file=True, progress=False,
                         **options) as env:
@@ -183,8 +181,7 @@ def measure(f: dict, config: str, workdir: str, args, **options) -> None:
             f.setdefault(f"{config}_trivial_{variant}", []).append(
                 explore(path, "trivial", variant, args.trivial_runs, **options))
     if not args.keep:
-        for leftover in glob.glob(glob.escape(path) + "*"):
-            shutil.rmtree(leftover) if os.path.isdir(leftover) else os.remove(leftover)
+        remove_leftovers(path)
 
 
 def steady_dask(f: dict, workdir: str, args) -> None:
@@ -516,17 +513,7 @@ def main() -> int:
         print(f"\n  whole script {time.perf_counter() - start:.0f} s (explorer and floor "
               f"{explorer_s:.0f} s)")
     finally:
-        if args.keep:
-            print(f"files kept in {workdir}")
-        elif args.dir:  # the files and what explorer keeps beside them (claims, journals)
-            for name in ("floor", "w1", "d2"):
-                for leftover in glob.glob(os.path.join(glob.escape(workdir), name + ".h5*")):
-                    if os.path.isdir(leftover):
-                        shutil.rmtree(leftover, ignore_errors=True)
-                    else:
-                        os.remove(leftover)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        clean_up(workdir, ("floor", "w1", "d2"), args.keep, bool(args.dir))
     return 0 if ok else 1
 
 

@@ -397,6 +397,28 @@ def report(f: dict, args) -> bool:
 
 
 # ---------------------------------------------------------------------- main
+def remove_leftovers(path: str) -> None:
+    """Remove ``path`` and whatever explorer keeps beside it (``path*``: claims, journals)."""
+    for leftover in glob.glob(glob.escape(path) + "*"):
+        if os.path.isdir(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            os.remove(leftover)
+
+
+def clean_up(workdir: str, names: tuple[str, ...], keep: bool, given: bool) -> None:
+    """Remove what a benchmark wrote: its whole temporary ``workdir``, or, in a
+    directory the user gave, the files ``<name>.h5*`` and what explorer keeps
+    beside them (claims, journals); ``keep`` keeps everything."""
+    if keep:
+        print(f"files kept in {workdir}")
+    elif given:
+        for name in names:
+            remove_leftovers(os.path.join(workdir, name + ".h5"))
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--points", type=int, default=FULL["points"],
@@ -461,17 +483,7 @@ def main() -> int:
                         end_to_end(workload, workers, size, path) for _ in range(args.repeat)]
         ok = report(f, args)
     finally:
-        if args.keep:
-            print(f"files kept in {workdir}")
-        elif args.dir:  # the files and what explorer keeps beside them (claims, journals)
-            for name in ("floor", "w1", "dask1", "dask2", "e2e"):
-                for leftover in glob.glob(os.path.join(glob.escape(workdir), name + ".h5*")):
-                    if os.path.isdir(leftover):
-                        shutil.rmtree(leftover, ignore_errors=True)
-                    else:
-                        os.remove(leftover)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        clean_up(workdir, ("floor", "w1", "dask1", "dask2", "e2e"), args.keep, bool(args.dir))
     return 0 if ok else 1
 
 
