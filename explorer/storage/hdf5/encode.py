@@ -14,7 +14,7 @@ import itertools
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import tables
@@ -23,7 +23,7 @@ from ...records import RunRecord, RunStatus
 from .columns import chunk_rows, signature
 
 __all__ = ["EncodeSettings", "PackedPart", "RawPart", "NodesPart", "EncodedBatch", "BatchEncoder",
-           "encode_records", "unpack", "RUN_ROW", "PACK_MIN_ROW_BYTES"]
+           "unpack", "RUN_ROW", "PACK_MIN_ROW_BYTES"]
 
 #: The run table's row: one per finished run.
 RUN_ROW = np.dtype([("idx", np.int64), ("status", np.int8),
@@ -214,14 +214,22 @@ class _ItemRows:
         self.runs: list[int] = []
         self.values: list[Any] = []
 
+    def _packer(self, dtype: np.dtype, shape: tuple[int, ...],
+                settings: EncodeSettings) -> _Packer | None:
+        """The packer of arrays of ``dtype`` and ``shape``, if their rows are worth packing."""
+        if not shape or dtype.kind not in "biufc" or \
+                int(np.prod(shape)) * dtype.itemsize < PACK_MIN_ROW_BYTES:
+            return None
+        key = ("ndarray", dtype.str, shape)
+        if key not in self.packers:
+            self.packers[key] = _Packer(*key, settings)
+        return self.packers[key]
+
     def add(self, run: int, value: Any, settings: EncodeSettings) -> None:
         encoding, kind, dtype, shape = signature(value, settings.allow_pickle)
-        if encoding == "fixed" and shape and kind == "ndarray" and \
-                int(np.prod(shape)) * np.dtype(dtype).itemsize >= PACK_MIN_ROW_BYTES:
-            packer = self.packers.get((kind, dtype, shape))
-            if packer is None:
-                packer = self.packers[(kind, dtype, shape)] = _Packer(kind, dtype, shape,
-                                                                      settings)
+        packer = self._packer(np.dtype(dtype), shape, settings) \
+            if encoding == "fixed" and kind == "ndarray" else None
+        if packer is not None:
             packer.add(run, value)
         else:
             self.runs.append(run)
@@ -229,13 +237,9 @@ class _ItemRows:
 
     def add_block(self, runs: np.ndarray, block: np.ndarray, settings: EncodeSettings) -> None:
         """Add one row per run from a stacked array (``block[i]`` is run ``runs[i]``'s)."""
-        shape, dtype = block.shape[1:], block.dtype
-        if shape and dtype.kind in "biufc" and \
-                int(np.prod(shape)) * dtype.itemsize >= PACK_MIN_ROW_BYTES:
-            key = ("ndarray", dtype.str, shape)
-            packer = self.packers.get(key)
-            if packer is None:
-                packer = self.packers[key] = _Packer(*key, settings)
+        shape = block.shape[1:]
+        packer = self._packer(block.dtype, shape, settings)
+        if packer is not None:
             packer.add_rows(runs, block)
         else:  # small rows travel as plain values (copies), as when runs add them one by one
             self.runs += runs.tolist()
@@ -280,18 +284,13 @@ class BatchEncoder:
     def __init__(self, settings: EncodeSettings):
         self.settings = settings
         self._rows: list[tuple[int, int, float, float]] = []
-        self._items: dict[tuple[str, str], dict[str, _ItemRows]] = defaultdict(dict)
-
-    def __len__(self) -> int:
-        return len(self._rows)
+        self._items: dict[tuple[str, str], dict[str, _ItemRows]] = \
+            defaultdict(lambda: defaultdict(_ItemRows))
 
     def _add(self, template: str, comment: str, idx: int, items: dict[str, Any]) -> None:
         target = self._items[(template, comment)]
         for item, value in items.items():
-            rows = target.get(item)
-            if rows is None:
-                rows = target[item] = _ItemRows()
-            rows.add(idx, value, self.settings)
+            target[item].add(idx, value, self.settings)
 
     def add(self, record: RunRecord) -> None:
         """Encode one run's record (its arrays are not kept)."""
@@ -314,15 +313,12 @@ class BatchEncoder:
         duration = seconds / n if n else 0.0
         self._rows += [(idx, int(RunStatus.COMPLETED), started + i * duration, duration)
                        for i, idx in enumerate(runs.tolist())]
-        rows = self._items[("returns", "")].setdefault("value", _ItemRows())
-        rows.runs += runs.tolist()
-        rows.values += [None] * n
+        returns = self._items[("returns", "")]["value"]
+        returns.runs += runs.tolist()
+        returns.values += [None] * n
         target = self._items[(template, comment)]
         for item, block in items.items():
-            rows = target.get(item)
-            if rows is None:
-                rows = target[item] = _ItemRows()
-            rows.add_block(runs, block, self.settings)
+            target[item].add_block(runs, block, self.settings)
 
     def finish(self) -> EncodedBatch:
         """The batch of every record added."""
@@ -341,10 +337,3 @@ class BatchEncoder:
                 rows.abandon()
         self._items.clear()
 
-
-def encode_records(records: Iterable[RunRecord], settings: EncodeSettings) -> EncodedBatch:
-    """Encode what runs produced: run-table rows, return values, errors and results."""
-    encoder = BatchEncoder(settings)
-    for record in records:
-        encoder.add(record)
-    return encoder.finish()
