@@ -302,8 +302,7 @@ class Environment:
                 raise ExplorationError(
                     f"env.run got the numba function {func.__name__!r}: name what it returns "
                     f"with outputs=(...) (and its result group with result=...)")
-            func = Simulator(func, tuple([outputs] if isinstance(outputs, str) else outputs),
-                             result or func.__name__)
+            func = Simulator(func, outputs, result or func.__name__)  # it checks the names
         elif outputs is not None or result is not None:
             raise ExplorationError("outputs= and result= are for numba simulators; a run "
                                    "function stores its results with traj.add_result(...)")

@@ -325,8 +325,7 @@ class Optimizer:
         store = env._store
         env.trajectory.store()
         table = store.run_table()
-        done = set(table.with_status(RunStatus.COMPLETED).tolist()) | \
-            set(table.with_status(RunStatus.FAILED).tolist())
+        done = set(table.idx[table.status != RunStatus.PENDING].tolist())  # ran, either way
         todo = [run for run in runs if run not in done]
         if todo:
             self._session["runs"] += len(todo)
