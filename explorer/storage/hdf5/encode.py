@@ -20,6 +20,7 @@ import numpy as np
 import tables
 
 from ...records import RunRecord, RunStatus
+from .codec import chunk_compressor
 from .columns import chunk_rows, signature
 
 __all__ = ["EncodeSettings", "PackedPart", "RawPart", "NodesPart", "EncodedBatch", "BatchEncoder",
@@ -113,26 +114,34 @@ def _memory_file() -> tables.File:
 class _Packer:
     """Compresses the rows of one fixed-shape item chunk by chunk, as they arrive.
 
-    Rows are copied into a buffer of one HDF5 chunk; a full buffer is written to
-    the single chunk of an in-memory dataset, whose compressed bytes are then
-    read back. Each run's array can thus be freed as soon as it is copied, and
+    Rows are copied into a buffer of one HDF5 chunk; a full buffer is
+    compressed into the bytes the file's filter would store for it, by
+    python-blosc when the codec allows (see :mod:`.codec`), or else by writing
+    it to the single chunk of an in-memory dataset and reading the compressed
+    chunk back. Each run's array can thus be freed as soon as it is copied, and
     the data is compressed while it is still in the processor's cache.
     """
 
     def __init__(self, kind: str, dtype: str, shape: tuple[int, ...], settings: EncodeSettings):
         self.kind, self.dtype, self.shape, self.settings = kind, dtype, shape, settings
-        row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        itemsize = np.dtype(dtype).itemsize
+        row_bytes = int(np.prod(shape, dtype=np.int64)) * itemsize
         self.rows = chunk_rows(row_bytes)
         self.runs: list[int] = []
         self.chunks: list[tuple[bytes, int]] = []
         self._buffer = np.empty((self.rows, *shape), dtype=dtype)
         self._filled = 0
-        self._handle = _memory_file()
-        self._data = self._handle.create_earray(
-            "/", "data", tables.Atom.from_dtype(np.dtype(dtype)), (0, *shape),
-            filters=settings.filters(), chunkshape=(self.rows, *shape))
-        self._data.truncate(self.rows)
-        self._origin = (0,) * (1 + len(shape))
+        filters = settings.filters()
+        self._compressor = chunk_compressor(filters.complib, filters.complevel, filters.shuffle,
+                                            itemsize, self.rows * row_bytes)
+        self._handle = None
+        if self._compressor is None:
+            self._handle = _memory_file()
+            self._data = self._handle.create_earray(
+                "/", "data", tables.Atom.from_dtype(np.dtype(dtype)), (0, *shape),
+                filters=filters, chunkshape=(self.rows, *shape))
+            self._data.truncate(self.rows)
+            self._origin = (0,) * (1 + len(shape))
 
     def add(self, run: int, value: np.ndarray) -> None:
         self._buffer[self._filled] = value
@@ -162,9 +171,12 @@ class _Packer:
         if rows is None:
             self._buffer[self._filled:] = 0
             rows = self._buffer
-        self._data[:] = rows
-        info = self._data.chunk_info(self._origin)
-        self.chunks.append((self._data.read_chunk(self._origin), int(info.filter_mask)))
+        if self._compressor is not None:
+            self.chunks.append((self._compressor(np.ascontiguousarray(rows)), 0))
+        else:
+            self._data[:] = rows
+            info = self._data.chunk_info(self._origin)
+            self.chunks.append((self._data.read_chunk(self._origin), int(info.filter_mask)))
         self._filled = 0
 
     def finish(self) -> PackedPart:
@@ -173,14 +185,16 @@ class _Packer:
             if self._filled:
                 self._compress()
         finally:
-            self._handle.close()
+            self.abandon()
         runs = np.full(len(self.chunks) * self.rows, -1, dtype=np.int64)
         runs[:len(self.runs)] = self.runs
         return PackedPart(self.kind, self.dtype, self.shape, runs, self.rows, self.chunks,
                           self.settings.complib, self.settings.complevel)
 
     def abandon(self) -> None:
-        self._handle.close()
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 def unpack(part: PackedPart) -> RawPart:

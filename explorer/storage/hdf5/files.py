@@ -31,6 +31,7 @@ _readers: dict[str, tables.File] = {}
 _writers: dict[str, tuple[tables.File, int, str]] = {}
 _identity: dict[str, tuple[int, int, int] | None] = {}
 _generations: dict[str, int] = {}
+_in_use: dict[str, int] = {}  # reads under way per path (nesting depth)
 
 
 def _key(path: str) -> str:
@@ -72,6 +73,15 @@ def reading(path: str) -> Iterator[tables.File]:
             yield _writers[key][0]
             return
         handle = _readers.get(key)
+        if handle is not None and handle.isopen and _in_use.get(key, 0):
+            # an enclosing read is using this handle: stay on the same version of
+            # the file (a replaced file stays readable through its open handle)
+            _in_use[key] += 1
+            try:
+                yield handle
+            finally:
+                _in_use[key] -= 1
+            return
         if handle is not None and (not handle.isopen or _identity.get(key) != _stat(path)):
             # closed, or the file was replaced (by a transaction here or elsewhere)
             if handle.isopen:
@@ -95,7 +105,11 @@ def reading(path: str) -> Iterator[tables.File]:
             _readers[key] = handle
             _identity[key] = _stat(path)
             _generations[key] = _generations.get(key, 0) + 1
-        yield handle
+        _in_use[key] = _in_use.get(key, 0) + 1
+        try:
+            yield handle
+        finally:
+            _in_use[key] -= 1
 
 
 @contextlib.contextmanager

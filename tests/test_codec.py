@@ -1,0 +1,67 @@
+"""Chunks compressed outside HDF5 (python-blosc) read back through PyTables' own filter."""
+import numpy as np
+import pytest
+import tables
+
+import explorer as ex
+from explorer.storage.hdf5.codec import chunk_compressor
+
+SHAPE = (7, 33, 5)  # one chunk of 7 rows
+
+
+def _dataset(handle, name, dtype, filters):
+    data = handle.create_earray("/", name, tables.Atom.from_dtype(np.dtype(dtype)), (0, *SHAPE[1:]),
+                                filters=filters, chunkshape=SHAPE)
+    return data
+
+
+@pytest.mark.parametrize("complib", ["blosc:lz4", "blosc:blosclz", "blosc:zstd", "blosc:lz4hc",
+                                     "blosc:zlib", "blosc"])
+@pytest.mark.parametrize("dtype", ["<f8", "<f4", "<i8", "<i2", "|u1", "|b1", "<c16"])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_compressed_chunks_decode_through_the_files_filter(tmp_path, complib, dtype, shuffle):
+    rng = np.random.default_rng(7)
+    rows = (np.cumsum(rng.normal(size=SHAPE), axis=1) * 10).astype(dtype)
+    filters = tables.Filters(5, complib, shuffle=shuffle)
+    compress = chunk_compressor(filters.complib, filters.complevel, filters.shuffle,
+                                np.dtype(dtype).itemsize, rows.nbytes)
+    assert compress is not None
+    path = tmp_path / "chunks.h5"
+    with tables.open_file(path, "w") as handle:
+        by_hdf5 = _dataset(handle, "by_hdf5", dtype, filters)
+        by_hdf5.append(rows)
+        ours = _dataset(handle, "ours", dtype, filters)
+        ours.truncate(len(rows))
+        chunk = compress(rows)
+        ours.write_chunk((0, 0, 0), np.frombuffer(chunk, np.uint8))
+        reference = bytes(by_hdf5.read_chunk((0, 0, 0)))
+        masked = by_hdf5.chunk_info((0, 0, 0)).filter_mask
+    with tables.open_file(path) as handle:
+        np.testing.assert_array_equal(handle.root.ours[:], rows)
+    if not masked:  # HDF5 compressed it too: the same c-blosc gives the same bytes
+        assert chunk == reference
+
+
+@pytest.mark.parametrize("complib,level", [("zlib", 5), ("blosc:lz4", 0), ("blosc2:lz4", 5),
+                                           ("lzo", 1)])
+def test_other_codecs_go_through_hdf5(complib, level):
+    assert chunk_compressor(complib, level, True, 8, 1024) is None
+
+
+@pytest.mark.parametrize("complib", ["blosc:lz4", "zlib"])
+def test_large_arrays_round_trip_with_either_encoder(make_env, complib):
+    """Runs' large arrays are compressed by python-blosc (blosc) or by HDF5 (zlib)."""
+    env = make_env(complib=complib)
+    env.trajectory.add_parameter("x", 0.0)
+    env.trajectory.explore({"x": [float(i) for i in range(40)]})
+
+    def trace(traj):
+        traj.add_result("sim.$", trace=np.sin(np.arange(3000) * 0.01 * (traj.x + 1)))
+
+    env.run(trace)
+    env.close()
+    loaded = ex.load_trajectory(env.filename, env.trajectory.name)
+    for idx in (0, 17, 39):
+        loaded.set_run(idx)
+        np.testing.assert_array_equal(loaded.res.sim.crun.trace,
+                                      np.sin(np.arange(3000) * 0.01 * (idx + 1)))
