@@ -3,15 +3,15 @@
 The environment wires three independent parts together: the trajectory (what
 to run), an execution back end (where runs execute: this process, or dask
 workers) and a store (the HDF5 file). Runs are handed out in chunks; each chunk
-runs and encodes its results where it executes, and the encoded batches reach
-the file through the journal (see :mod:`explorer.storage.hdf5.journal`), so
-that a crash never damages the file and finished runs are never lost.
+runs and encodes its results where it executes, and the encoded batches are
+written into a copy of the file that is committed every few seconds (see
+:mod:`explorer.storage.hdf5.journal`), so that a crash never damages the file
+and loses at most the runs of the last seconds, which a resume runs again.
 """
 from __future__ import annotations
 
 import os
 import sys
-import time
 import uuid
 from typing import Any, Callable, Sequence
 
@@ -32,11 +32,11 @@ __all__ = ["Environment"]
 
 Postprocessing = Callable[..., Any]
 
-#: Finished runs reach the journal at least this often (seconds)...
-FLUSH_SECONDS = 2.0
-#: ...and, once every run is handed out, this often: the last results then go
-#: straight into the file with the final compaction instead of through a shard.
-TAIL_FLUSH_SECONDS = 10.0
+#: Finished runs are committed to the file at least this often (seconds)...
+COMMIT_SECONDS = 2.0
+#: ...and, once every run is handed out, this often: the last results are then
+#: committed with the session record when the runs end.
+TAIL_COMMIT_SECONDS = 10.0
 
 
 class Environment:
@@ -95,6 +95,7 @@ class Environment:
                  allow_pickle: bool = False, complib: str | None = None,
                  complevel: int | None = None, chunk_size: int | None = None):
         from .storage.hdf5 import Hdf5Store
+        from .storage.hdf5.files import remove_stale_copies
         from .storage.hdf5.journal import Journal
         from .storage.hdf5.store import DEFAULT_COMPLEVEL, DEFAULT_COMPLIB
 
@@ -144,6 +145,7 @@ class Environment:
                 store.create(trajectory, overwrite=overwrite_file, copy_from=bound)
                 trajectory._bind(store)
             self._store = store
+            remove_stale_copies(self.filename)  # what a killed writer was writing
             self._journal = Journal(store)
             self._journal.compact()  # runs an interrupted session left behind
             self.seed = self._settle_seed(trajectory, seed)
@@ -337,7 +339,7 @@ class Environment:
         from tqdm.auto import tqdm
 
         from .simulators import Simulator, call_simulator, plan_simulator
-        from .storage.hdf5.journal import merge_batches
+        from .storage.hdf5.journal import RunAppender
         from .storage.hdf5.locked import LockedAppender
 
         traj = self.trajectory
@@ -364,8 +366,7 @@ class Environment:
         session = collect() if record_session else None
         timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
         failed: list[tuple[int, str]] = []
-        pending: list[Any] = []
-        last_flush = time.monotonic()
+        appender = RunAppender(self._journal, COMMIT_SECONDS)
         bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
                    desc=traj.name, dynamic_ncols=True)
         interruption = Interruption()
@@ -383,21 +384,18 @@ class Environment:
                     failed += [(idx, error) for idx, status, error in report.outcomes
                                if status == RunStatus.FAILED]
                     if report.batch is not None:
-                        pending.append(report.batch)
+                        appender.add(report.batch)
                     bar.update(len(report.outcomes))
                     if failed:
                         bar.set_postfix(failed=len(failed), refresh=False)
-                    due = FLUSH_SECONDS if planner.remaining else TAIL_FLUSH_SECONDS
-                    if pending and time.monotonic() - last_flush > due:
-                        self._journal.write(merge_batches(pending))
-                        pending, last_flush = [], time.monotonic()
+                    if appender.due(None if planner.remaining else TAIL_COMMIT_SECONDS):
+                        appender.commit()
         finally:
             bar.close()
             if session is not None:
                 session.update(end=now(), runs=len(todo) - planner.remaining,
                                interrupted=interruption.signal_name, **timings)
-            self._journal.compact(session=session,
-                                  batch=merge_batches(pending) if pending else None)
+            appender.commit(session)
         if interruption.requested():
             stored = int((self._store.run_table().status == RunStatus.COMPLETED).sum())
             raise InterruptedRunError(

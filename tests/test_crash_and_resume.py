@@ -103,9 +103,9 @@ class Driver:
         return (self.directory / f"{mode}.{stream}").read_text()
 
     def wait_until_runs_are_stored(self, proc: subprocess.Popen, timeout: float = 60) -> None:
-        """Wait until the journal holds finished runs (then the exploration is under way)."""
+        """Wait until finished runs are stored (then the exploration is under way)."""
         deadline = time.monotonic() + timeout
-        while not self.shards():
+        while not self.runs_stored():
             assert proc.poll() is None, f"the driver ended early:\n{self.output('start')}"
             assert time.monotonic() < deadline, "no run was stored in time"
             time.sleep(0.01)
@@ -115,8 +115,15 @@ class Driver:
     def _pids(self, mode: str) -> list[int]:
         return json.loads(pathlib.Path(f"{self.filename}.{mode}.pids").read_text())
 
-    def shards(self) -> list[str]:
-        return glob.glob(f"{self.filename}.journal/*/*.h5")
+    def runs_stored(self) -> bool:
+        """Whether finished runs are in the file, or in the journal (workers' shards)."""
+        if glob.glob(f"{self.filename}.journal/*/*.h5"):
+            return True
+        try:
+            with tables.open_file(self.filename) as handle:
+                return handle.get_node(f"/{NAME}/runs").nrows > 0
+        except (OSError, tables.NoSuchNodeError, tables.HDF5ExtError):
+            return False
 
     def resume(self) -> list[tuple[int, int]]:
         """Resume here, in the test process, with the driver's own run function."""
@@ -228,6 +235,7 @@ def _kill_driver_then_resume(driver: Driver) -> None:
     assert driver.resume() == [(idx, 2 * idx) for idx in range(driver.n_runs)]
     assert_stored_once(driver.filename, driver.n_runs)
     assert_journal_empty(driver.filename)
+    assert glob.glob(f"{driver.filename}.*.tmp") == []  # the killed writer's copy is gone
     executions = driver.executions()
     for idx in range(driver.n_runs):
         resumed = executions[idx].count("resume")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import glob
 import os
 import shutil
 import threading
+import time
 import warnings
 from typing import Iterator
 
@@ -19,7 +21,8 @@ import tables
 
 from ...errors import FileFormatError
 
-__all__ = ["reading", "writing", "rewriting", "release", "generation", "FORMAT"]
+__all__ = ["reading", "writing", "rewriting", "release", "generation", "Transaction",
+           "remove_stale_copies", "FORMAT"]
 
 #: Root attribute that marks an explorer file, and its layout version.
 FORMAT = "explorer-hdf5/1"
@@ -185,6 +188,97 @@ def rewriting(path: str) -> Iterator[tuple[tables.File, tables.File | None]]:
                 old.close()
         new.close()
         os.replace(target, path)
+
+
+class Transaction:
+    """A write of ``path`` that stays open across calls and is committed step by step.
+
+    Like :func:`writing`, but the copy being written is kept open between
+    calls: writes go to it as they come, and :meth:`commit` moves it over the
+    file with ``os.replace`` (a crash at any moment leaves the last committed
+    file intact). The next write after a commit starts a new copy. While it is
+    open, :func:`writing` and :func:`reading` in this process use its handle.
+
+    Attributes
+    ----------
+    cost : float
+        Seconds the last commit took, reopening included (its copy of the file).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.cost = 0.0
+        self._key = _key(path)
+        self._target: str | None = None
+        self._opened = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        """Whether writes since the last commit wait in the copy."""
+        return self._target is not None
+
+    @property
+    def handle(self) -> tables.File:
+        """The copy's handle (a copy of the file is made on first use after a commit)."""
+        with _lock:
+            if self._target is None:
+                if self._key in _writers:
+                    raise RuntimeError(f"{self.path!r} is being written; cannot open a "
+                                       "transaction on it now")
+                reader = _readers.pop(self._key, None)
+                if reader is not None and reader.isopen:
+                    reader.close()
+                clock = time.perf_counter()
+                handle, self._target = _open_for_writing(self.path)
+                self._opened = time.perf_counter() - clock
+                _writers[self._key] = (handle, 1, self._target)
+            return _writers[self._key][0]
+
+    def commit(self) -> None:
+        """Make everything written so far the file's content."""
+        with _lock:
+            if self._target is None:
+                return
+            clock = time.perf_counter()
+            handle, _, target = _writers.pop(self._key)
+            self._target = None
+            handle.close()
+            os.replace(target, self.path)
+            self.cost = self._opened + time.perf_counter() - clock
+
+    def abort(self) -> None:
+        """Drop what was written since the last commit."""
+        with _lock:
+            if self._target is None:
+                return
+            handle, _, target = _writers.pop(self._key)
+            self._target = None
+            handle.close()
+            with contextlib.suppress(OSError):
+                os.remove(target)
+
+
+def remove_stale_copies(path: str) -> list[str]:
+    """Remove copies of ``path`` that writers killed on this host left behind; their names."""
+    removed = []
+    for copy in glob.glob(glob.escape(path) + ".*.tmp"):
+        owner = copy[len(path) + 1:-len(".tmp")].split("-")[0]
+        if not owner.isdigit() or int(owner) == os.getpid() or _alive(int(owner)):
+            continue
+        with contextlib.suppress(OSError):
+            os.remove(copy)
+            removed.append(copy)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _open_for_writing(path: str) -> tuple[tables.File, str]:

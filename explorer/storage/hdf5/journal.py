@@ -1,14 +1,20 @@
-"""The journal: runs land in small shard files first, then move into the main file.
+"""How finished runs reach the main file without ever putting it at risk.
 
-While an exploration runs, the main file is not touched. Each batch of finished
-runs is written to its own shard file in ``<file>.journal/<trajectory>/``,
-atomically (a temporary file moved into place), so a kill at any moment leaves
-either the whole shard or none of it. :meth:`Journal.compact` then copies every
-shard into the main file in one atomic transaction (compressed chunks are copied
-as they are), records the shards' names in the file, and deletes the shards. A
-compaction interrupted before its end leaves the old file and the shards; one
-interrupted after it but before the deletions leaves shards whose names the
-file already lists, which the next compaction deletes without copying again.
+The main file only changes by atomic replacement: a write goes to a copy, which
+``os.replace`` moves over the file when it is complete (see :mod:`.files`).
+During an exploration the :class:`RunAppender` writes each batch of finished
+runs into such an open copy as it arrives and commits it every few seconds, so
+a kill at any moment leaves the file as of the last commit.
+
+Workers that store their runs themselves (``storage="lock"``) cannot write the
+driver's copy: each of their batches becomes a shard file in
+``<file>.journal/<trajectory>/``, written atomically (a temporary file moved
+into place). :meth:`Journal.merge` copies shards into a write of the main file
+(compressed chunks are copied as they are) and records their names in it; the
+shards are deleted after that write is committed. A kill before the commit
+leaves the old file and the shards; one after it but before the deletions
+leaves shards whose names the file already lists, which the next merge deletes
+without copying them again.
 """
 from __future__ import annotations
 
@@ -22,12 +28,12 @@ import numpy as np
 import tables
 
 from .encode import EncodedBatch
-from .files import reading, release, rewriting, writing
+from .files import Transaction, reading, release, rewriting, writing
 
 if TYPE_CHECKING:
     from .store import Hdf5Store
 
-__all__ = ["Journal", "merge_batches"]
+__all__ = ["Journal", "RunAppender", "merge_batches"]
 
 _sequence = itertools.count()
 
@@ -81,6 +87,42 @@ class Journal:
             shard.write_batch(handle, batch)
         return path
 
+    def merge(self, handle: tables.File) -> tuple[list[str], int]:
+        """Copy the shards not yet in the file into ``handle`` (a write of the main file).
+
+        Returns the shard paths to delete once that write is committed, and how
+        many runs were copied. The shards' names are recorded in the file in the
+        same write, so shards a crash leaves behind after the commit are deleted
+        by the next merge without being copied twice.
+        """
+        from .store import Hdf5Store
+
+        shards = self.shards()
+        log_path = f"{self.store.path}/merged_shards"
+        present = {os.path.basename(path) for path in shards}
+        recorded = {bytes(row).decode() for row in handle.get_node(log_path)} \
+            if log_path in handle else set()
+        merged = present & recorded
+        moved = 0
+        for path in shards:
+            if os.path.basename(path) in merged:
+                continue
+            shard = Hdf5Store(path, self.store.name)
+            with reading(path) as source:
+                shard_batch = shard.read_batch(source)
+                self.store.write_batch(handle, shard_batch)
+            release(path)
+            merged.add(os.path.basename(path))
+            moved += len(shard_batch.run_rows)
+        if merged != recorded:
+            if log_path in handle:
+                handle.remove_node(log_path)
+            log = handle.create_vlarray(self.store.path, "merged_shards", tables.VLStringAtom(),
+                                        "journal shards already copied into this file")
+            for name in sorted(merged):
+                log.append(name.encode())
+        return shards, moved
+
     def compact(self, session: dict[str, Any] | None = None,
                 batch: EncodedBatch | None = None) -> int:
         """Move every shard into the main file; return how many runs moved.
@@ -88,39 +130,82 @@ class Journal:
         ``batch`` (runs not yet in a shard) and ``session`` (a record for the
         file's session log) are written in the same transaction.
         """
-        shards = self.shards()
-        if not shards and session is None and batch is None:
+        if not self.shards() and session is None and batch is None:
             return 0
-        from .store import Hdf5Store
-
-        moved = 0
         with writing(self.store.filename) as handle:
-            log_path = f"{self.store.path}/merged_shards"
-            present = {os.path.basename(path) for path in shards}
-            merged = present & ({bytes(row).decode() for row in handle.get_node(log_path)}
-                                if log_path in handle else set())
-            for path in shards:
-                if os.path.basename(path) in merged:
-                    continue
-                shard = Hdf5Store(path, self.store.name)
-                with reading(path) as source:
-                    shard_batch = shard.read_batch(source)
-                    self.store.write_batch(handle, shard_batch)
-                release(path)
-                merged.add(os.path.basename(path))
-                moved += len(shard_batch.run_rows)
+            shards, moved = self.merge(handle)
             if batch is not None:
                 self.store.write_batch(handle, batch)
                 moved += len(batch.run_rows)
-            if log_path in handle:
-                handle.remove_node(log_path)
-            log = handle.create_vlarray(self.store.path, "merged_shards", tables.VLStringAtom(),
-                                        "journal shards already copied into this file")
-            for name in sorted(merged):
-                log.append(name.encode())
             if session is not None:
                 self.store.write_session(handle, session)
         self.store._invalidate()
         for path in shards:
             os.remove(path)
         return moved
+
+
+class RunAppender:
+    """Writes finished runs into the main file while an exploration goes on.
+
+    Batches are written as they arrive into an open copy of the file
+    (:class:`~.files.Transaction`), and committed (moved over the file)
+    every ``interval`` seconds or more: at least ten times the last commit's
+    cost, so that copying a large file stays a small part of the time. Shards
+    written by workers (``storage="lock"``) are merged at each commit. A
+    crash loses at most the runs since the last commit (they run again on
+    resume) and never damages the file.
+
+    Parameters
+    ----------
+    journal : Journal
+        The main file's journal (its store is the file written).
+    interval : float
+        Seconds between commits, at least.
+    """
+
+    def __init__(self, journal: Journal, interval: float):
+        self.journal = journal
+        self.store = journal.store
+        self.interval = interval
+        self._transaction = Transaction(self.store.filename)
+        self._committed = time.monotonic()
+
+    def add(self, batch: EncodedBatch) -> None:
+        """Write a batch of finished runs (committed later).
+
+        A batch that fails half-written takes back everything since the last
+        commit: a run is never stored in part.
+        """
+        try:
+            self.store.write_batch(self._transaction.handle, batch)
+        except BaseException:
+            self._transaction.abort()
+            raise
+        finally:
+            self.store._invalidate()
+
+    def due(self, interval: float | None = None) -> bool:
+        """Whether a commit is due (``interval`` overrides the usual one)."""
+        wait = max(self.interval if interval is None else interval, 10 * self._transaction.cost)
+        return time.monotonic() - self._committed >= wait and \
+            (self._transaction.is_open or bool(self.journal.shards()))
+
+    def commit(self, session: dict[str, Any] | None = None) -> None:
+        """Merge the workers' shards, add ``session`` to the session log, and commit."""
+        shards = []
+        try:
+            if self._transaction.is_open or session is not None or self.journal.shards():
+                handle = self._transaction.handle
+                shards, _ = self.journal.merge(handle)
+                if session is not None:
+                    self.store.write_session(handle, session)
+            self._transaction.commit()
+        except BaseException:
+            self._transaction.abort()
+            raise
+        finally:
+            self.store._invalidate()
+        for path in shards:
+            os.remove(path)
+        self._committed = time.monotonic()
