@@ -145,16 +145,40 @@ class _Segment:
         self.group.runs.append(np.asarray(runs, dtype=np.int64))
 
 
+def _uniform_signature(values: Sequence[Any]) -> tuple[str, str, str, tuple[int, ...]] | None:
+    """The signature every value has, when all are Python floats, bools, int64s or None.
+
+    Return values and parameter ranges mostly look like that; checking the type
+    of each value at once is far cheaper than a signature per value.
+    """
+    if len(values) < 2:
+        return None
+    types = set(map(type, values))
+    if len(types) != 1:
+        return None
+    kind = types.pop()
+    if kind is int and not -2**63 <= min(values) <= max(values) < 2**63:
+        return None
+    if kind is type(None):
+        return ("fixed", "none", "|b1", ())
+    fixed = _PY_FIXED.get(kind)
+    return None if fixed is None else ("fixed", fixed[0], fixed[1], ())
+
+
 def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: Sequence[Any],
                   *, filters: tables.Filters, allow_pickle: bool, expected: int = 1000) -> None:
     """Append ``values`` (one per run in ``runs``) to column ``item`` below ``parent``."""
     column = _column(parent, item)
     segments = [_Segment(group) for group in column._f_iter_nodes("Group")]
     batches: dict[tuple[str, str, str, tuple[int, ...]], tuple[list[int], list[Any]]] = {}
-    for run, value in zip(runs, values):
-        rows = batches.setdefault(signature(value, allow_pickle), ([], []))
-        rows[0].append(run)
-        rows[1].append(value)
+    uniform = _uniform_signature(values)
+    if uniform is not None:
+        batches[uniform] = (list(runs), list(values))
+    else:
+        for run, value in zip(runs, values):
+            rows = batches.setdefault(signature(value, allow_pickle), ([], []))
+            rows[0].append(run)
+            rows[1].append(value)
     # arrays of one dtype and ndim but several shapes go to one ragged segment
     shapes: dict[tuple[str, str, int], set[tuple[int, ...]]] = {}
     for encoding, kind, dtype, shape in batches:
