@@ -53,6 +53,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -197,6 +198,56 @@ def plain_loop(workload: str, size: int) -> dict:
     return {"s": timer.s, "other": timer.other}
 
 
+def _bare_share(lo: int, hi: int, points: int, reports, go) -> None:
+    """In a forked process: grid points ``lo:hi`` as explorer's hot path does them, bare."""
+    from explorer.storage.hdf5.codec import chunk_compressor
+    from explorer.storage.hdf5.columns import chunk_rows
+
+    grid = lif_grid(points)
+    I, tau_ref = grid["neuron.I"][lo:hi], grid["neuron.tau_ref"][lo:hi]
+    n = lif_model.n_steps(NEURON["duration"], NEURON["dt"])
+    rows = chunk_rows(n * 8)
+    buffer = np.empty((rows, n))
+    compress = chunk_compressor(FILTERS.complib, FILTERS.complevel, FILTERS.shuffle, 8,
+                                buffer.nbytes)
+    go.wait()
+    start = time.perf_counter()
+    filled, kept = 0, []
+    for i, r in zip(I, tau_ref):
+        V, nspikes = lif_model.simulate(NEURON["V_init"], i, NEURON["tau_V"], r, NEURON["dt"], n)
+        buffer[filled] = V
+        filled += 1
+        if filled == rows:
+            kept.append(compress(buffer))
+            filled = 0
+    if filled:
+        kept.append(compress(buffer))
+    reports.put(time.perf_counter() - start)
+
+
+def bare_processes(points: int, processes: int) -> dict:
+    """The grid split over ``processes`` forked processes doing only the work (no framework,
+    no dask): simulate each point, copy V into a chunk buffer, compress full chunks with
+    explorer's codec. Wall time from the start signal to the last process's end."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # children inherit the compiled model
+    reports, go = context.Queue(), context.Event()
+    runs = points * len(TAU_REFS)
+    bounds = [runs * k // processes for k in range(processes + 1)]
+    children = [context.Process(target=_bare_share, args=(lo, hi, points, reports, go))
+                for lo, hi in zip(bounds, bounds[1:])]
+    for child in children:
+        child.start()
+    time.sleep(0.5)  # every child is up and waiting
+    with Timer() as timer:
+        go.set()
+        seconds = max(reports.get() for _ in children)
+        for child in children:
+            child.join()  # reaped: their CPU time counts as this benchmark's
+    return {"s": seconds, "other": timer.other}
+
+
 # ---------------------------------------------------------------------- explorer
 def explore(path: str, workload: str, size: int, **options) -> dict:
     """One exploration written to ``path``: env.run's time (``s``) and the with-block's."""
@@ -228,35 +279,62 @@ def worker_trim():
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
-def steady_dask(workers: int, workdir: str, args, f: dict) -> None:
-    """Warm a cluster up, then time both workloads on it (``client=client``)."""
+def warm_cluster(workers: int, path: str, f: dict):
+    """Start a local cluster and warm it up (workers import the model, load numba's cache)."""
     with Timer() as timer:
         executor, client = start_cluster(workers)
     f[f"d{workers}_start_s"] = timer.s
     f[f"d{workers}_trim"] = sorted({str(v) for v in client.run(worker_trim).values()})
-    path = os.path.join(workdir, f"dask{workers}.h5")
-    coarse = -(-args.points * len(TAU_REFS) // (4 * workers))
+    with Timer() as timer:
+        explore(path, "lif", 4, client=client)        # 40 runs
+        explore(path, "trivial", 100, client=client)
+    f[f"d{workers}_warmup_s"] = timer.s
+    return executor, client
+
+
+def stop_cluster(executor, workers: int, f: dict) -> None:
+    with Timer() as timer:
+        executor.close()  # closes the client and the cluster it started
+    f[f"d{workers}_stop_s"] = timer.s
+
+
+def steady_rounds(workdir: str, args, f: dict) -> None:
+    """Interleaved rounds on a quiet, warm machine: each round times the bare processes
+    (1, then 2), then explorer with ``workers=1`` and with 2 dask workers, on both
+    workloads, so that a slow spell of the machine hits every figure of a round alike."""
+    w1_path, d2_path = (os.path.join(workdir, name) for name in ("w1.h5", "dask2.h5"))
+    executor, client = warm_cluster(2, d2_path, f)
     try:
-        with Timer() as timer:
-            explore(path, "lif", 4, client=client)        # 40 runs: import, load numba's cache
-            explore(path, "trivial", 100, client=client)
-        f[f"d{workers}_warmup_s"] = timer.s
         for _ in range(args.repeat):
-            f[f"d{workers}_lif"].append(explore(path, "lif", args.points, client=client))
-        if args.coarse and workers == 2:
-            f["coarse"] = coarse
+            f["bare_1"].append(bare_processes(args.points, 1))
+            f["bare_2"].append(bare_processes(args.points, 2))
+            f["w1_lif"].append(explore(w1_path, "lif", args.points))
+            f["w1_mb"] = os.path.getsize(w1_path) / 1e6
+            f["d2_lif"].append(explore(d2_path, "lif", args.points, client=client))
+            f["w1_trivial"].append(explore(w1_path, "trivial", args.trivial_runs))
+            f["d2_trivial"].append(explore(d2_path, "trivial", args.trivial_runs, client=client))
+        if args.coarse:
+            f["coarse"] = -(-args.points * len(TAU_REFS) // 8)
             for _ in range(args.repeat):
-                f["d2_lif_coarse"].append(explore(path, "lif", args.points, client=client,
-                                                  chunk_size=coarse))
-        for _ in range(args.repeat):
-            f[f"d{workers}_trivial"].append(
-                explore(path, "trivial", args.trivial_runs, client=client))
+                f["d2_lif_coarse"].append(explore(d2_path, "lif", args.points, client=client,
+                                                  chunk_size=f["coarse"]))
     finally:
-        with Timer() as timer:
-            executor.close()  # closes the client and the cluster it started
-        f[f"d{workers}_stop_s"] = timer.s
-        if os.path.exists(path):
-            os.remove(path)
+        stop_cluster(executor, 2, f)
+        for path in (w1_path, d2_path):
+            remove_leftovers(path)
+
+
+def steady_dask1(workdir: str, args, f: dict) -> None:
+    """Context: a 1-worker cluster (what dask costs against running in this process)."""
+    path = os.path.join(workdir, "dask1.h5")
+    executor, client = warm_cluster(1, path, f)
+    try:
+        for _ in range(args.repeat):
+            f["d1_lif"].append(explore(path, "lif", args.points, client=client))
+            f["d1_trivial"].append(explore(path, "trivial", args.trivial_runs, client=client))
+    finally:
+        stop_cluster(executor, 1, f)
+        remove_leftovers(path)
 
 
 def end_to_end(workload: str, workers: int, size: int, path: str) -> dict:
@@ -333,6 +411,8 @@ def report(f: dict, args) -> bool:
             ("raw floor: one stacked PyTables write (lz4-5)", "", write),
             ("raw floor: total", "", (floor, max(loop[1], write[1]), [])),
             ("run function in a plain loop (no storage)", "", pick(f["plain_lif"])),
+            ("bare work, 1 process (no framework)", "bare", pick(f["bare_1"])),
+            ("bare work, 2 processes (no framework)", "bare", pick(f["bare_2"])),
             ("steady, workers=1 (in-process) env.run", "steady", pick(f["w1_lif"]))]
     if f["d1_lif"]:
         rows.append(("steady, dask 1 worker (client=) env.run", "steady", pick(f["d1_lif"])))
@@ -351,6 +431,14 @@ def report(f: dict, args) -> bool:
     beyond1, beyond2 = (one - plain) / runs * 1e6, (2 * two - plain) / runs * 1e6
     print(f"  explorer beyond the run function, per run: workers=1 {beyond1:.0f} us; "
           f"2 workers {beyond2:.0f} us of the 2 cores' time (2 x wall - plain loop)")
+    scaling = {name: (pick(f[one_key])[0] / pick(f[two_key])[0],
+                      statistics.median(a["s"] / b["s"] for a, b in zip(f[one_key], f[two_key])))
+               for name, one_key, two_key in (("bare", "bare_1", "bare_2"),
+                                              ("explorer", "w1_lif", "d2_lif"))}
+    print(f"  2 / 1 (best / best, and median of the {args.repeat} interleaved rounds' "
+          f"ratios): bare work {scaling['bare'][0]:.2f}x, {scaling['bare'][1]:.2f}x; "
+          f"explorer {scaling['explorer'][0]:.2f}x, {scaling['explorer'][1]:.2f}x "
+          f"= {scaling['explorer'][1] / scaling['bare'][1]:.0%} of what the machine gives")
 
     print(f"\nTrivial: f(traj) = traj.x, {trivial:,} runs; "
           f"overhead/run = (time - plain loop) / runs")
@@ -444,8 +532,9 @@ def main() -> int:
 
     workdir = args.dir or tempfile.mkdtemp(prefix="bench_scaling_")
     os.makedirs(workdir, exist_ok=True)
-    keys = ["floor_loop", "floor_write", "plain_lif", "plain_trivial", "w1_lif", "w1_trivial",
-            "d1_lif", "d1_trivial", "d2_lif", "d2_lif_coarse", "d2_trivial"]
+    keys = ["floor_loop", "floor_write", "plain_lif", "plain_trivial", "bare_1", "bare_2",
+            "w1_lif", "w1_trivial", "d1_lif", "d1_trivial", "d2_lif", "d2_lif_coarse",
+            "d2_trivial"]
     keys += [f"e2e_{w}_{n}" for w in WORKLOADS for n in (1, 2)]
     f: dict = {key: [] for key in keys}
     runs = args.points * len(TAU_REFS)
@@ -466,15 +555,9 @@ def main() -> int:
         for _ in range(args.repeat):
             f["plain_lif"].append(plain_loop("lif", args.points))
             f["plain_trivial"].append(plain_loop("trivial", args.trivial_runs))
-        w1_path = os.path.join(workdir, "w1.h5")
-        for _ in range(args.repeat):
-            f["w1_lif"].append(explore(w1_path, "lif", args.points))
-        f["w1_mb"] = os.path.getsize(w1_path) / 1e6
-        for _ in range(args.repeat):
-            f["w1_trivial"].append(explore(w1_path, "trivial", args.trivial_runs))
+        steady_rounds(workdir, args, f)
         if args.dask1:
-            steady_dask(1, workdir, args, f)
-        steady_dask(2, workdir, args, f)
+            steady_dask1(workdir, args, f)
         if args.e2e:
             path = os.path.join(workdir, "e2e.h5")
             for workload, size in (("lif", args.points), ("trivial", args.trivial_runs)):
