@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ExplorationError, ExplorerError, InterruptedRunError, RunsFailedError
 from .execution import Executor, SerialExecutor
-from .execution.chunking import ChunkPlanner
+from .execution.chunking import ChunkPlanner, Points
 from .interrupts import Interruption
 from .provenance import collect, now
 from .records import RunStatus
@@ -350,19 +350,16 @@ class Environment:
             writer = LockedAppender(self._store.filename, traj.name, settings,
                                     executor.lock(os.path.abspath(self.filename)))
         ranges = {name: traj.get(name).range for name in traj.explored_parameters}
-
-        def point(idx: int) -> tuple[int, dict[str, Any]]:
-            return idx, {name: values[idx] for name, values in ranges.items()}
-
         context = context_from_trajectory(traj, self.seed)
         plan = None
         if isinstance(func, Simulator):
-            plan = plan_simulator(func, context, point(todo[0])[1])
+            plan = plan_simulator(func, context, next(iter(Points.select(todo[:1], ranges)))[1])
             func, args, kwargs = call_simulator, (plan,), {}
         job = RunJob(func, context, tuple(args), dict(kwargs), settings, writer,
                      uuid.uuid4().hex[:12], plan)
 
-        planner = ChunkPlanner(todo, point, executor.slots, self.chunk_size)
+        planner = ChunkPlanner(todo, lambda runs: Points.select(runs, ranges), executor.slots,
+                               self.chunk_size)
         session = collect() if record_session else None
         timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
         failed: list[tuple[int, str]] = []

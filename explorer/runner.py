@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from .execution.chunking import Points
 from .records import RunRecord, RunStatus
 from .runview import RunContext, iter_runs
 from .simulators import SimulatorPlan, evaluate_batch
@@ -107,7 +108,7 @@ def _finish(encoder: Any, report: ChunkReport, writer: Callable[..., None] | Non
     return report
 
 
-def report_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any]]],
+def report_batch(plan: SimulatorPlan, chunk: Points,
                  settings: Any, writer: Callable[..., None] | None = None,
                  name: str | None = None) -> ChunkReport | None:
     """Evaluate a chunk in a simulator's compiled loop, encoding block by block, and
@@ -137,9 +138,9 @@ def report_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any]]
     return _finish(encoder, report, writer, name)
 
 
-def run_job_chunk(job: RunJob, chunk: Sequence[tuple[int, dict[str, Any]]]) -> ChunkReport:
-    """Run a chunk of ``(idx, explored values)`` points and report on it."""
-    name = f"{job.token}-{chunk[0][0]:012d}-{len(chunk)}" if chunk else None
+def run_job_chunk(job: RunJob, chunk: Points) -> ChunkReport:
+    """Run a chunk of points and report on it."""
+    name = f"{job.token}-{chunk.indices[0]:012d}-{len(chunk)}" if len(chunk) else None
     plan = job.simulator
     if plan is not None and plan.simulator.batch:
         report = report_batch(plan, chunk, job.settings, job.writer, name)
@@ -149,11 +150,11 @@ def run_job_chunk(job: RunJob, chunk: Sequence[tuple[int, dict[str, Any]]]) -> C
     return report_records(records, job.settings, job.writer, name)
 
 
-def lost_chunk_records(chunk: Sequence[tuple[int, Any]], error: BaseException) -> list[RunRecord]:
+def lost_chunk_records(chunk: Points, error: BaseException) -> list[RunRecord]:
     """Failed records for the runs of a chunk whose task failed as a whole."""
     text = f"{type(error).__name__}: {error}"
     return [RunRecord(idx, RunStatus.FAILED, error=f"the chunk running this run was lost: {text}")
-            for idx, _ in chunk]
+            for idx in chunk.indices]
 
 
 __all__ += ["report_records", "lost_chunk_records"]

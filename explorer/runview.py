@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -283,7 +283,7 @@ def run_one(func: Callable[..., Any], context: RunContext, idx: int,
 
 
 def iter_runs(func: Callable[..., Any], context: RunContext,
-              chunk: Sequence[tuple[int, dict[str, Any]]], args: Sequence[Any] = (),
+              chunk: Iterable[tuple[int, dict[str, Any]]], args: Sequence[Any] = (),
               kwargs: dict[str, Any] | None = None) -> Iterator[RunRecord]:
     """Run every ``(idx, explored_values)`` of ``chunk`` in turn, yielding each record."""
     kwargs = kwargs or {}

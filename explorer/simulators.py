@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import ExplorationError
+from .execution.chunking import Points
 from .naming import split_name
 
 __all__ = ["Simulator", "simulator", "is_jitted", "SimulatorPlan", "plan_simulator",
@@ -285,7 +286,7 @@ BLOCK_BYTES = 2 * 1024 * 1024
 Consume = Callable[[np.ndarray, dict[str, np.ndarray], float, float], None]
 
 
-def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any]]],
+def evaluate_batch(plan: SimulatorPlan, chunk: Points,
                    consume: Consume) -> BatchOutcome | None:
     """Evaluate every point of ``chunk`` in a compiled loop, block by block.
 
@@ -305,7 +306,7 @@ def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any
         if source is None:
             arrays.append(plan.constants[name])
             continue
-        column = np.asarray([values[source] for _, values in chunk])
+        column = np.asarray(chunk.column(source))
         if column.dtype.kind not in "biufc":
             return None
         arrays.append(column)
@@ -328,7 +329,7 @@ def evaluate_batch(plan: SimulatorPlan, chunk: Sequence[tuple[int, dict[str, Any
     except Exception:
         return None
     compile_seconds = time.perf_counter() - clock
-    runs = np.fromiter((idx for idx, _ in chunk), np.int64, n)
+    runs = np.asarray(chunk.indices, dtype=np.int64)
     seconds = 0.0
     for start in range(0, n, block):
         stop = min(n, start + block)

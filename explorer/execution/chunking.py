@@ -8,9 +8,56 @@ a hundred times a task's cost), smaller near the end to keep workers busy.
 """
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["ChunkPlanner"]
+__all__ = ["ChunkPlanner", "Points"]
+
+
+class Points:
+    """The runs of a chunk: their indices and explored values, column by column.
+
+    It iterates as ``(run index, {parameter: value})`` pairs, which are only
+    built where the chunk runs: handing a chunk out costs the planner a few
+    list operations, and pickling it a few flat lists, however many
+    parameters the runs have.
+
+    Parameters
+    ----------
+    indices : list of int
+        The runs.
+    columns : dict
+        Explored parameter name -> one value per run.
+    """
+
+    __slots__ = ("indices", "columns")
+
+    def __init__(self, indices: list[int], columns: dict[str, list[Any]]):
+        self.indices = indices
+        self.columns = columns
+
+    @classmethod
+    def select(cls, indices: Sequence[int], ranges: dict[str, Sequence[Any]]) -> "Points":
+        """The points ``indices`` of full exploration ``ranges``."""
+        indices = list(indices)
+        if not indices:
+            return cls([], {name: [] for name in ranges})
+        pick = operator.itemgetter(*indices)
+        single = len(indices) == 1
+        return cls(indices, {name: [pick(values)] if single else list(pick(values))
+                             for name, values in ranges.items()})
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        names = list(self.columns)
+        for idx, *values in zip(self.indices, *self.columns.values()):
+            yield idx, dict(zip(names, values))
+
+    def column(self, name: str) -> list[Any]:
+        """Every run's value of parameter ``name``."""
+        return self.columns[name]
 
 
 class ChunkPlanner:
@@ -21,8 +68,8 @@ class ChunkPlanner:
     indices : sequence of int
         The runs to hand out, in order.
     build : callable
-        Turns one run index into the point a chunk carries (called only when
-        the chunk is handed out).
+        Turns the run indices of a chunk into what the chunk carries (called
+        only when the chunk is handed out).
     slots : int
         Workers that take chunks at once.
     fixed : int, optional
@@ -34,7 +81,7 @@ class ChunkPlanner:
         64th of the runs per slot, between 16 and 256).
     """
 
-    def __init__(self, indices: Sequence[int], build: Callable[[int], Any] = lambda idx: idx,
+    def __init__(self, indices: Sequence[int], build: Callable[[list[int]], Any] = list,
                  slots: int = 1, fixed: int | None = None, target_seconds: float = 0.2,
                  first: int | None = None):
         self._indices = indices
@@ -76,9 +123,9 @@ class ChunkPlanner:
         # quarter of the target: a task must stay well above its own cost
         return max(1, min(wanted, max(balance, wanted // 4), 100_000))
 
-    def __iter__(self) -> Iterator[list[Any]]:
+    def __iter__(self) -> Iterator[Any]:
         while self._next < len(self._indices):
             size = self.size()
             chunk = self._indices[self._next:self._next + size]
             self._next += len(chunk)
-            yield [self._build(idx) for idx in chunk]
+            yield self._build(chunk)
