@@ -103,11 +103,14 @@ POLL_SECONDS = 1.0
 
 
 def _outcome(future: Any) -> Any:
-    """A finished chunk's result, or the exception that lost it."""
-    if future.status == "finished":
-        return future.result()
-    if future.status == "error":
-        return future.exception()
+    """A finished chunk's result, fetched from its worker, or the exception that lost it."""
+    try:
+        if future.status == "finished":
+            return future.result()
+        if future.status == "error":
+            return future.exception()
+    except Exception as error:  # the result was lost before it could be fetched
+        return error
     return RuntimeError(f"dask reported the chunk task as {future.status!r}")
 
 
@@ -164,7 +167,9 @@ class DaskExecutor(Executor):
         token = uuid.uuid4().hex[:12]
         source = iter(chunks)
         in_flight: dict[str, tuple[Any, Sequence[Any]]] = {}
-        finished: queue.Queue[str] = queue.Queue()  # keys of chunks done, from the client's thread
+        # (key, outcome) of chunks done: the client's callback thread fetches each
+        # result as its task ends, so that it is here when this thread wants it
+        finished: queue.Queue[tuple[str, Any]] = queue.Queue()
         number = 0
 
         def submit() -> None:
@@ -176,25 +181,26 @@ class DaskExecutor(Executor):
                                         key=f"explorer-chunk-{token}-{number}")
             number += 1
             in_flight[future.key] = (future, chunk)
-            future.add_done_callback(lambda done: finished.put(done.key))
+            future.add_done_callback(lambda done: finished.put((done.key, _outcome(done))))
 
         try:
             for _ in range(2 * self.slots):
                 submit()
             while in_flight:
                 try:
-                    key = finished.get(timeout=POLL_SECONDS)
+                    key, outcome = finished.get(timeout=POLL_SECONDS)
                 except queue.Empty:
                     if stop():
                         return
                     continue
                 if key not in in_flight:
                     continue
-                future, chunk = in_flight.pop(key)
-                yield chunk, _outcome(future)
+                _, chunk = in_flight.pop(key)
+                if not stop():
+                    submit()  # the worker gets its next chunk before this one is stored
+                yield chunk, outcome
                 if stop():
                     return
-                submit()
         finally:
             if in_flight:
                 self.client.cancel([future for future, _ in in_flight.values()])
