@@ -304,6 +304,15 @@ def square(traj):
     return traj.x ** 2
 
 
+def _worker_settings(dask_worker):
+    import dask
+
+    callbacks = dask_worker.periodic_callbacks
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            "profile" in callbacks or dask.config.get("distributed.worker.profile.enabled"),
+            callbacks["tick"].callback_time, callbacks["memory_monitor"].callback_time)
+
+
 def test_workers_n_starts_a_cluster_that_close_shuts_down(h5path):
     env = ex.Environment("Own", h5path, workers=2, progress=False)
     _explore(env, 8)
@@ -311,6 +320,9 @@ def test_workers_n_starts_a_cluster_that_close_shuts_down(h5path):
     address = own.scheduler_info()["address"]
     pids = _worker_pids(own)
     assert len(pids) == 2 and os.getpid() not in pids
+    # its workers keep glibc's own memory settings and do little housekeeping
+    settings = own.run(_worker_settings)
+    assert list(settings.values()) == [(None, False, 200.0, 200.0)] * 2
     assert env.run(square) == [(i, i * i) for i in range(8)]
     assert _reachable(address)
     env.close()
@@ -346,6 +358,7 @@ import json
 import logging
 import sys
 
+import dask
 import distributed
 
 import explorer as ex
@@ -353,6 +366,15 @@ import explorer as ex
 
 def square(traj):
     return traj.x ** 2
+
+
+def _worker_settings(dask_worker):
+    import dask
+
+    callbacks = dask_worker.periodic_callbacks
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            "profile" in callbacks or dask.config.get("distributed.worker.profile.enabled"),
+            callbacks["tick"].callback_time, callbacks["memory_monitor"].callback_time)
 
 
 if __name__ == "__main__":
