@@ -78,7 +78,7 @@ class Environment:
         Compression of stacked results (default blosc:lz4, level 5).
     chunk_size : int, optional
         Runs handed out at once; by default sized from the measured cost of a
-        run so that each chunk carries about 0.2 s of work.
+        run so that each chunk carries about 0.3 s of work.
 
     Raises
     ------

@@ -39,7 +39,21 @@ def test_planner_hands_out_every_run_once_in_order():
 def test_planner_sizes_chunks_from_the_measured_cost():
     planner = ChunkPlanner(list(range(100_000)), slots=2, target_seconds=0.2)
     first = next(iter(planner))
-    assert len(first) == 256                      # a 64th of the runs per slot, at most 256
+    assert len(first) == 256                      # a 16th of the runs per slot, at most 256
+    assert ChunkPlanner(list(range(1000)), slots=2).size() == 31
     planner.observe(len(first), 0.001 * len(first))  # 1 ms a run: 200 runs make 0.2 s
     assert planner.size() == 200
+    planner.observe(10, 0.002 * 10)               # a dearer chunk leaves the estimate alone
+    assert planner.size() == 200
     assert ChunkPlanner(list(range(50)), fixed=7).size() == 7
+
+
+def test_planner_shrinks_chunks_near_the_end_but_not_below_half_the_target():
+    planner = ChunkPlanner(list(range(2000)), slots=2, target_seconds=0.2)
+    planner.observe(100, 0.1)                      # 1 ms a run: 200 runs make 0.2 s
+    sizes = []
+    for chunk in planner:
+        sizes.append(len(chunk))
+    assert sum(sizes) == 2000
+    assert max(sizes) == 200
+    assert min(sizes[:-1]) >= 100                  # only the very last may be smaller
