@@ -11,6 +11,7 @@ does I/O and nothing else. Small and irregular items travel as plain values
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -231,13 +232,14 @@ class _ItemRows:
     def _packer(self, dtype: np.dtype, shape: tuple[int, ...],
                 settings: EncodeSettings) -> _Packer | None:
         """The packer of arrays of ``dtype`` and ``shape``, if their rows are worth packing."""
-        if not shape or dtype.kind not in "biufc" or \
-                int(np.prod(shape)) * dtype.itemsize < PACK_MIN_ROW_BYTES:
-            return None
         key = ("ndarray", dtype.str, shape)
-        if key not in self.packers:
-            self.packers[key] = _Packer(*key, settings)
-        return self.packers[key]
+        packer = self.packers.get(key)
+        if packer is None:
+            if not shape or dtype.kind not in "biufc" or \
+                    math.prod(shape) * dtype.itemsize < PACK_MIN_ROW_BYTES:
+                return None
+            packer = self.packers[key] = _Packer(*key, settings)
+        return packer
 
     def add(self, run: int, value: Any, settings: EncodeSettings) -> None:
         encoding, kind, dtype, shape = signature(value, settings.allow_pickle)
