@@ -303,7 +303,8 @@ class BatchEncoder:
         self._items: dict[tuple[str, str], dict[str, _ItemRows]] = \
             defaultdict(lambda: defaultdict(_ItemRows))
 
-    def _add(self, template: str, comment: str, idx: int, items: dict[str, Any]) -> None:
+    def add_items(self, template: str, comment: str, idx: int, items: dict[str, Any]) -> None:
+        """Encode run ``idx``'s items of result ``template`` (no run-table row)."""
         target = self._items[(template, comment)]
         for item, value in items.items():
             target[item].add(idx, value, self.settings)
@@ -312,12 +313,12 @@ class BatchEncoder:
         """Encode one run's record (its arrays are not kept)."""
         self._rows.append((record.idx, int(record.status), record.started, record.duration))
         if record.status == RunStatus.COMPLETED:
-            self._add("returns", "", record.idx, {"value": record.value})
+            self.add_items("returns", "", record.idx, {"value": record.value})
             for template, (comment, items) in record.results.items():
-                self._add(template, comment, record.idx, items)
+                self.add_items(template, comment, record.idx, items)
         else:
-            self._add("errors", "", record.idx,
-                      {"error": record.error, "traceback": record.traceback})
+            self.add_items("errors", "", record.idx,
+                           {"error": record.error, "traceback": record.traceback})
 
     def add_block(self, runs: np.ndarray, started: float, seconds: float, template: str,
                   comment: str, items: dict[str, np.ndarray]) -> None:

@@ -22,7 +22,7 @@ from ...results import LazyItem, Result
 from ...records import RunStatus
 from ..base import RunTable, TrajectoryStore
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
-from .encode import RUN_ROW, EncodedBatch, EncodeSettings, NodesPart, PackedPart, RawPart
+from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
 from .files import generation, reading, release, rewriting, writing
 from .nodes import attr, read_value, write_value
 
@@ -177,14 +177,11 @@ class Hdf5Store(TrajectoryStore):
                     self._write_parameter_branch(handle, trajectory, branch)
             self._write_exploration(handle, trajectory)
             self._write_results(handle, trajectory)
-            held = EncodedBatch(np.zeros(0, dtype=RUN_ROW))  # results only, no run rows
-            for template, comment, idx, items in trajectory._memory_runs.drain():
-                columns = held.items.setdefault((template, comment), {})
-                for item, value in items.items():
-                    part = columns.setdefault(item, [RawPart([], [])])[0]
-                    part.runs.append(idx)
-                    part.values.append(value)
-            self.write_batch(handle, held)
+            if trajectory._memory_runs:  # results only, no run rows
+                encoder = BatchEncoder(self.settings)
+                for template, comment, idx, items in trajectory._memory_runs.drain():
+                    encoder.add_items(template, comment, idx, items)
+                self.write_batch(handle, encoder.finish())
         self._written, self._tree_written = state, tree
         self._invalidate()
 
