@@ -24,7 +24,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import tables
 
 from .encode import EncodedBatch
@@ -33,20 +32,9 @@ from .files import Transaction, reading, release, rewriting, writing
 if TYPE_CHECKING:
     from .store import Hdf5Store
 
-__all__ = ["Journal", "RunAppender", "merge_batches"]
+__all__ = ["Journal", "RunAppender"]
 
 _sequence = itertools.count()
-
-
-def merge_batches(batches: list[EncodedBatch]) -> EncodedBatch:
-    """One batch holding the runs of several."""
-    merged = EncodedBatch(np.concatenate([batch.run_rows for batch in batches]))
-    for batch in batches:
-        for key, items in batch.items.items():
-            target = merged.items.setdefault(key, {})
-            for item, parts in items.items():
-                target.setdefault(item, []).extend(parts)
-    return merged
 
 
 class Journal:
@@ -123,20 +111,16 @@ class Journal:
                 log.append(name.encode())
         return shards, moved
 
-    def compact(self, session: dict[str, Any] | None = None,
-                batch: EncodedBatch | None = None) -> int:
+    def compact(self, session: dict[str, Any] | None = None) -> int:
         """Move every shard into the main file; return how many runs moved.
 
-        ``batch`` (runs not yet in a shard) and ``session`` (a record for the
-        file's session log) are written in the same transaction.
+        ``session`` (a record for the file's session log) is written in the
+        same transaction.
         """
-        if not self.shards() and session is None and batch is None:
+        if not self.shards() and session is None:
             return 0
         with writing(self.store.filename) as handle:
             shards, moved = self.merge(handle)
-            if batch is not None:
-                self.store.write_batch(handle, batch)
-                moved += len(batch.run_rows)
             if session is not None:
                 self.store.write_session(handle, session)
         self.store._invalidate()
