@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import tables
 
 from .encode import EncodedBatch
-from .files import Transaction, reading, release, rewriting, writing
+from .files import Transaction, reading, release, rewriting
 
 if TYPE_CHECKING:
     from .store import Hdf5Store
@@ -75,13 +75,13 @@ class Journal:
             shard.write_batch(handle, batch)
         return path
 
-    def merge(self, handle: tables.File) -> tuple[list[str], int]:
+    def merge(self, handle: tables.File) -> list[str]:
         """Copy the shards not yet in the file into ``handle`` (a write of the main file).
 
-        Returns the shard paths to delete once that write is committed, and how
-        many runs were copied. The shards' names are recorded in the file in the
-        same write, so shards a crash leaves behind after the commit are deleted
-        by the next merge without being copied twice.
+        Returns the shard paths to delete once that write is committed. The
+        shards' names are recorded in the file in the same write, so shards a
+        crash leaves behind after the commit are deleted by the next merge
+        without being copied twice.
         """
         from .store import Hdf5Store
 
@@ -91,17 +91,14 @@ class Journal:
         recorded = {bytes(row).decode() for row in handle.get_node(log_path)} \
             if log_path in handle else set()
         merged = present & recorded
-        moved = 0
         for path in shards:
             if os.path.basename(path) in merged:
                 continue
             shard = Hdf5Store(path, self.store.name)
             with reading(path) as source:
-                shard_batch = shard.read_batch(source)
-                self.store.write_batch(handle, shard_batch)
+                self.store.write_batch(handle, shard.read_batch(source))
             release(path)
             merged.add(os.path.basename(path))
-            moved += len(shard_batch.run_rows)
         if merged != recorded:
             if log_path in handle:
                 handle.remove_node(log_path)
@@ -109,24 +106,12 @@ class Journal:
                                         "journal shards already copied into this file")
             for name in sorted(merged):
                 log.append(name.encode())
-        return shards, moved
+        return shards
 
-    def compact(self, session: dict[str, Any] | None = None) -> int:
-        """Move every shard into the main file; return how many runs moved.
-
-        ``session`` (a record for the file's session log) is written in the
-        same transaction.
-        """
-        if not self.shards() and session is None:
-            return 0
-        with writing(self.store.filename) as handle:
-            shards, moved = self.merge(handle)
-            if session is not None:
-                self.store.write_session(handle, session)
-        self.store._invalidate()
-        for path in shards:
-            os.remove(path)
-        return moved
+    def compact(self, session: dict[str, Any] | None = None) -> None:
+        """Move every shard into the main file, with ``session`` (a record for the
+        file's session log) in the same transaction."""
+        RunAppender(self, 0.0).commit(session)
 
 
 class RunAppender:
@@ -181,7 +166,7 @@ class RunAppender:
         try:
             if self._transaction.is_open or session is not None or self.journal.shards():
                 handle = self._transaction.handle
-                shards, _ = self.journal.merge(handle)
+                shards = self.journal.merge(handle)
                 if session is not None:
                     self.store.write_session(handle, session)
             self._transaction.commit()
