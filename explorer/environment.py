@@ -353,7 +353,8 @@ class Environment:
         context = context_from_trajectory(traj, self.seed)
         plan = None
         if isinstance(func, Simulator):
-            plan = plan_simulator(func, context, next(iter(Points.select(todo[:1], ranges)))[1])
+            first = {name: values[todo[0]] for name, values in ranges.items()}
+            plan = plan_simulator(func, context, first)
             func, args, kwargs = call_simulator, (plan,), {}
         job = RunJob(func, context, tuple(args), dict(kwargs), settings, writer,
                      uuid.uuid4().hex[:12], plan)

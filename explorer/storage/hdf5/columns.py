@@ -145,7 +145,8 @@ class _Segment:
         self.group.runs.append(np.asarray(runs, dtype=np.int64))
 
 
-def _uniform_signature(values: Sequence[Any]) -> tuple[str, str, str, tuple[int, ...]] | None:
+def _uniform_signature(values: Sequence[Any],
+                       allow_pickle: bool) -> tuple[str, str, str, tuple[int, ...]] | None:
     """The signature every value has, when all are Python floats, bools, int64s or None.
 
     Return values and parameter ranges mostly look like that; checking the type
@@ -157,12 +158,10 @@ def _uniform_signature(values: Sequence[Any]) -> tuple[str, str, str, tuple[int,
     if len(types) != 1:
         return None
     kind = types.pop()
-    if kind is int and not -2**63 <= min(values) <= max(values) < 2**63:
+    if kind not in (float, bool, int, type(None)) or \
+            (kind is int and not -2**63 <= min(values) <= max(values) < 2**63):
         return None
-    if kind is type(None):
-        return ("fixed", "none", "|b1", ())
-    fixed = _PY_FIXED.get(kind)
-    return None if fixed is None else ("fixed", fixed[0], fixed[1], ())
+    return signature(values[0], allow_pickle)
 
 
 def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: Sequence[Any],
@@ -171,7 +170,7 @@ def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: 
     column = _column(parent, item)
     segments = [_Segment(group) for group in column._f_iter_nodes("Group")]
     batches: dict[tuple[str, str, str, tuple[int, ...]], tuple[list[int], list[Any]]] = {}
-    uniform = _uniform_signature(values)
+    uniform = _uniform_signature(values, allow_pickle)
     if uniform is not None:
         batches[uniform] = (list(runs), list(values))
     else:
