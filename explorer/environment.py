@@ -359,8 +359,11 @@ class Environment:
         job = RunJob(func, context, tuple(args), dict(kwargs), settings, writer,
                      uuid.uuid4().hex[:12], plan)
 
-        planner = ChunkPlanner(todo, lambda runs: Points.select(runs, ranges), executor.slots,
-                               self.chunk_size)
+        # runs are time-boxed where the worker can stop between runs and the
+        # driver stores what it did (a lock-mode writer names a chunk by its runs)
+        time_boxed = writer is None and not (plan is not None and plan.simulator.batch)
+        planner = ChunkPlanner(todo, lambda runs, budget: Points.select(runs, ranges, budget),
+                               executor.slots, self.chunk_size, time_boxed=time_boxed)
         session = collect() if record_session else None
         timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
         failed: list[tuple[int, str]] = []
@@ -375,6 +378,7 @@ class Environment:
                     if isinstance(report, BaseException):
                         report = report_records(lost_chunk_records(chunk, report), settings)
                     planner.observe(len(report.outcomes), report.seconds)
+                    planner.give_back(chunk.indices[len(report.outcomes):])
                     timings["run_seconds"] += report.seconds
                     timings["compile_seconds"] += report.compile_seconds
                     for template, comment in report.templates.items():

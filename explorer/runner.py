@@ -25,7 +25,8 @@ class ChunkReport:
     Attributes
     ----------
     outcomes : list of (int, int, str)
-        ``(run index, status, error text)`` per run.
+        ``(run index, status, error text)`` per run, in the chunk's order; a
+        chunk whose time budget ran out covers only its first runs.
     templates : dict
         Per-run result templates the runs added, with comments.
     seconds : float
@@ -65,11 +66,13 @@ class RunJob:
 
 def report_records(records: Iterable[RunRecord], settings: Any,
                    writer: Callable[..., None] | None = None,
-                   name: str | None = None) -> ChunkReport:
+                   name: str | None = None, budget: float | None = None) -> ChunkReport:
     """Encode ``records`` as they come and describe them; write them too when ``writer`` is given.
 
     ``records`` may be a generator of runs still executing: each record is
     encoded (its large arrays compressed) and dropped before the next run starts.
+    With a ``budget``, no further record is taken once that many seconds have
+    passed; the report's outcomes then cover only the records taken, in order.
     ``seconds`` of the report is the work that grows with the number of runs:
     the runs' durations plus the encoding, not the fixed cost of a write.
     ``name`` identifies the chunk to the writer, so that a chunk run twice
@@ -81,6 +84,7 @@ def report_records(records: Iterable[RunRecord], settings: Any,
     outcomes: list[tuple[int, int, str]] = []
     templates: dict[str, str] = {}
     seconds = 0.0
+    started = time.perf_counter()
     try:
         for record in records:
             clock = time.perf_counter()
@@ -89,6 +93,8 @@ def report_records(records: Iterable[RunRecord], settings: Any,
             outcomes.append((record.idx, int(record.status), record.error))
             encoder.add(record)
             seconds += time.perf_counter() - clock + record.duration
+            if budget is not None and time.perf_counter() - started >= budget:
+                break
     except BaseException:
         encoder.abandon()
         raise
@@ -139,7 +145,8 @@ def report_batch(plan: SimulatorPlan, chunk: Points,
 
 
 def run_job_chunk(job: RunJob, chunk: Points) -> ChunkReport:
-    """Run a chunk of points and report on it."""
+    """Run a chunk of points and report on it (on the first runs only, if its
+    time budget runs out: the rest are the runs after those the report covers)."""
     name = f"{job.token}-{chunk.indices[0]:012d}-{len(chunk)}" if len(chunk) else None
     plan = job.simulator
     if plan is not None and plan.simulator.batch:
@@ -147,7 +154,7 @@ def run_job_chunk(job: RunJob, chunk: Points) -> ChunkReport:
         if report is not None:
             return report
     records = iter_runs(job.func, job.context, chunk, job.args, job.kwargs)
-    return report_records(records, job.settings, job.writer, name)
+    return report_records(records, job.settings, job.writer, name, chunk.budget)
 
 
 def lost_chunk_records(chunk: Points, error: BaseException) -> list[RunRecord]:

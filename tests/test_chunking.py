@@ -25,12 +25,13 @@ def test_points_of_no_run_and_of_no_parameter():
 
 def test_planner_hands_out_every_run_once_in_order():
     todo = [idx for idx in range(1000) if idx % 7]
-    planner = ChunkPlanner(todo, lambda runs: Points.select(runs, {"x": list(range(1000))}),
-                           slots=2)
+    planner = ChunkPlanner(todo, lambda runs, budget: Points.select(runs, {"x": list(range(1000))},
+                                                                     budget), slots=2)
     seen = []
     for chunk in planner:
         seen += chunk.indices
         assert chunk.column("x") == chunk.indices
+        assert chunk.budget is None                # not time-boxed: every chunk runs whole
         planner.observe(len(chunk), 1e-4 * len(chunk))   # 0.1 ms a run
     assert seen == todo
     assert planner.remaining == 0
@@ -58,3 +59,45 @@ def test_planner_shrinks_chunks_near_the_end_but_not_below_a_quarter_of_the_targ
     assert max(sizes) == 200
     assert min(sizes[:-1]) >= 50                   # only the very last may be smaller
     assert sizes[-2] < 200
+
+
+def test_time_boxed_planner_spreads_the_runs_over_the_first_chunks_with_a_budget():
+    planner = ChunkPlanner(list(range(10_000)), lambda runs, budget: (runs, budget), slots=2,
+                           target_seconds=0.3, time_boxed=True, budget_seconds=0.8)
+    first = [next(planner) for _ in range(4)]     # two chunks a slot before any result
+    assert [len(runs) for runs, _ in first] == [2500] * 4
+    assert {budget for _, budget in first} == {0.8}
+    assert planner.remaining == 0
+    planner.observe(1000, 0.1)                     # 0.1 ms a run: 3000 runs make 0.3 s
+    planner.give_back(first[0][0][1000:])          # the budget ran out after 1000 runs
+    runs, budget = next(planner)
+    assert budget is None                          # measured: sized, and run whole
+    assert runs == list(range(1000, 1000 + len(runs)))  # the undone runs, in order
+    assert len(runs) in (749, 750)                 # a quarter of the target near the end
+    # a share no larger than the small first chunks is not time-boxed
+    small = ChunkPlanner(list(range(40)), lambda runs, budget: (runs, budget), slots=2,
+                         time_boxed=True)
+    assert next(small) == (list(range(10)), None)
+
+
+def test_runs_handed_back_go_out_again_before_new_ones_and_each_run_once():
+    todo = list(range(0, 3000, 3))
+    planner = ChunkPlanner(todo, slots=2, time_boxed=True)
+    seen: list[int] = []
+    pending = [next(planner), next(planner)]
+    assert planner.remaining == len(todo) - sum(map(len, pending))
+    done, undone = pending[0][:40], pending[0][40:]
+    seen += done
+    planner.observe(len(done), 0.004)              # 0.1 ms a run: chunks of 3000 runs
+    planner.give_back(undone)
+    assert planner.remaining == len(todo) - len(pending[1]) - len(done)
+    again = next(planner)
+    assert again[:len(undone)] == undone           # the undone runs lead the next chunk
+    seen += pending[1] + again
+    for chunk in planner:                          # the rest, handed out whole
+        seen += chunk
+    assert sorted(seen) == todo and len(seen) == len(todo)
+    with pytest.raises(StopIteration):
+        next(planner)
+    planner.give_back([3, 6])                      # a dry planner fills again
+    assert next(planner) == [3, 6] and planner.remaining == 0

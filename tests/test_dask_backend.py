@@ -290,6 +290,45 @@ def test_run_raising_in_a_worker_is_recorded_and_the_others_go_on(client, h5path
         assert "failing_helper" in traceback and "fails_on_two_and_five" in traceback
 
 
+def slow_marked_run(traj, directory):
+    """60 ms of work; leaves a file per execution and returns where and when it started."""
+    started = time.time()
+    with open(os.path.join(directory, f"{traj.x}-{os.getpid()}-{started!r}"), "w"):
+        pass
+    time.sleep(0.06)
+    return [os.getpid(), started]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["workers=1", "client"])
+def test_time_boxed_chunks_hand_back_the_runs_they_did_not_reach(backend, client, h5path,
+                                                                 tmp_path):
+    # 40 runs a slot: each of the first chunks (two a slot, carrying every run) holds
+    # 20 runs, 1.2 s of work; its 1 s budget stops it after 17 and the other 3 go out again
+    slots = 1 if backend == "workers=1" else 2
+    options = {"workers": 1} if slots == 1 else {"client": client}
+    n = 40 * slots
+    env = ex.Environment("B", h5path, progress=False, **options)
+    _explore(env, n)
+    marks = tmp_path / "executions"
+    marks.mkdir()
+    results = env.run(slow_marked_run, str(marks))
+    env.close()
+
+    executions = sorted(int(name.split("-")[0]) for name in os.listdir(marks))
+    assert executions == list(range(n))                   # every run ran once
+    assert [idx for idx, _ in results] == list(range(n))
+    frame = ex.load_trajectory(h5path, "B").to_frame()
+    assert (frame["status"] == "completed").all() and len(frame) == n
+    assert frame["return_value"].map(tuple).tolist() == [tuple(v) for _, v in results]
+    if slots == 2:
+        # a worker ran runs handed back after higher runs of its second chunk
+        order: dict[int, list[int]] = {}
+        for idx, (pid, started) in sorted(results, key=lambda item: item[1][1]):
+            order.setdefault(pid, []).append(idx)
+        assert any(runs != sorted(runs) for runs in order.values())
+
+
 # ------------------------------------------------------------------ cluster ownership
 def _reachable(address: str) -> bool:
     host, port = address.rsplit("/", 1)[-1].rsplit(":", 1)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 __all__ = ["Executor"]
 
@@ -18,12 +18,14 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterable[Sequence[Any]],
+                   chunks: Iterator[Sequence[Any]],
                    stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
         """Yield ``(chunk, func(shared, chunk))`` in completion order.
 
-        Chunks are taken from ``chunks`` only as workers free up, so the iterable
-        may adapt chunk sizes as results arrive. A chunk whose task failed as a
+        Chunks are taken from ``chunks`` only as workers free up, so the iterator
+        may adapt chunk sizes as results arrive; it may also run dry and fill
+        again (runs handed back after a chunk's results were consumed), so it is
+        asked again after each yielded result. A chunk whose task failed as a
         whole (not a run inside it) yields the exception instead of a result.
         Once ``stop()`` is true no further chunk is handed out and chunks still
         running are abandoned.

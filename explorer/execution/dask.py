@@ -10,7 +10,7 @@ import os
 import pickle
 import queue
 import uuid
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .base import Executor
 
@@ -172,7 +172,7 @@ class DaskExecutor(Executor):
         return DaskLock(name)
 
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterable[Sequence[Any]],
+                   chunks: Iterator[Sequence[Any]],
                    stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
         shared_future = self.client.scatter(shared, broadcast=True, hash=False)
         token = uuid.uuid4().hex[:12]
@@ -183,20 +183,25 @@ class DaskExecutor(Executor):
         finished: queue.Queue[tuple[str, Any]] = queue.Queue()
         number = 0
 
-        def submit() -> None:
+        def submit() -> bool:
             nonlocal number
             chunk = next(source, None)
             if chunk is None:
-                return
+                return False
             future = self.client.submit(_call, func, shared_future, _Opaque(chunk), pure=False,
                                         key=f"explorer-chunk-{token}-{number}")
             number += 1
             in_flight[future.key] = (future, chunk)
             future.add_done_callback(lambda done: finished.put((done.key, _outcome(done))))
+            return True
+
+        def top_up() -> None:
+            # two chunks a slot: a worker finds its next chunk waiting
+            while len(in_flight) < 2 * self.slots and submit():
+                pass
 
         try:
-            for _ in range(2 * self.slots):
-                submit()
+            top_up()
             while in_flight:
                 try:
                     key, outcome = finished.get(timeout=POLL_SECONDS)
@@ -212,6 +217,7 @@ class DaskExecutor(Executor):
                 yield chunk, outcome
                 if stop():
                     return
+                top_up()  # runs handed back meanwhile, or a source that ran dry and filled
         finally:
             if in_flight:
                 self.client.cancel([future for future, _ in in_flight.values()])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .base import Executor
 
@@ -15,7 +15,7 @@ class SerialExecutor(Executor):
     slots = 1
 
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterable[Sequence[Any]],
+                   chunks: Iterator[Sequence[Any]],
                    stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
         for chunk in chunks:
             try:
