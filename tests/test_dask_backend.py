@@ -329,6 +329,17 @@ def test_time_boxed_chunks_hand_back_the_runs_they_did_not_reach(backend, client
         assert any(runs != sorted(runs) for runs in order.values())
 
 
+def test_results_come_straight_from_workers_on_this_host(client):
+    from explorer.execution.dask import _host, _loopback, _workers_reachable
+
+    assert _workers_reachable(client)                     # this cluster: 127.0.0.1
+    workers = client.scheduler_info()["workers"]
+    assert workers and all(_loopback(_host(address)) for address in workers)
+    # a worker on another host than the scheduler's may not be reachable from here
+    assert not _loopback(_host("tcp://10.1.2.3:40000"))
+    assert _host("tls://[::1]:8786") == "::1" and _loopback("::1")
+
+
 # ------------------------------------------------------------------ cluster ownership
 def _reachable(address: str) -> bool:
     host, port = address.rsplit("/", 1)[-1].rsplit(":", 1)
