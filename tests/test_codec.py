@@ -65,3 +65,30 @@ def test_large_arrays_round_trip_with_either_encoder(make_env, complib):
         loaded.set_run(idx)
         np.testing.assert_array_equal(loaded.res.sim.crun.trace,
                                       np.sin(np.arange(3000) * 0.01 * (idx + 1)))
+
+
+@pytest.mark.parametrize("complib", ["blosc:lz4", "zlib"])
+def test_packed_chunks_travel_as_one_buffer_outside_the_pickle(complib):
+    """A batch's compressed chunks lie in one array, which pickle protocol 5 (dask's)
+    hands over as an out-of-band buffer instead of copying it into the stream."""
+    import pickle
+
+    from explorer.storage.hdf5.encode import BatchEncoder, EncodeSettings, PackedPart, unpack
+
+    encoder = BatchEncoder(EncodeSettings(complib=complib))
+    traces = {idx: np.cos(np.arange(5000) * 0.003 * (idx + 1)) for idx in range(30)}
+    for idx, trace in traces.items():
+        encoder.add_items("sim.$", "", idx, {"trace": trace})
+    (part,) = encoder.finish().items[("sim.$", "")]["trace"]
+    assert isinstance(part, PackedPart) and len(part.masks) > 1
+    buffers: list = []
+    blob = pickle.dumps(part, protocol=5, buffer_callback=buffers.append)
+    sizes = sorted(buffer.raw().nbytes for buffer in buffers)  # data, runs, bounds
+    assert sizes[-1] == part.bounds[-1] == part.data.nbytes > 20_000
+    assert len(blob) < 2000
+    back = pickle.loads(blob, buffers=buffers)
+    assert [(bytes(c), m) for c, m in back.chunks()] == [(bytes(c), m) for c, m in part.chunks()]
+    plain = unpack(back)
+    assert plain.runs == list(traces)
+    for idx, value in zip(plain.runs, plain.values):
+        np.testing.assert_array_equal(value, traces[idx])

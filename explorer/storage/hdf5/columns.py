@@ -248,9 +248,8 @@ def append_packed(parent: tables.Group, item: str, part: Any, *, filters: tables
         start += pad
     data.truncate(start + len(part.runs))
     zeros = (0,) * len(part.shape)
-    for i, (chunk, mask) in enumerate(part.chunks):
-        data.write_chunk((start + i * part.chunk_rows, *zeros), np.frombuffer(chunk, np.uint8),
-                         filter_mask=mask)
+    for i, (chunk, mask) in enumerate(part.chunks()):
+        data.write_chunk((start + i * part.chunk_rows, *zeros), chunk, filter_mask=mask)
     runs.append(part.runs)
 
 
@@ -287,11 +286,12 @@ def packed_parts(column: tables.Group) -> list[Any]:
         if encoding == "fixed" and shape and row_bytes >= PACK_MIN_ROW_BYTES and \
                 data.nrows % data.chunkshape[0] == 0:
             zeros = (0,) * len(shape)
-            chunks = [(bytes(data.read_chunk((start, *zeros))),
-                       int(data.chunk_info((start, *zeros)).filter_mask))
+            chunks = [(data.read_chunk((start, *zeros)),
+                       data.chunk_info((start, *zeros)).filter_mask)
                       for start in range(0, data.nrows, data.chunkshape[0])]
-            parts.append(PackedPart(kind, dtype, shape, runs, data.chunkshape[0], chunks,
-                                    data.filters.complib or "", data.filters.complevel))
+            parts.append(PackedPart.of_chunks(kind, dtype, shape, runs, data.chunkshape[0],
+                                              chunks, data.filters.complib or "",
+                                              data.filters.complevel))
         elif encoding == "nodes":
             rows = [row for row in range(len(runs)) if runs[row] >= 0]
             parts.append(NodesPart(kind, [int(runs[row]) for row in rows],

@@ -15,7 +15,7 @@ import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import tables
@@ -55,7 +55,11 @@ class PackedPart:
     """Rows of one fixed-shape item, compressed into whole HDF5 chunks.
 
     ``runs`` has one entry per row, ``-1`` for the padding rows that fill the
-    last chunk.
+    last chunk. The compressed chunks lie end to end in one buffer, ``data``:
+    pickle protocol 5, and so dask, sends such an array without copying it
+    (5 MB of chunks came from a worker in 3-5 ms, against 13-18 ms as a list
+    of bytes objects). Chunk ``i`` is ``data[bounds[i]:bounds[i + 1]]``, with
+    HDF5 filter mask ``masks[i]``.
     """
 
     kind: str
@@ -63,9 +67,27 @@ class PackedPart:
     shape: tuple[int, ...]
     runs: np.ndarray
     chunk_rows: int
-    chunks: list[tuple[bytes, int]]
+    data: np.ndarray
+    bounds: np.ndarray
+    masks: list[int]
     complib: str
     complevel: int
+
+    @classmethod
+    def of_chunks(cls, kind: str, dtype: str, shape: tuple[int, ...], runs: np.ndarray,
+                  chunk_rows: int, chunks: list[tuple[Any, int]], complib: str,
+                  complevel: int) -> "PackedPart":
+        """A part from its compressed chunks, given as ``(bytes-like, filter mask)`` pairs."""
+        bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum([memoryview(chunk).nbytes for chunk, _ in chunks], out=bounds[1:])
+        data = np.frombuffer(b"".join(chunk for chunk, _ in chunks), dtype=np.uint8)
+        return cls(kind, dtype, shape, runs, chunk_rows, data, bounds,
+                   [int(mask) for _, mask in chunks], complib, complevel)
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, int]]:
+        """``(compressed chunk, filter mask)`` of each chunk, in row order (views of ``data``)."""
+        for i, mask in enumerate(self.masks):
+            yield self.data[self.bounds[i]:self.bounds[i + 1]], mask
 
 
 @dataclass
@@ -129,7 +151,7 @@ class _Packer:
         row_bytes = int(np.prod(shape, dtype=np.int64)) * itemsize
         self.rows = chunk_rows(row_bytes)
         self.runs: list[int] = []
-        self.chunks: list[tuple[bytes, int]] = []
+        self.chunks: list[tuple[Any, int]] = []  # (bytes-like, filter mask)
         self._buffer = np.empty((self.rows, *shape), dtype=dtype)
         self._filled = 0
         filters = settings.filters()
@@ -189,8 +211,8 @@ class _Packer:
             self.abandon()
         runs = np.full(len(self.chunks) * self.rows, -1, dtype=np.int64)
         runs[:len(self.runs)] = self.runs
-        return PackedPart(self.kind, self.dtype, self.shape, runs, self.rows, self.chunks,
-                          self.settings.complib, self.settings.complevel)
+        return PackedPart.of_chunks(self.kind, self.dtype, self.shape, runs, self.rows,
+                                    self.chunks, self.settings.complib, self.settings.complevel)
 
     def abandon(self) -> None:
         if self._handle is not None:
@@ -208,9 +230,8 @@ def unpack(part: PackedPart) -> RawPart:
                                     chunkshape=(part.chunk_rows, *part.shape))
         data.truncate(len(part.runs))
         zeros = (0,) * len(part.shape)
-        for i, (chunk, mask) in enumerate(part.chunks):
-            data.write_chunk((i * part.chunk_rows, *zeros), np.frombuffer(chunk, np.uint8),
-                             filter_mask=mask)
+        for i, (chunk, mask) in enumerate(part.chunks()):
+            data.write_chunk((i * part.chunk_rows, *zeros), chunk, filter_mask=mask)
         block = data.read()
     finally:
         handle.close()
