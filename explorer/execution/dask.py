@@ -201,7 +201,9 @@ class DaskExecutor(Executor):
 
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
                    chunks: Iterator[Sequence[Any]],
-                   stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
+                   stop: Callable[[], bool] = lambda: False,
+                   meanwhile: Callable[[], None] | None = None,
+                   ) -> Iterator[tuple[Sequence[Any], Any]]:
         shared_future = self.client.scatter(shared, broadcast=True, hash=False)
         token = uuid.uuid4().hex[:12]
         source = iter(chunks)
@@ -232,6 +234,8 @@ class DaskExecutor(Executor):
 
         try:
             top_up()
+            if meanwhile is not None:
+                meanwhile()
             while in_flight:
                 try:
                     key, outcome = finished.get(timeout=POLL_SECONDS)

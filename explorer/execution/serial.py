@@ -16,7 +16,11 @@ class SerialExecutor(Executor):
 
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
                    chunks: Iterator[Sequence[Any]],
-                   stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[Sequence[Any], Any]]:
+                   stop: Callable[[], bool] = lambda: False,
+                   meanwhile: Callable[[], None] | None = None,
+                   ) -> Iterator[tuple[Sequence[Any], Any]]:
+        if meanwhile is not None:
+            meanwhile()  # nothing runs beside this process: it comes first
         for chunk in chunks:
             try:
                 result = func(shared, chunk)
