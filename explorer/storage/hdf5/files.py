@@ -8,6 +8,7 @@ across calls: callers hold paths and ask for the handle each time.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import glob
 import os
@@ -32,6 +33,17 @@ warnings.filterwarnings("ignore", category=tables.NaturalNameWarning)
 _lock = threading.RLock()
 _readers: dict[str, tables.File] = {}
 _writers: dict[str, tuple[tables.File, int, str]] = {}
+_write_backs: concurrent.futures.ThreadPoolExecutor | None = None
+_sync_data = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
+
+
+def _write_back_thread() -> concurrent.futures.ThreadPoolExecutor:
+    global _write_backs
+    with _lock:
+        if _write_backs is None:
+            _write_backs = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="explorer-write-back")
+        return _write_backs
 _identity: dict[str, tuple[int, int, int] | None] = {}
 _generations: dict[str, int] = {}
 _in_use: dict[str, int] = {}  # reads under way per path (nesting depth)
@@ -211,6 +223,7 @@ class Transaction:
         self._key = _key(path)
         self._target: str | None = None
         self._opened = 0.0
+        self._write_back: concurrent.futures.Future | None = None
 
     @property
     def is_open(self) -> bool:
@@ -234,12 +247,36 @@ class Transaction:
                 _writers[self._key] = (handle, 1, self._target)
             return _writers[self._key][0]
 
+    def write_back(self) -> None:
+        """Start putting what was written so far on disk, in a background thread.
+
+        The commit then has little left to write: on ext4, ``os.replace`` over
+        the file first writes out the new file's data, 10-13 ms for the 20 MB
+        of a 10,000-run LIF grid here, which a write-back while runs go on
+        takes off the end of an exploration. One write-back runs at a time; a
+        call while one runs does nothing (the next one covers its data).
+        """
+        with _lock:
+            if self._target is None or \
+                    (self._write_back is not None and not self._write_back.done()):
+                return
+            handle = _writers[self._key][0]
+            handle.flush()
+            self._write_back = _write_back_thread().submit(_sync_data, handle.fileno())
+
+    def _written_back(self) -> None:
+        """Wait for the write-back running, if any; its error, if it failed."""
+        running, self._write_back = self._write_back, None
+        if running is not None:
+            running.result()
+
     def commit(self) -> None:
         """Make everything written so far the file's content."""
         with _lock:
             if self._target is None:
                 return
             clock = time.perf_counter()
+            self._written_back()
             handle, _, target = _writers.pop(self._key)
             self._target = None
             handle.close()
@@ -251,6 +288,8 @@ class Transaction:
         with _lock:
             if self._target is None:
                 return
+            with contextlib.suppress(OSError):
+                self._written_back()
             handle, _, target = _writers.pop(self._key)
             self._target = None
             handle.close()

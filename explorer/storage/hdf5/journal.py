@@ -148,6 +148,7 @@ class RunAppender:
         """
         try:
             self.store.write_batch(self._transaction.handle, batch)
+            self._transaction.write_back()
         except BaseException:
             self._transaction.abort()
             raise
