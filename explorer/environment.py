@@ -317,8 +317,7 @@ class Environment:
         return func
 
     def _results(self, runs: Sequence[int]) -> list[tuple[int, Any]]:
-        values = self._store.return_values(runs)
-        return [(idx, values[idx]) for idx in runs if idx in values]
+        return list(self._store.return_values(runs).items())
 
     def _failure(self, failed: list[tuple[int, str]]) -> RunsFailedError:
         failed = sorted(failed)
@@ -338,7 +337,8 @@ class Environment:
         ``prepare()`` (storing the exploration) must be done before any run is
         stored; in queue mode it is done while the first chunks run (on a
         10,000-point grid, 15-20 ms that 2 workers no longer wait for), in lock
-        mode, where workers store runs themselves, first.
+        mode, where workers store runs themselves, first. The session record's
+        facts are collected while the first chunks run too.
         """
         early = self.storage == "lock" or not todo  # lock: workers store runs themselves
         if early:
@@ -373,7 +373,14 @@ class Environment:
         time_boxed = writer is None and not (plan is not None and plan.simulator.batch)
         planner = ChunkPlanner(todo, lambda runs, budget: Points.select(runs, ranges, budget),
                                executor.slots, self.chunk_size, time_boxed=time_boxed)
-        session = collect() if record_session else None
+        session: dict[str, Any] | None = {} if record_session else None
+
+        def meanwhile() -> None:  # while the first chunks run
+            if not early:
+                prepare()
+            if session is not None:
+                session.update(collect())  # versions, host, git state: a few ms
+
         timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
         failed: list[tuple[int, str]] = []
         reported = 0
@@ -385,7 +392,7 @@ class Environment:
             with interruption, traj._locked_parameters():
                 for chunk, report in executor.map_chunks(run_job_chunk, job, planner,
                                                          stop=interruption.requested,
-                                                         meanwhile=None if early else prepare):
+                                                         meanwhile=meanwhile):
                     if isinstance(report, BaseException):
                         report = report_records(lost_chunk_records(chunk, report), settings)
                     planner.observe(len(report.outcomes), report.seconds)
@@ -407,6 +414,8 @@ class Environment:
         finally:
             bar.close()
             if session is not None:
+                if not session:  # stopped before the first chunks were out
+                    session.update(collect())
                 session.update(end=now(), runs=reported,
                                interrupted=interruption.signal_name, **timings)
             appender.commit(session)

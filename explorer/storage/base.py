@@ -81,7 +81,7 @@ class TrajectoryStore(abc.ABC):
 
     @abc.abstractmethod
     def return_values(self, runs: Iterable[int]) -> dict[int, Any]:
-        """Return values of the given runs (runs without one are left out)."""
+        """Return values of the given runs, in their order (runs without one are left out)."""
 
     @abc.abstractmethod
     def run_errors(self, runs: Iterable[int]) -> dict[int, str]:
