@@ -303,11 +303,11 @@ def slow_marked_run(traj, directory):
 @pytest.mark.parametrize("backend", ["workers=1", "client"])
 def test_time_boxed_chunks_hand_back_the_runs_they_did_not_reach(backend, client, h5path,
                                                                  tmp_path):
-    # 40 runs a slot: each of the first chunks (two a slot, carrying every run) holds
+    # 80 runs a slot: each of the first chunks (two a slot, carrying half the runs) holds
     # 20 runs, 1.2 s of work; its 1 s budget stops it after 17 and the other 3 go out again
     slots = 1 if backend == "workers=1" else 2
     options = {"workers": 1} if slots == 1 else {"client": client}
-    n = 40 * slots
+    n = 80 * slots
     env = ex.Environment("B", h5path, progress=False, **options)
     _explore(env, n)
     marks = tmp_path / "executions"

@@ -8,14 +8,16 @@ smaller near the end to keep workers busy, but not below a quarter of that.
 
 Before anything is measured, chunks are either small (a 16th of the runs per
 worker, at most 256), or, when the runs are *time-boxed*, large: each of the
-first chunks carries every ``2 * slots``-th share of the runs and a time
-budget; the worker stops after the run that spends it and the runs it did not
+first chunks, two per worker, carries a ``4 * slots``-th of the runs and a time
+budget; the worker stops after the run that spends it, and the runs it did not
 reach come back through :meth:`ChunkPlanner.give_back`. A short exploration is
-then done in as few tasks as there are places for chunks: on a 10,000-run LIF
-grid with 2 workers (about 1 s of work), 4 chunks of 2,500 runs took a median
-0.58-0.61 s against 0.63-0.69 s for the 13 chunks of small first chunks (8
-interleaved tries each, twice); each task the driver handles costs the two
-cores about 5 ms.
+then done in a few tasks: on a 10,000-run LIF grid with 2 workers (about 1 s of
+work), 4 chunks of 1,250 runs, then chunks sized from the measured cost, took a
+median 0.71 s over 16 interleaved tries, against 0.74-0.80 s for the 13 tasks of
+small first chunks; first chunks carrying all the runs (4 of 2,500) took the
+same median but 1.0 s whenever a worker ran slow, as nothing was left to
+balance (3 tries in 16). Each task the driver handles costs the two cores
+about 5 ms.
 """
 from __future__ import annotations
 
@@ -108,9 +110,10 @@ class ChunkPlanner:
         16th of the runs per slot, between 16 and 256).
     time_boxed : bool
         Whether whoever runs a chunk honours its budget. Then, until a cost is
-        measured, each chunk takes a ``2 * slots``-th of all the runs, with
+        measured, each chunk takes a ``4 * slots``-th of all the runs, with
         ``budget_seconds`` as its budget (unless that share is no larger than
-        ``first``): the first chunks, two a slot, carry every run.
+        ``first``): the first chunks, two a slot, carry half the runs, and the
+        other half goes out in measured chunks that balance the workers.
     budget_seconds : float
         The time budget of those first chunks. Longer than ``target_seconds``,
         so that a short exploration is not cut into leftovers that go out
@@ -166,7 +169,7 @@ class ChunkPlanner:
             return self.fixed, None
         balance = max(1, -(-self.remaining // (2 * self.slots)))
         if self._per_run is None:
-            share = -(-len(self._indices) // (2 * self.slots))
+            share = -(-len(self._indices) // (4 * self.slots))
             if self.time_boxed and share > self._first:
                 return min(share, self.remaining), self.budget_seconds
             return min(self._first, balance), None
