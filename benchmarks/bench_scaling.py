@@ -16,13 +16,14 @@ Figures (timed ones repeated ``--repeat`` times, best kept):
    blosc:lz4 level 5 + shuffle, explorer's default codec) and the run function
    called in a plain loop with a stand-in ``traj`` whose ``add_result`` keeps
    nothing (trivial workload: the same calls of ``f``); and the bare work,
-   what the machine itself gives: the grid split over 1 and over 2 forked
-   processes that simulate, copy V into a chunk buffer and compress full
-   chunks with explorer's codec, without explorer or dask;
+   what the machine itself gives: the grid dealt point by point to 1 and to 2
+   forked processes that simulate, copy V into a chunk buffer and compress
+   full chunks with explorer's codec, without explorer or dask;
 2. steady state, fixed costs excluded, in interleaved rounds (bare 1, bare 2,
    explorer ``workers=1``, explorer 2 workers, then the trivial workload) so
    that a slow spell of the machine hits every figure of a round alike; the
-   2-to-1 ratios are printed as best / best and as the median of the rounds': ``workers=1`` (this process, numba
+   2-to-1 ratios are printed as best / best and as the median of the
+   rounds': ``workers=1`` (this process, numba
    already loaded) and, on a local cluster started once the way
    ``Environment(..., workers=N)`` starts it (``DaskExecutor``) and warmed up by
    small explorations (workers import the model and load it from numba's
