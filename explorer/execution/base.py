@@ -24,9 +24,9 @@ class Executor(abc.ABC):
                    ) -> Iterator[tuple[Sequence[Any], Any]]:
         """Yield ``(chunk, func(shared, chunk))`` in completion order.
 
-        ``meanwhile()``, if given, is called once, when the first chunks are handed out and
-        before any result is waited for: work of the caller's that can go on
-        while they run (if it raises, the chunks are abandoned).
+        ``meanwhile()``, if given, is called once, when the first chunks are
+        handed out and before any result is waited for: work of the caller's
+        that can go on while they run (if it raises, the chunks are abandoned).
 
         Chunks are taken from ``chunks`` only as workers free up, so the iterator
         may adapt chunk sizes as results arrive; it may also run dry and fill

@@ -211,7 +211,7 @@ class DaskExecutor(Executor):
         # (key, outcome) of chunks done: the client's callback thread fetches each
         # result as its task ends, so that it is here when this thread wants it
         finished: queue.Queue[tuple[str, Any]] = queue.Queue()
-        direct = _workers_reachable(self.client)
+        fetch = {"direct": False}  # straight from the workers, once known they can be reached
         number = 0
 
         def submit() -> bool:
@@ -224,7 +224,7 @@ class DaskExecutor(Executor):
             number += 1
             in_flight[future.key] = (future, chunk)
             future.add_done_callback(
-                lambda done: finished.put((done.key, _outcome(done, direct))))
+                lambda done: finished.put((done.key, _outcome(done, fetch["direct"]))))
             return True
 
         def top_up() -> None:
@@ -234,6 +234,7 @@ class DaskExecutor(Executor):
 
         try:
             top_up()
+            fetch["direct"] = _workers_reachable(self.client)  # a round trip: chunks are out
             if meanwhile is not None:
                 meanwhile()
             while in_flight:
