@@ -6,6 +6,7 @@ back end is asked for.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 import os
 import pickle
@@ -214,23 +215,22 @@ class DaskExecutor(Executor):
         fetch = {"direct": False}  # straight from the workers, once known they can be reached
         number = 0
 
-        def submit() -> bool:
+        def top_up(most: int | None = None) -> None:
+            """Hand out chunks until two a slot are out (a worker finds its next chunk
+            waiting), or ``most``; all in one message to the scheduler."""
             nonlocal number
-            chunk = next(source, None)
-            if chunk is None:
-                return False
-            future = self.client.submit(_call, func, shared_future, _Opaque(chunk), pure=False,
-                                        key=f"explorer-chunk-{token}-{number}")
-            number += 1
-            in_flight[future.key] = (future, chunk)
-            future.add_done_callback(
-                lambda done: finished.put((done.key, _outcome(done, fetch["direct"]))))
-            return True
-
-        def top_up() -> None:
-            # two chunks a slot: a worker finds its next chunk waiting
-            while len(in_flight) < 2 * self.slots and submit():
-                pass
+            wanted = 2 * self.slots - len(in_flight)
+            batch = list(itertools.islice(source, max(0, min(wanted, most or wanted))))
+            if not batch:
+                return
+            keys = [f"explorer-chunk-{token}-{number + i}" for i in range(len(batch))]
+            number += len(batch)
+            futures = self.client.map(_call, [func] * len(batch), [shared_future] * len(batch),
+                                      [_Opaque(chunk) for chunk in batch], key=keys, pure=False)
+            for future, chunk in zip(futures, batch):
+                in_flight[future.key] = (future, chunk)
+                future.add_done_callback(
+                    lambda done: finished.put((done.key, _outcome(done, fetch["direct"]))))
 
         try:
             top_up()
@@ -248,7 +248,7 @@ class DaskExecutor(Executor):
                     continue
                 _, chunk = in_flight.pop(key)
                 if not stop():
-                    submit()  # the worker gets its next chunk before this one is stored
+                    top_up(1)  # the worker gets its next chunk before this one is stored
                 yield chunk, outcome
                 if stop():
                     return
