@@ -18,11 +18,12 @@ without copying them again.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import tables
 
@@ -140,20 +141,27 @@ class RunAppender:
         self._transaction = Transaction(self.store.filename)
         self._committed = time.monotonic()
 
+    @contextlib.contextmanager
+    def _step(self) -> Iterator[None]:
+        """A write of the copy: if it fails, everything since the last commit is
+        taken back; either way the store forgets what it read of the file."""
+        try:
+            yield
+        except BaseException:
+            self._transaction.abort()
+            raise
+        finally:
+            self.store._invalidate()
+
     def add(self, batch: EncodedBatch) -> None:
         """Write a batch of finished runs (committed later).
 
         A batch that fails half-written takes back everything since the last
         commit: a run is never stored in part.
         """
-        try:
+        with self._step():
             self.store.write_batch(self._transaction.handle, batch)
             self._transaction.write_back()
-        except BaseException:
-            self._transaction.abort()
-            raise
-        finally:
-            self.store._invalidate()
 
     def due(self, interval: float | None = None) -> bool:
         """Whether a commit is due (``interval`` overrides the usual one)."""
@@ -164,18 +172,13 @@ class RunAppender:
     def commit(self, session: dict[str, Any] | None = None) -> None:
         """Merge the workers' shards, add ``session`` to the session log, and commit."""
         shards = []
-        try:
+        with self._step():
             if self._transaction.is_open or session is not None or self.journal.shards():
                 handle = self._transaction.handle
                 shards = self.journal.merge(handle)
                 if session is not None:
                     self.store.write_session(handle, session)
             self._transaction.commit()
-        except BaseException:
-            self._transaction.abort()
-            raise
-        finally:
-            self.store._invalidate()
         for path in shards:
             os.remove(path)
         self._committed = time.monotonic()
