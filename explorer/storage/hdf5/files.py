@@ -35,6 +35,9 @@ _readers: dict[str, tables.File] = {}
 _writers: dict[str, tuple[tables.File, int, str]] = {}
 _write_backs: concurrent.futures.ThreadPoolExecutor | None = None
 _sync_data = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
+_identity: dict[str, tuple[int, int, int] | None] = {}
+_generations: dict[str, int] = {}
+_in_use: dict[str, int] = {}  # reads under way per path (nesting depth)
 
 
 def _write_back_thread() -> concurrent.futures.ThreadPoolExecutor:
@@ -44,9 +47,6 @@ def _write_back_thread() -> concurrent.futures.ThreadPoolExecutor:
             _write_backs = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="explorer-write-back")
         return _write_backs
-_identity: dict[str, tuple[int, int, int] | None] = {}
-_generations: dict[str, int] = {}
-_in_use: dict[str, int] = {}  # reads under way per path (nesting depth)
 
 
 def _key(path: str) -> str:
@@ -270,6 +270,13 @@ class Transaction:
         if running is not None:
             running.result()
 
+    def _close(self) -> str:
+        """Close the copy (no longer this process's writer of the file); its path."""
+        handle, _, target = _writers.pop(self._key)
+        self._target = None
+        handle.close()
+        return target
+
     def commit(self) -> None:
         """Make everything written so far the file's content."""
         with _lock:
@@ -277,10 +284,7 @@ class Transaction:
                 return
             clock = time.perf_counter()
             self._written_back()
-            handle, _, target = _writers.pop(self._key)
-            self._target = None
-            handle.close()
-            os.replace(target, self.path)
+            os.replace(self._close(), self.path)
             self.cost = self._opened + time.perf_counter() - clock
 
     def abort(self) -> None:
@@ -290,9 +294,7 @@ class Transaction:
                 return
             with contextlib.suppress(OSError):
                 self._written_back()
-            handle, _, target = _writers.pop(self._key)
-            self._target = None
-            handle.close()
+            target = self._close()
             with contextlib.suppress(OSError):
                 os.remove(target)
 
