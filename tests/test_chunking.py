@@ -41,12 +41,12 @@ def test_planner_sizes_chunks_from_the_measured_cost():
     planner = ChunkPlanner(list(range(100_000)), slots=2, target_seconds=0.2)
     first = next(iter(planner))
     assert len(first) == 256                      # a 16th of the runs per slot, at most 256
-    assert ChunkPlanner(list(range(1000)), slots=2).size() == 31
+    assert ChunkPlanner(list(range(1000)), slots=2).plan() == (31, None)
     planner.observe(len(first), 0.001 * len(first))  # 1 ms a run: 200 runs make 0.2 s
-    assert planner.size() == 200
+    assert planner.plan() == (200, None)
     planner.observe(10, 0.002 * 10)               # a dearer chunk leaves the estimate alone
-    assert planner.size() == 200
-    assert ChunkPlanner(list(range(50)), fixed=7).size() == 7
+    assert planner.plan() == (200, None)
+    assert ChunkPlanner(list(range(50)), fixed=7).plan() == (7, None)
 
 
 def test_planner_shrinks_chunks_near_the_end_but_not_below_a_quarter_of_the_target():

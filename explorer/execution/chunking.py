@@ -179,10 +179,6 @@ class ChunkPlanner:
         # target: every task costs the workers and the driver a few ms
         return max(1, min(wanted, max(balance, wanted // 4), 100_000)), None
 
-    def size(self) -> int:
-        """The size of the next chunk."""
-        return self.plan()[0]
-
     def __iter__(self) -> "ChunkPlanner":
         return self
 
