@@ -46,7 +46,7 @@ class ChunkReport:
 
 @dataclass
 class RunJob:
-    """Everything a chunk needs besides its points; sent once to each worker.
+    """Everything a chunk needs besides its points; shared by every chunk.
 
     ``writer``, when set, stores a batch itself (the ``storage="lock"`` mode);
     ``token`` is unique to one ``env.run``, and names what a chunk writes.

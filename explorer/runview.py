@@ -1,7 +1,7 @@
 """What a run function sees: a light, picklable view of one run.
 
 A :class:`RunContext` (the values every run shares) is built once from the
-trajectory and sent once to each worker; a :class:`RunView` adds one run's
+trajectory and shared by every chunk of runs; a :class:`RunView` adds one run's
 explored values and collects the results the run adds, as plain data that the
 environment's single writer stores. Neither holds a file or the trajectory.
 """

@@ -340,6 +340,31 @@ def test_results_come_straight_from_workers_on_this_host(client):
     assert _host("tls://[::1]:8786") == "::1" and _loopback("::1")
 
 
+def _shared_on_worker(shared, chunk):
+    """On a worker: whether ``shared`` is a value the worker keeps (scattered to it), and
+    what the chunk sees of it."""
+    worker = distributed.get_worker()
+    return any(value is shared for value in worker.data.values()), int(shared.sum())
+
+
+@pytest.mark.parametrize("extra, scattered", [(-60_000, False), (1_000, True)],
+                         ids=["small-travels-with-chunks", "large-scattered-once"])
+def test_a_shared_value_goes_with_each_chunk_when_small_and_once_per_worker_when_large(
+        client, extra, scattered):
+    from explorer.execution.dask import EMBED_BYTES, DaskExecutor
+
+    shared = np.arange(EMBED_BYTES + extra) % 251
+    executor = DaskExecutor(client=client)
+    outcomes = [out for _, out in executor.map_chunks(_shared_on_worker, shared,
+                                                       iter([[0], [1], [2], [3]]))]
+    assert outcomes == [(scattered, int(shared.sum()))] * 4
+    deadline = time.monotonic() + 10  # a scattered value is released once the chunks are done
+    while any(str(key).startswith("ndarray-") for keys in client.has_what().values()
+              for key in keys):
+        assert time.monotonic() < deadline, client.has_what()
+        time.sleep(0.05)
+
+
 # ------------------------------------------------------------------ cluster ownership
 def _reachable(address: str) -> bool:
     host, port = address.rsplit("/", 1)[-1].rsplit(":", 1)

@@ -357,7 +357,10 @@ class Hdf5Store(TrajectoryStore):
             index = self.column_index(handle, path)
             scalars = index.scalars(handle)
             if scalars is not None:
-                lookup = dict(zip(scalars[0].tolist(), scalars[1].tolist()))
+                stored = scalars[0].tolist()
+                if stored == wanted:  # every stored run, in order: what env.run asks
+                    return dict(zip(stored, scalars[1].tolist()))
+                lookup = dict(zip(stored, scalars[1].tolist()))
                 return {idx: lookup[idx] for idx in wanted if idx in lookup}
             return {idx: index.read(handle, idx, self.allow_pickle) for idx in wanted
                     if index.locate(idx) is not None}
