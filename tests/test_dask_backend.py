@@ -365,6 +365,24 @@ def test_a_shared_value_goes_with_each_chunk_when_small_and_once_per_worker_when
         time.sleep(0.05)
 
 
+def _which_worker(shared, chunk):
+    time.sleep(0.02 * (1 + chunk[0] % 3))  # chunks of unequal length
+    return distributed.get_worker().address
+
+
+def test_the_chunk_handed_out_after_a_result_goes_to_the_worker_that_sent_it(client):
+    from explorer.execution.dask import DaskExecutor
+
+    executor = DaskExecutor(client=client)
+    done = list(executor.map_chunks(_which_worker, None, iter([[i] for i in range(14)])))
+    first = 2 * executor.slots  # handed out at once, placed by dask
+    ran_on = {chunk[0]: worker for chunk, worker in done}
+    assert sorted(ran_on) == list(range(14)) and len(set(ran_on.values())) == 2
+    # the k-th result is followed by chunk first + k, for the worker that is free
+    assert [ran_on[first + k] for k in range(14 - first)] == \
+        [worker for _, worker in done[:14 - first]]
+
+
 # ------------------------------------------------------------------ cluster ownership
 def _reachable(address: str) -> bool:
     host, port = address.rsplit("/", 1)[-1].rsplit(":", 1)

@@ -107,10 +107,13 @@ class _Opaque:
         self.blob = blob
 
 
-def _call(func: Callable[[Any, Any], Any], shared: Any, chunk: _Opaque) -> Any:
+def _call(func: Callable[[Any, Any], Any], shared: Any, chunk: _Opaque) -> tuple[str, Any]:
+    """On a worker: ``func(shared, chunk)``, and the address of the worker that ran it."""
+    from distributed import get_worker
+
     if isinstance(shared, _Opaque):  # a small shared value, travelling with the chunk
         shared = shared.value
-    return func(shared, chunk.value)
+    return get_worker().address, func(shared, chunk.value)
 
 
 #: A shared value that pickles to at most this many bytes travels inside each
@@ -145,8 +148,9 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _outcome(future: Any, direct: bool) -> Any:
-    """A finished chunk's result, fetched from its worker, or the exception that lost it.
+def _outcome(future: Any, direct: bool) -> tuple[str | None, Any]:
+    """The worker that ran a finished chunk and its result, fetched from that worker;
+    or ``None`` and the exception that lost the chunk.
 
     With ``direct``, the result comes straight from the worker, not through the
     scheduler, which would receive it and send it on: with the scheduler in this
@@ -158,10 +162,10 @@ def _outcome(future: Any, direct: bool) -> Any:
         if future.status == "finished":
             return future.client.gather(future, direct=direct)
         if future.status == "error":
-            return future.exception()
+            return None, future.exception()
     except Exception as error:  # the result was lost before it could be fetched
-        return error
-    return RuntimeError(f"dask reported the chunk task as {future.status!r}")
+        return None, error
+    return None, RuntimeError(f"dask reported the chunk task as {future.status!r}")
 
 
 class DaskExecutor(Executor):
@@ -223,15 +227,17 @@ class DaskExecutor(Executor):
         token = uuid.uuid4().hex[:12]
         source = iter(chunks)
         in_flight: dict[str, tuple[Any, Sequence[Any]]] = {}
-        # (key, outcome) of chunks done: the client's callback thread fetches each
-        # result as its task ends, so that it is here when this thread wants it
-        finished: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # (key, (worker, outcome)) of chunks done: the client's callback thread fetches
+        # each result as its task ends, so that it is here when this thread wants it
+        finished: queue.Queue[tuple[str, tuple[str | None, Any]]] = queue.Queue()
         fetch = {"direct": False}  # straight from the workers, once known they can be reached
         number = 0
 
-        def top_up(most: int | None = None) -> None:
+        def top_up(most: int | None = None, worker: str | None = None) -> None:
             """Hand out chunks until two a slot are out (a worker finds its next chunk
-            waiting), or ``most``; all in one message to the scheduler."""
+            waiting), or ``most``; all in one message to the scheduler. With ``worker``,
+            they go to that worker, unless it is gone: left to dask, a chunk sometimes
+            went to the busy worker and the free one waited 20 ms for it to be moved."""
             nonlocal number
             wanted = 2 * self.slots - len(in_flight)
             batch = list(itertools.islice(source, max(0, min(wanted, most or wanted))))
@@ -240,7 +246,9 @@ class DaskExecutor(Executor):
             keys = [f"explorer-chunk-{token}-{number + i}" for i in range(len(batch))]
             number += len(batch)
             futures = self.client.map(_call, [func] * len(batch), [shared_arg] * len(batch),
-                                      [_Opaque(chunk) for chunk in batch], key=keys, pure=False)
+                                      [_Opaque(chunk) for chunk in batch], key=keys, pure=False,
+                                      workers=None if worker is None else [worker],
+                                      allow_other_workers=worker is not None)
             for future, chunk in zip(futures, batch):
                 in_flight[future.key] = (future, chunk)
                 future.add_done_callback(
@@ -253,7 +261,7 @@ class DaskExecutor(Executor):
                 meanwhile()
             while in_flight:
                 try:
-                    key, outcome = finished.get(timeout=POLL_SECONDS)
+                    key, (worker, outcome) = finished.get(timeout=POLL_SECONDS)
                 except queue.Empty:
                     if stop():
                         return
@@ -262,7 +270,7 @@ class DaskExecutor(Executor):
                     continue
                 _, chunk = in_flight.pop(key)
                 if not stop():
-                    top_up(1)  # the worker gets its next chunk before this one is stored
+                    top_up(1, worker)  # its next chunk, before this one is stored
                 yield chunk, outcome
                 if stop():
                     return
