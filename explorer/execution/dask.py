@@ -268,9 +268,13 @@ class DaskExecutor(Executor):
                     continue
                 if key not in in_flight:
                     continue
-                _, chunk = in_flight.pop(key)
+                done, chunk = in_flight.pop(key)
                 if not stop():
                     top_up(1, worker)  # its next chunk, before this one is stored
+                # dropping the future releases its key: a message of its own, which
+                # sent first would hold the new chunk's back (the client sends to the
+                # scheduler at most every 10 ms)
+                del done
                 yield chunk, outcome
                 if stop():
                     return
