@@ -61,23 +61,20 @@ def test_planner_shrinks_chunks_near_the_end_but_not_below_a_quarter_of_the_targ
     assert sizes[-2] < 200
 
 
-def test_time_boxed_planner_spreads_all_the_runs_over_the_first_chunks_with_a_budget():
+def test_time_boxed_planner_spreads_half_the_runs_over_the_first_chunks_with_a_budget():
     planner = ChunkPlanner(list(range(10_000)), lambda runs, budget: (runs, budget), slots=2,
                            target_seconds=0.3, time_boxed=True, budget_seconds=0.8)
     first = [next(planner) for _ in range(4)]     # two chunks a slot before any result
-    assert [len(runs) for runs, _ in first] == [2500] * 4
+    assert [len(runs) for runs, _ in first] == [1250] * 4
     assert {budget for _, budget in first} == {0.8}
-    assert planner.remaining == 0
-    with pytest.raises(StopIteration):             # nothing to hand out until runs come back
-        next(planner)
+    assert planner.remaining == 5000
     planner.observe(1000, 0.1)                     # 0.1 ms a run: 3000 runs make 0.3 s
     planner.give_back(first[0][0][1000:])          # the budget ran out after 1000 runs
-    again = list(planner)
-    assert {budget for _, budget in again} == {None}  # measured: sized, and run whole
-    # the undone runs, in order, in chunks of a quarter of the target (~750) near the end
-    assert [idx for runs, _ in again for idx in runs] == list(range(1000, 2500))
-    assert all(740 <= len(runs) <= 750 for runs, _ in again[:-1])
-    assert planner.remaining == 0
+    runs, budget = next(planner)
+    assert budget is None                          # measured: sized, and run whole
+    assert runs[:250] == list(range(1000, 1250))   # the undone runs lead
+    assert runs[250:] == list(range(5000, 5000 + len(runs) - 250))
+    assert len(runs) == 1313                       # a 4th of the 5250 left
     # a share no larger than the small first chunks is not time-boxed
     small = ChunkPlanner(list(range(40)), lambda runs, budget: (runs, budget), slots=2,
                          time_boxed=True)

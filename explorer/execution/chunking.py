@@ -1,28 +1,28 @@
 """Chunk sizes: enough work per task that the task's own cost stays small.
 
-A dask task costs the two cores of this machine 10-16 ms of processor time
-(measured on 2026-11-29: 6-10 ms in the driver, dask's messages and the
-result's transfer, 4-7 ms in the worker, for a trivial result or 2 MB);
-10,000 trivial tasks took 20-24 s, the same points in 8 chunks 0.3 s. The
-planner measures what a run costs (running and encoding it) and sizes chunks
-to about ``target_seconds`` of work (0.3 s), smaller near the end to keep
-workers busy, but not below a quarter of that.
+One dask task costs about 2 ms of the worker's time and 3 ms of the client's
+here; 10,000 trivial tasks took 20-24 s, the same points in 8 chunks 0.3 s. The
+planner measures what a run costs (running and encoding it) and sizes chunks to
+about ``target_seconds`` of work (0.3 s: a hundred times a task's cost),
+smaller near the end to keep workers busy, but not below a quarter of that.
 
 Before anything is measured, chunks are either small (a 16th of the runs per
-worker, at most 256), or, when the runs are *time-boxed*, large: the first
-chunks, two per worker, carry all the runs between them, each with a time
-budget; the worker stops after the run that spends it, and the runs it did
-not reach come back through :meth:`ChunkPlanner.give_back` and go out again
-in measured chunks. An exploration of up to about a budget's work per chunk
-is thus done in two tasks per worker, and a longer one is cut into budgets
-and balanced. On a 10,000-run LIF grid with 2 workers (about 1.4 s of work),
-4 chunks of 2,500 runs took a median 0.855 s over 20 interleaved rounds
-against 0.885 s for 4 chunks of 1,250 runs then 7 measured ones, whose tasks
-cost more processor time than their better balance at the end saves
-(fixed chunks of 2,500 runs against that: 5-9% faster in three more
-comparisons of 10-16 rounds). A worker that runs slow is not balanced until a
-budget runs out: an earlier comparison on a faster day saw 3 tries in 16 take
-1.0 s against a median of 0.7 s.
+worker, at most 256), or, when the runs are *time-boxed*, large: each of the
+first chunks, two per worker, carries a ``4 * slots``-th of the runs and a time
+budget; the worker stops after the run that spends it, and the runs it did not
+reach come back through :meth:`ChunkPlanner.give_back`. A short exploration is
+then done in a few tasks: on a 10,000-run LIF grid with 2 workers (about 1 s of
+work), 4 chunks of 1,250 runs, then chunks sized from the measured cost, took a
+median 0.71 s over 16 interleaved tries, against 0.74-0.80 s for the 13 tasks of
+small first chunks; first chunks carrying all the runs (4 of 2,500) took the
+same median but 1.0 s whenever a worker ran slow, as nothing was left to
+balance (3 tries in 16). Each task costs the two cores 10-16 ms of processor
+time (measured on 2026-11-29, on a slow day of this machine: 6-10 ms in the
+driver, dask's messages and the result's transfer, 4-7 ms in the worker, a
+trivial result or 2 MB). Fewer, larger tail chunks then save processor time
+but leave one worker idle longer at the end: a quarter, a half or all of the
+target as the floor, and first chunks carrying all the runs, took the same
+median within 3% over 12 interleaved rounds.
 """
 from __future__ import annotations
 
@@ -115,10 +115,10 @@ class ChunkPlanner:
         16th of the runs per slot, between 16 and 256).
     time_boxed : bool
         Whether whoever runs a chunk honours its budget. Then, until a cost is
-        measured, each chunk takes a ``2 * slots``-th of all the runs, with
+        measured, each chunk takes a ``4 * slots``-th of all the runs, with
         ``budget_seconds`` as its budget (unless that share is no larger than
-        ``first``): the first chunks, two a slot, carry all the runs, and the
-        runs their budgets leave undone go out again in measured chunks.
+        ``first``): the first chunks, two a slot, carry half the runs, and the
+        other half goes out in measured chunks that balance the workers.
     budget_seconds : float
         The time budget of those first chunks. Longer than ``target_seconds``,
         so that a short exploration is not cut into leftovers that go out
@@ -174,7 +174,7 @@ class ChunkPlanner:
             return self.fixed, None
         balance = max(1, -(-self.remaining // (2 * self.slots)))
         if self._per_run is None:
-            share = -(-len(self._indices) // (2 * self.slots))
+            share = -(-len(self._indices) // (4 * self.slots))
             if self.time_boxed and share > self._first:
                 return min(share, self.remaining), self.budget_seconds
             return min(self._first, balance), None
