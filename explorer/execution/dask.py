@@ -236,8 +236,8 @@ class DaskExecutor(Executor):
         def top_up(most: int | None = None, worker: str | None = None) -> None:
             """Hand out chunks until two a slot are out (a worker finds its next chunk
             waiting), or ``most``; all in one message to the scheduler. With ``worker``,
-            they go to that worker, unless it is gone: left to dask, a chunk sometimes
-            went to the busy worker and the free one waited 20 ms for it to be moved."""
+            they go to that worker, unless it is gone: left to dask, a chunk often went
+            to the busy worker, and the free one waited 10-25 ms for it to be moved."""
             nonlocal number
             wanted = 2 * self.slots - len(in_flight)
             batch = list(itertools.islice(source, max(0, min(wanted, most or wanted))))

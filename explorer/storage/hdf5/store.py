@@ -358,10 +358,10 @@ class Hdf5Store(TrajectoryStore):
             scalars = index.scalars(handle)
             if scalars is not None:
                 stored = scalars[0].tolist()
+                values = dict(zip(stored, scalars[1].tolist()))
                 if stored == wanted:  # every stored run, in order: what env.run asks
-                    return dict(zip(stored, scalars[1].tolist()))
-                lookup = dict(zip(stored, scalars[1].tolist()))
-                return {idx: lookup[idx] for idx in wanted if idx in lookup}
+                    return values
+                return {idx: values[idx] for idx in wanted if idx in values}
             return {idx: index.read(handle, idx, self.allow_pickle) for idx in wanted
                     if index.locate(idx) is not None}
 
