@@ -120,7 +120,8 @@ def _call(func: Callable[[Any, Any], Any], shared: Any, chunk: _Opaque) -> tuple
 #: chunk's task; a larger one is scattered to every worker once. Scattering is
 #: a round trip to the scheduler and the workers before the first chunk can go
 #: out (7-8 ms of a 10,000-run LIF grid's start here), a copy of a few KB per
-#: task costs microseconds.
+#: task costs microseconds. (A larger value is pickled twice in the driver:
+#: once to measure it, once by the scatter.)
 EMBED_BYTES = 64 * 1024
 
 
@@ -230,7 +231,7 @@ class DaskExecutor(Executor):
         # (key, (worker, outcome)) of chunks done: the client's callback thread fetches
         # each result as its task ends, so that it is here when this thread wants it
         finished: queue.Queue[tuple[str, tuple[str | None, Any]]] = queue.Queue()
-        fetch = {"direct": False}  # straight from the workers, once known they can be reached
+        direct = False  # results straight from the workers, once known they can be reached
         number = 0
 
         def top_up(most: int | None = None, worker: str | None = None) -> None:
@@ -252,11 +253,11 @@ class DaskExecutor(Executor):
             for future, chunk in zip(futures, batch):
                 in_flight[future.key] = (future, chunk)
                 future.add_done_callback(
-                    lambda done: finished.put((done.key, _outcome(done, fetch["direct"]))))
+                    lambda done: finished.put((done.key, _outcome(done, direct))))
 
         try:
             top_up()
-            fetch["direct"] = _workers_reachable(self.client)  # a round trip: chunks are out
+            direct = _workers_reachable(self.client)  # a round trip: chunks are out
             if meanwhile is not None:
                 meanwhile()
             while in_flight:
