@@ -340,29 +340,77 @@ def test_results_come_straight_from_workers_on_this_host(client):
     assert _host("tls://[::1]:8786") == "::1" and _loopback("::1")
 
 
+class _CountsUnpickling:
+    """A shared value that counts, in each process, how often one was unpickled."""
+
+    unpickled = 0
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def __reduce__(self):
+        return _unpickle_counted, (self.payload,)
+
+
+def _unpickle_counted(payload: bytes) -> _CountsUnpickling:
+    _CountsUnpickling.unpickled += 1
+    return _CountsUnpickling(payload)
+
+
 def _shared_on_worker(shared, chunk):
-    """On a worker: whether ``shared`` is a value the worker keeps (scattered to it), and
-    what the chunk sees of it."""
-    worker = distributed.get_worker()
-    return any(value is shared for value in worker.data.values()), int(shared.sum())
+    """On a worker: where it ran, the worker's count of unpickled shared values, and
+    which object the chunk was given."""
+    return distributed.get_worker().address, _CountsUnpickling.unpickled, id(shared)
 
 
-@pytest.mark.parametrize("extra, scattered", [(-60_000, False), (1_000, True)],
-                         ids=["small-travels-with-chunks", "large-scattered-once"])
-def test_a_shared_value_goes_with_each_chunk_when_small_and_once_per_worker_when_large(
-        client, extra, scattered):
-    from explorer.execution.dask import EMBED_BYTES, DaskExecutor
+def _jobs_kept(dask_worker):
+    from explorer.execution.dask import _ChunkRunner
 
-    shared = np.arange(EMBED_BYTES + extra) % 251
+    return sum(len(runner._jobs) for runner in dask_worker.state.actors.values()
+               if isinstance(runner, _ChunkRunner))
+
+
+def test_the_shared_value_reaches_each_worker_once_per_map_and_is_dropped_after(client):
+    from explorer.execution.dask import DaskExecutor
+
+    shared = _CountsUnpickling(os.urandom(1_000_000))
     executor = DaskExecutor(client=client)
-    outcomes = [out for _, out in executor.map_chunks(_shared_on_worker, shared,
-                                                       iter([[0], [1], [2], [3]]))]
-    assert outcomes == [(scattered, int(shared.sum()))] * 4
-    deadline = time.monotonic() + 10  # a scattered value is released once the chunks are done
-    while any(str(key).startswith("ndarray-") for keys in client.has_what().values()
-              for key in keys):
-        assert time.monotonic() < deadline, client.has_what()
+    counts = []
+    for _ in range(2):
+        outcomes = [out for _, out in executor.map_chunks(
+            _shared_on_worker, shared, iter([[i] for i in range(12)]))]
+        by_worker: dict[str, set] = {}
+        for address, unpickled, identity in outcomes:
+            by_worker.setdefault(address, set()).add((unpickled, identity))
+        assert len(by_worker) == 2
+        # one copy per worker: every chunk there saw the same object, unpickled once
+        assert all(len(seen) == 1 for seen in by_worker.values()), by_worker
+        counts.append({address: next(iter(seen))[0] for address, seen in by_worker.items()})
+    assert {address: counts[1][address] - counts[0][address] for address in counts[0]} == \
+        dict.fromkeys(counts[0], 1)
+    deadline = time.monotonic() + 10  # and the workers let go of it once the map is done
+    while any(client.run(_jobs_kept).values()):
+        assert time.monotonic() < deadline, client.run(_jobs_kept)
         time.sleep(0.05)
+
+
+def _slow_marked(directory, chunk):
+    open(os.path.join(directory, str(chunk[0])), "w").close()
+    time.sleep(2.5)
+    return chunk[0]
+
+
+def test_chunks_waiting_on_a_worker_do_not_run_after_a_stop(client, tmp_path):
+    from explorer.execution.dask import POLL_SECONDS, DaskExecutor
+
+    executor = DaskExecutor(client=client)
+    started = time.monotonic()
+    done = list(executor.map_chunks(_slow_marked, str(tmp_path), iter([[i] for i in range(8)]),
+                                    stop=lambda: True))
+    assert done == [] and time.monotonic() - started < 2.5  # stopped at the first look
+    time.sleep(2.5 + POLL_SECONDS + 1)  # the first chunks end; the ones behind them would start
+    # each worker had two chunks: the first runs to its end, the one waiting never starts
+    assert sorted(os.listdir(tmp_path)) == ["0", "1"]
 
 
 def _which_worker(shared, chunk):
@@ -375,7 +423,7 @@ def test_the_chunk_handed_out_after_a_result_goes_to_the_worker_that_sent_it(cli
 
     executor = DaskExecutor(client=client)
     done = list(executor.map_chunks(_which_worker, None, iter([[i] for i in range(14)])))
-    first = 2 * executor.slots  # handed out at once, placed by dask
+    first = 2 * executor.slots  # handed out at once, one a worker, then a second
     ran_on = {chunk[0]: worker for chunk, worker in done}
     assert sorted(ran_on) == list(range(14)) and len(set(ran_on.values())) == 2
     # the k-th result is followed by chunk first + k, for the worker that is free
@@ -436,6 +484,8 @@ def test_given_cluster_stays_running_after_close(how, cluster, client, h5path):
         _explore(env, 8)
         used = env._backend().client
         assert env.run(square) == [(i, i * i) for i in range(8)]
+        if how == "scheduler":  # its workers are on this host: chunks go to them directly
+            assert used.direct_to_workers is True
     if how == "client":
         assert used is client
     else:

@@ -10,8 +10,8 @@ __all__ = ["Executor"]
 class Executor(abc.ABC):
     """Maps ``func(shared, chunk)`` over chunks, yielding results as chunks finish.
 
-    ``shared`` reaches each worker once (or, when it is small, travels with each
-    chunk); each chunk is a small picklable sequence.
+    ``shared`` reaches each worker once per map; each chunk is a small picklable
+    sequence.
     """
 
     #: How many chunks the back end can work on at once.

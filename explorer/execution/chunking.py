@@ -1,10 +1,12 @@
-"""Chunk sizes: enough work per task that the task's own cost stays small.
+"""Chunk sizes: enough work per chunk that handing it out costs little.
 
-One dask task costs about 2 ms of the worker's time and 3 ms of the client's
-here; 10,000 trivial tasks took 20-24 s, the same points in 8 chunks 0.3 s. The
-planner measures what a run costs (running and encoding it) and sizes chunks to
-about ``target_seconds`` of work (0.3 s: a hundred times a task's cost),
-smaller near the end to keep workers busy, but not below a quarter of that.
+Each chunk handed to a worker costs processor time in this process and the
+worker's: 10-16 ms as a dask task on this 2-core machine (10,000 trivial tasks
+took 20-24 s, the same points in 8 chunks 0.3 s), 2-4 ms as a call to the
+worker's chunk runner, as chunks travel now (see :mod:`.dask`). The planner
+measures what a run costs (running and encoding it) and sizes chunks to about
+``target_seconds`` of work (0.3 s), smaller near the end to keep workers busy,
+but not below a quarter of that.
 
 Before anything is measured, chunks are either small (a 16th of the runs per
 worker, at most 256), or, when the runs are *time-boxed*, large: each of the
@@ -16,9 +18,9 @@ work), 4 chunks of 1,250 runs, then chunks sized from the measured cost, took a
 median 0.71 s over 16 interleaved tries, against 0.74-0.80 s for the 13 tasks of
 small first chunks; first chunks carrying all the runs (4 of 2,500) took the
 same median but 1.0 s whenever a worker ran slow, as nothing was left to
-balance (3 tries in 16). Each task costs the two cores 10-16 ms of processor
-time (measured on 2026-11-29, on a slow day of this machine: 6-10 ms in the
-driver, dask's messages and the result's transfer, 4-7 ms in the worker, a
+balance (3 tries in 16). Each chunk, as a dask task, cost the two cores 10-16
+ms of processor time (measured on 2026-11-29, on a slow day of this machine:
+6-10 ms in the driver, dask's messages and the result's transfer, 4-7 ms in the worker, a
 trivial result or 2 MB). Fewer, larger tail chunks then save processor time
 but leave one worker idle longer at the end: a quarter, a half or all of the
 target as the floor, and first chunks carrying all the runs, took the same
