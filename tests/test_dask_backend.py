@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -452,6 +453,38 @@ def _worker_settings(dask_worker):
     return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
             "profile" in callbacks or dask.config.get("distributed.worker.profile.enabled"),
             callbacks["tick"].callback_time, callbacks["memory_monitor"].callback_time)
+
+
+def _kills_its_worker_at_five(traj, markers):
+    with open(os.path.join(markers, str(traj.idx)), "a") as stream:
+        stream.write(f"{os.getpid()}\n")
+    if traj.idx == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return traj.idx
+
+
+@pytest.mark.slow
+def test_a_chunk_whose_worker_dies_twice_is_recorded_as_failed_and_the_rest_complete(
+        h5path, tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    with ex.Environment("Dies", h5path, workers=2, chunk_size=4, on_error="record",
+                        progress=False) as env:
+        _explore(env, 16)
+        results = env.run(_kills_its_worker_at_five, str(markers))
+    lost = [4, 5, 6, 7]  # the chunk of run 5
+    assert results == [(idx, idx) for idx in range(16) if idx not in lost]
+    traj = ex.load_trajectory(h5path, "Dies")
+    frame = traj.to_frame()
+    assert frame["status"].tolist() == ["failed" if idx in lost else "completed"
+                                        for idx in range(16)]
+    stored = traj._store.run_results()
+    errors = [stored.get("errors", "error", idx) for idx in lost]
+    assert all("the worker running this chunk was lost 2 times" in error
+               for error in errors), errors
+    # run 5 ran twice, in two worker processes, both killed by it
+    killers = (markers / "5").read_text().split()
+    assert len(killers) == 2 and len(set(killers)) == 2
 
 
 def test_workers_n_starts_a_cluster_that_close_shuts_down(h5path):

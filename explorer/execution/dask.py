@@ -195,9 +195,9 @@ class _Runners:
             runners = _RUNNERS[client] = cls(client)
         return runners
 
-    def current(self, recount: bool = False) -> dict[str, tuple[Any, Any, int]]:
+    def current(self) -> dict[str, tuple[Any, Any, int]]:
         """``address -> (future, actor, threads)``: a runner on every worker known."""
-        if not recount and time.monotonic() - self._counted < RECOUNT_SECONDS:
+        if time.monotonic() - self._counted < RECOUNT_SECONDS:
             return self.actors
         threads = self.client.nthreads()
         for address in [known for known in self.actors if known not in threads]:
@@ -309,7 +309,7 @@ class DaskExecutor(Executor):
         again: collections.deque[tuple[Sequence[Any], int]] = collections.deque()
         in_flight: dict[int, tuple[str, Sequence[Any], int]] = {}  # address, chunk, attempt
         busy: collections.Counter[str] = collections.Counter()
-        has_job: set[str] = set()
+        has_job: set[str] = set()  # keys of the runners sent the job (a worker's may be new)
         # (number, ok, value): ok None when the call failed, that is, the worker was lost
         finished: queue.Queue[tuple[int, bool | None, Any]] = queue.Queue()
         numbers = itertools.count()
@@ -326,13 +326,13 @@ class DaskExecutor(Executor):
             number = next(numbers)
             in_flight[number] = (address, chunk, attempt)
             busy[address] += 1
+            future, actor, _ = actors[address]
             try:
-                call = actors[address][1].run(token, None if address in has_job else job,
-                                              _Opaque(chunk))
+                call = actor.run(token, None if future.key in has_job else job, _Opaque(chunk))
             except Exception as error:  # dask knows the worker is gone
                 finished.put((number, None, error))
                 return
-            has_job.add(address)
+            has_job.add(future.key)
             self.client.loop.add_callback(deliver, number, call)
 
         def top_up(only: str | None = None) -> None:
@@ -368,11 +368,10 @@ class DaskExecutor(Executor):
                     continue
                 address, chunk, attempt = in_flight.pop(number)
                 busy[address] -= 1
-                if ok is None:
+                if ok is None:  # the others take its chunks; its replacement, when counted
                     runners.lost(address)
                     if attempt < self.retries:
                         again.append((chunk, attempt + 1))
-                        actors = runners.current(recount=True)
                         top_up()
                         continue
                     value = RuntimeError(f"the worker running this chunk was lost "
@@ -385,11 +384,12 @@ class DaskExecutor(Executor):
                 actors = runners.current()
                 top_up()  # runs handed back meanwhile, or a source that ran dry and filled
         finally:
-            for address in has_job & set(actors):
-                try:
-                    actors[address][1].forget(token)  # not waited for
-                except Exception:  # the worker is gone: nothing to forget
-                    pass
+            for future, actor, _ in list(actors.values()):
+                if future.key in has_job:
+                    try:
+                        actor.forget(token)  # not waited for
+                    except Exception:  # the worker is gone: nothing to forget
+                        pass
 
     def close(self) -> None:
         if self._owns_client:
