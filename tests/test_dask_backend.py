@@ -432,6 +432,47 @@ def test_the_chunk_handed_out_after_a_result_goes_to_the_worker_that_sent_it(cli
         [worker for _, worker in done[:14 - first]]
 
 
+def _sleeps_and_tells_where(seconds, chunk):
+    started = time.monotonic()
+    time.sleep(seconds)
+    return distributed.get_worker().address, started, time.monotonic()
+
+
+def test_a_worker_with_two_threads_runs_two_chunks_at_once():
+    from explorer.execution.dask import DaskExecutor
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as made, \
+            distributed.Client(made, set_as_default=False) as own:
+        executor = DaskExecutor(client=own)
+        assert executor.slots == 2
+        spans = sorted(out[1:] for _, out in executor.map_chunks(
+            _sleeps_and_tells_where, 0.5, iter([[i] for i in range(4)])))
+    # chunks ran in pairs: each of the first two started before the other ended
+    assert spans[1][0] < spans[0][1] and spans[3][0] < spans[2][1], spans
+
+
+@pytest.mark.slow
+def test_a_worker_joining_during_a_map_gets_chunks():
+    from explorer.execution.dask import RECOUNT_SECONDS, DaskExecutor
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as made, \
+            distributed.Client(made, set_as_default=False) as own:
+        executor = DaskExecutor(client=own)
+        first = set(own.nthreads())
+        chunks = iter([[i] for i in range(int(4 * RECOUNT_SECONDS / 0.25) + 8)])
+        ran_on = []
+        for _, (address, _, _) in executor.map_chunks(_sleeps_and_tells_where, 0.25, chunks):
+            ran_on.append(address)
+            if len(ran_on) == 2:
+                made.scale(2)
+    joined = set(ran_on) - first
+    assert len(joined) == 1, ran_on
+    # after it joined, it took about half of the chunks left
+    assert ran_on[-8:].count(joined.pop()) >= 3, ran_on
+
+
 # ------------------------------------------------------------------ cluster ownership
 def _reachable(address: str) -> bool:
     host, port = address.rsplit("/", 1)[-1].rsplit(":", 1)
