@@ -496,6 +496,30 @@ def _worker_settings(dask_worker):
             callbacks["tick"].callback_time, callbacks["memory_monitor"].callback_time)
 
 
+def test_chunks_of_a_lost_worker_go_out_again_alone_and_are_given_up_when_lost_twice():
+    from explorer.execution.dask import _Placement
+
+    placed = _Placement(iter([[0], [1], [2], [3]]), retries=1)
+    (zero, _), (one, _) = placed.take("A", 2), placed.take("A", 2)
+    assert placed.take("A", 2) is None                      # two a worker thread at most
+    two, chunk = placed.take("B", 1)
+    assert chunk == [2] and placed.where(zero) == ("A", [0])
+    assert placed.lost("A", OSError("gone")) == []          # both go out again
+    assert placed.where(zero) is None and placed.where(one) is None
+    assert placed.take("B", 2) is None                      # lost chunks wait for an idle worker
+    again, chunk = placed.take("C", 2)
+    assert chunk == [0] and placed.take("C", 2) is None     # ... and run there alone
+    placed.finished(two)
+    assert placed.take("B", 2)[1] == [1]                    # idle now: the other lost chunk
+    placed.finished(again)
+    last, chunk = placed.take("C", 2)                       # nothing lost waits: fresh chunks
+    assert chunk == [3] and placed.take("C", 2) is None and placed.dry  # source used up
+    [(chunk, error)] = placed.lost("B", OSError("again"))   # [1], lost a second time
+    assert chunk == [1] and "lost 2 times, last B: OSError('again')" in str(error)
+    placed.finished(last)
+    assert placed.take("C", 2) is None and not placed.pending  # all done
+
+
 def _kills_its_worker_at_five(traj, markers):
     with open(os.path.join(markers, str(traj.idx)), "a") as stream:
         stream.write(f"{os.getpid()}\n")

@@ -246,6 +246,95 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+class _Placement:
+    """Which chunk is on which worker, during one map; chunks lost with a worker.
+
+    The chunks a worker held when it was lost go out again, each *alone* on a
+    worker (nothing else is sent there while it runs): a worker runs its
+    chunks one after the other, but which of them killed it, or was running
+    when it died, cannot be told from here; alone, a chunk that is lost again
+    is lost by its own doing, or its worker's. A chunk lost more than
+    ``retries`` times is given up.
+    """
+
+    def __init__(self, source: Iterator[Sequence[Any]], retries: int):
+        self.source = source
+        self.retries = retries
+        self.dry = False  # the source had nothing when last asked
+        self.suspects: collections.deque[tuple[Sequence[Any], int]] = collections.deque()
+        self.held: dict[int, tuple[str, Sequence[Any], int]] = {}  # address, chunk, losses
+        self.busy: collections.Counter[str] = collections.Counter()
+        self.alone: dict[str, int] = {}  # address -> the suspect it runs
+        self._numbers = itertools.count()
+
+    @property
+    def pending(self) -> bool:
+        """Whether chunks are out, to go out again, or may still come from the source."""
+        return bool(self.held or self.suspects or not self.dry)
+
+    def take(self, address: str, most: int) -> tuple[int, Sequence[Any]] | None:
+        """The next chunk for worker ``address`` and its number, if the worker holds
+        fewer than ``most`` chunks and runs no lost chunk. While lost chunks wait, a
+        worker gets one only once it holds none, and nothing else meanwhile."""
+        if address in self.alone or self.busy[address] >= most:
+            return None
+        if self.suspects:
+            if self.busy[address]:
+                return None
+            chunk, losses = self.suspects.popleft()
+            number = self._hold(address, chunk, losses)
+            self.alone[address] = number
+            return number, chunk
+        try:
+            chunk = next(self.source)
+        except StopIteration:
+            self.dry = True
+            return None
+        self.dry = False
+        return self._hold(address, chunk, 0), chunk
+
+    def _hold(self, address: str, chunk: Sequence[Any], losses: int) -> int:
+        number = next(self._numbers)
+        self.held[number] = (address, chunk, losses)
+        self.busy[address] += 1
+        return number
+
+    def where(self, number: int) -> tuple[str, Sequence[Any]] | None:
+        """The worker holding chunk ``number``, and the chunk; ``None`` if it is no
+        longer held (it went out again when its worker was lost)."""
+        if number not in self.held:
+            return None
+        address, chunk, _ = self.held[number]
+        return address, chunk
+
+    def _release(self, number: int) -> tuple[str, Sequence[Any], int]:
+        address, chunk, losses = self.held.pop(number)
+        self.busy[address] -= 1
+        if self.alone.get(address) == number:
+            del self.alone[address]
+        return address, chunk, losses
+
+    def finished(self, number: int) -> None:
+        """Chunk ``number`` came back."""
+        self._release(number)
+
+    def lost(self, address: str, error: BaseException) -> list[tuple[Sequence[Any], Exception]]:
+        """Worker ``address`` is gone: its chunks go out again, alone, but those lost
+        too often, which are returned with the error to report for them."""
+        failed = []
+        for number in sorted(number for number, held in self.held.items()
+                             if held[0] == address):
+            _, chunk, losses = self._release(number)
+            losses += 1
+            if losses <= self.retries:
+                self.suspects.append((chunk, losses))
+            else:
+                failed.append((chunk, RuntimeError(
+                    f"the worker running this chunk was lost {losses} times, last "
+                    f"{address}: {error!r}")))
+        return failed
+
+
 class DaskExecutor(Executor):
     """Maps chunks of runs onto dask workers.
 
@@ -304,60 +393,45 @@ class DaskExecutor(Executor):
         actors = runners.current()
         token = uuid.uuid4().hex[:12]
         job = _Opaque((func, shared))
-        source = iter(chunks)
-        dry = False  # the source had nothing when last asked
-        again: collections.deque[tuple[Sequence[Any], int]] = collections.deque()
-        in_flight: dict[int, tuple[str, Sequence[Any], int]] = {}  # address, chunk, attempt
-        busy: collections.Counter[str] = collections.Counter()
+        placed = _Placement(iter(chunks), self.retries)
         has_job: set[str] = set()  # keys of the runners sent the job (a worker's may be new)
         # (number, ok, value): ok None when the call failed, that is, the worker was lost
         finished: queue.Queue[tuple[int, bool | None, Any]] = queue.Queue()
-        numbers = itertools.count()
 
         async def deliver(number: int, call: Any) -> None:
             try:
                 ok, value = await call
-            except Exception as error:
+            except BaseException as error:  # also when the client's loop shuts down
                 finished.put((number, None, error))
+                if not isinstance(error, Exception):
+                    raise
             else:
                 finished.put((number, ok, value))
-
-        def send(address: str, chunk: Sequence[Any], attempt: int) -> None:
-            number = next(numbers)
-            in_flight[number] = (address, chunk, attempt)
-            busy[address] += 1
-            future, actor, _ = actors[address]
-            try:
-                call = actor.run(token, None if future.key in has_job else job, _Opaque(chunk))
-            except Exception as error:  # dask knows the worker is gone
-                finished.put((number, None, error))
-                return
-            has_job.add(future.key)
-            self.client.loop.add_callback(deliver, number, call)
 
         def top_up(only: str | None = None) -> None:
             """Send chunks until each worker has two a thread (it finds its next chunk
             waiting), round by round; with ``only``, to that worker alone."""
-            nonlocal dry
             for depth in (1, 2):
-                for address, (_, _, threads) in list(actors.items()):
-                    while (only is None or address == only) and busy[address] < depth * threads:
-                        if again:
-                            send(address, *again.popleft())
-                            continue
+                for address, (future, actor, threads) in list(actors.items()):
+                    while only is None or address == only:
+                        taken = placed.take(address, depth * threads)
+                        if taken is None:
+                            break
+                        number, chunk = taken
                         try:
-                            chunk = next(source)
-                        except StopIteration:
-                            dry = True
-                            return
-                        dry = False
-                        send(address, chunk, 0)
+                            call = actor.run(token, None if future.key in has_job else job,
+                                             _Opaque(chunk))
+                        except Exception as error:  # dask knows the worker is gone
+                            finished.put((number, None, error))
+                            break
+                        has_job.add(future.key)
+                        self.client.loop.add_callback(deliver, number, call)
 
         try:
             top_up()
             if meanwhile is not None:
                 meanwhile()
-            while in_flight or again or not dry:
+            while placed.pending:
                 try:
                     number, ok, value = finished.get(timeout=POLL_SECONDS)
                 except queue.Empty:  # no worker, or long chunks
@@ -366,16 +440,21 @@ class DaskExecutor(Executor):
                     actors = runners.current()
                     top_up()
                     continue
-                address, chunk, attempt = in_flight.pop(number)
-                busy[address] -= 1
-                if ok is None:  # the others take its chunks; its replacement, when counted
+                held = placed.where(number)
+                if held is None:  # lost with its worker, and dealt with then
+                    continue
+                address, chunk = held
+                if ok is None:  # its chunks go out again; its replacement, when counted
                     runners.lost(address)
-                    if attempt < self.retries:
-                        again.append((chunk, attempt + 1))
+                    failed = placed.lost(address, value)
+                    if not stop():
                         top_up()
-                        continue
-                    value = RuntimeError(f"the worker running this chunk was lost "
-                                         f"{attempt + 1} times, last {address}: {value!r}")
+                    for chunk, error in failed:
+                        yield chunk, error
+                        if stop():
+                            return
+                    continue
+                placed.finished(number)
                 if not stop():
                     top_up(address)  # its next chunk, before this one is stored
                 yield chunk, value
