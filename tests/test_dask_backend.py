@@ -452,6 +452,22 @@ def test_a_worker_with_two_threads_runs_two_chunks_at_once():
     assert spans[1][0] < spans[0][1] and spans[3][0] < spans[2][1], spans
 
 
+def test_chunks_wait_for_a_worker_busy_with_another_task_and_then_run():
+    from explorer.execution.dask import POLL_SECONDS, DaskExecutor
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as made, \
+            distributed.Client(made, set_as_default=False) as own:
+        busy = own.submit(time.sleep, 2 * POLL_SECONDS + 0.5, pure=False)
+        while busy.status == "pending" and not own.processing()[next(iter(own.nthreads()))]:
+            time.sleep(0.01)  # the task holds the worker's only thread
+        started = time.monotonic()
+        done = [out for _, out in DaskExecutor(client=own).map_chunks(
+            _sleeps_and_tells_where, 0.0, iter([[i] for i in range(6)]))]
+        assert len(done) == 6 and busy.done()
+        assert all(begun >= started + 2 * POLL_SECONDS for _, begun, _ in done)
+
+
 @pytest.mark.slow
 def test_a_worker_joining_during_a_map_gets_chunks():
     from explorer.execution.dask import RECOUNT_SECONDS, DaskExecutor

@@ -185,6 +185,7 @@ class _Runners:
     def __init__(self, client: Any):
         self.client = client
         self.actors: dict[str, tuple[Any, Any, int]] = {}  # address -> (future, actor, threads)
+        self._making: dict[str, tuple[Any, int]] = {}  # address -> (future, threads)
         self._counted = -float("inf")
 
     @classmethod
@@ -196,20 +197,42 @@ class _Runners:
         return runners
 
     def current(self) -> dict[str, tuple[Any, Any, int]]:
-        """``address -> (future, actor, threads)``: a runner on every worker known."""
-        if time.monotonic() - self._counted < RECOUNT_SECONDS:
-            return self.actors
-        threads = self.client.nthreads()
-        for address in [known for known in self.actors if known not in threads]:
-            self.lost(address)
-        made = {address: self.client.submit(
-                    _ChunkRunner, actor=True, workers=[address], allow_other_workers=True,
-                    pure=False, key=f"explorer-chunk-runner-{uuid.uuid4().hex[:12]}")
-                for address in threads if address not in self.actors}
+        """``address -> (future, actor, threads)``: the runners ready.
+
+        Counting the workers, it waits up to :data:`POLL_SECONDS` for the runners it
+        starts (a runner starts as a task: a worker busy with other tasks may take
+        longer, and its runner is then taken in when ready).
+        """
+        from distributed import wait
+
+        started = []
+        if time.monotonic() - self._counted >= RECOUNT_SECONDS:
+            threads = self.client.nthreads()
+            for address in [known for known in self.actors if known not in threads]:
+                self.lost(address)
+            for address in [known for known in self._making if known not in threads]:
+                del self._making[address]
+            for address in threads:
+                if address not in self.actors and address not in self._making:
+                    future = self.client.submit(
+                        _ChunkRunner, actor=True, workers=[address], allow_other_workers=True,
+                        pure=False, key=f"explorer-chunk-runner-{uuid.uuid4().hex[:12]}")
+                    self._making[address] = (future, threads[address])
+                    started.append(future)
+            self._counted = time.monotonic()
         with self.client.as_current():  # the actors call through this client, default or not
-            for address, future in made.items():
-                self.actors[address] = (future, future.result(), threads[address])
-        self._counted = time.monotonic()
+            if started:
+                try:
+                    wait(started, timeout=POLL_SECONDS)
+                except TimeoutError:
+                    pass
+            for address, (future, threads) in list(self._making.items()):
+                if future.done():
+                    del self._making[address]
+                    try:
+                        self.actors[address] = (future, future.result(), threads)
+                    except Exception:  # its worker went away: at the next count
+                        pass
         return self.actors
 
     def lost(self, address: str) -> None:
