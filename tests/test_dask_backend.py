@@ -395,6 +395,25 @@ def test_the_shared_value_reaches_each_worker_once_per_map_and_is_dropped_after(
         time.sleep(0.05)
 
 
+def test_a_runner_ends_calls_of_a_map_it_was_told_to_forget():
+    import asyncio
+
+    from explorer.execution.dask import _ChunkRunner, _Opaque
+
+    async def calls():
+        runner = _ChunkRunner()
+        waiting = asyncio.ensure_future(runner.run("a", None, _Opaque([1])))  # job not here
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        runner.forget("a")
+        late = runner.run("a", None, _Opaque([2]))  # sent before the map ended, came after
+        return await asyncio.wait_for(asyncio.gather(waiting, late), timeout=5), runner
+
+    (waited, late), runner = asyncio.run(calls())
+    assert waited == late == (True, None)
+    assert not runner._jobs and not runner._arrived
+
+
 def _slow_marked(directory, chunk):
     open(os.path.join(directory, str(chunk[0])), "w").close()
     time.sleep(2.5)

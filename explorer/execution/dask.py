@@ -132,6 +132,7 @@ class _ChunkRunner:
         self._jobs: dict[str, Any] = {}
         self._arrived: collections.defaultdict[str, asyncio.Event] = \
             collections.defaultdict(asyncio.Event)
+        self._forgotten: collections.deque[str] = collections.deque(maxlen=64)
 
     async def run(self, token: str, job: _Opaque | None, chunk: _Opaque) -> tuple[bool, Any]:
         """``(True, func(shared, chunk))`` or ``(False, the exception)``, for map ``token``.
@@ -145,6 +146,8 @@ class _ChunkRunner:
         from distributed import get_worker
 
         try:
+            if token in self._forgotten:  # a call that arrived after its map ended
+                return True, None
             if job is not None:
                 try:
                     self._jobs[token] = job.value
@@ -153,6 +156,8 @@ class _ChunkRunner:
                 self._arrived[token].set()
             else:
                 await self._arrived[token].wait()
+                if token in self._forgotten:
+                    return True, None
             context = contextvars.copy_context()  # get_worker() keeps working in the thread
             return True, await asyncio.get_running_loop().run_in_executor(
                 get_worker().executors["default"], context.run, self._run, token, chunk)
@@ -171,8 +176,11 @@ class _ChunkRunner:
 
     def forget(self, token: str) -> None:
         """Drop map ``token``'s job: its chunks that have not started will not run."""
+        self._forgotten.append(token)
         self._jobs.pop(token, None)
-        self._arrived.pop(token, None)
+        arrived = self._arrived.pop(token, None)
+        if arrived is not None:
+            arrived.set()  # chunks waiting for the job find none, and end
 
 
 class _Runners:
