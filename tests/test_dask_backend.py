@@ -6,6 +6,7 @@ tests of ``workers=N`` start and close their own.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.metadata
 import io
@@ -451,6 +452,16 @@ def test_the_chunk_handed_out_after_a_result_goes_to_the_worker_that_sent_it(cli
         [worker for _, worker in done[:14 - first]]
 
 
+@contextlib.contextmanager
+def _own_cluster(threads: int):
+    """A one-worker cluster of this test's own, and a client of it that is not the
+    default client."""
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=threads, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as made, \
+            distributed.Client(made, set_as_default=False) as own:
+        yield made, own
+
+
 def _sleeps_and_tells_where(seconds, chunk):
     started = time.monotonic()
     time.sleep(seconds)
@@ -460,9 +471,7 @@ def _sleeps_and_tells_where(seconds, chunk):
 def test_a_worker_with_two_threads_runs_two_chunks_at_once():
     from explorer.execution.dask import DaskExecutor
 
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as made, \
-            distributed.Client(made, set_as_default=False) as own:
+    with _own_cluster(threads=2) as (made, own):
         executor = DaskExecutor(client=own)
         assert executor.slots == 2
         spans = sorted(out[1:] for _, out in executor.map_chunks(
@@ -474,9 +483,7 @@ def test_a_worker_with_two_threads_runs_two_chunks_at_once():
 def test_chunks_wait_for_a_worker_busy_with_another_task_and_then_run():
     from explorer.execution.dask import POLL_SECONDS, DaskExecutor
 
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as made, \
-            distributed.Client(made, set_as_default=False) as own:
+    with _own_cluster(threads=1) as (made, own):
         busy = own.submit(time.sleep, 2 * POLL_SECONDS + 0.5, pure=False)
         while busy.status == "pending" and not own.processing()[next(iter(own.nthreads()))]:
             time.sleep(0.01)  # the task holds the worker's only thread
@@ -491,9 +498,7 @@ def test_chunks_wait_for_a_worker_busy_with_another_task_and_then_run():
 def test_a_worker_joining_during_a_map_gets_chunks():
     from explorer.execution.dask import RECOUNT_SECONDS, DaskExecutor
 
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as made, \
-            distributed.Client(made, set_as_default=False) as own:
+    with _own_cluster(threads=1) as (made, own):
         executor = DaskExecutor(client=own)
         first = set(own.nthreads())
         chunks = iter([[i] for i in range(int(4 * RECOUNT_SECONDS / 0.25) + 8)])
