@@ -368,11 +368,13 @@ class Environment:
         job = RunJob(func, context, tuple(args), dict(kwargs), settings, writer,
                      uuid.uuid4().hex[:12], plan)
 
-        # runs are time-boxed where the worker can stop between runs and the
-        # driver stores what it did (a lock-mode writer names a chunk by its runs)
+        # runs are time-boxed, and chunks split while they run, where the worker
+        # can stop between runs and the driver stores what it did (a lock-mode
+        # writer names a chunk by its runs)
         time_boxed = writer is None and not (plan is not None and plan.simulator.batch)
-        planner = ChunkPlanner(todo, lambda runs, budget: Points.select(runs, ranges, budget),
-                               executor.slots, self.chunk_size, time_boxed=time_boxed)
+        planner = ChunkPlanner(
+            todo, lambda runs, budget: Points.select(runs, ranges, budget, time_boxed),
+            executor.slots, self.chunk_size, time_boxed=time_boxed)
         session: dict[str, Any] | None = {} if record_session else None
 
         def meanwhile() -> None:  # while the first chunks run

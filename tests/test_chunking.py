@@ -102,3 +102,44 @@ def test_runs_handed_back_go_out_again_before_new_ones_and_each_run_once():
         next(planner)
     planner.give_back([3, 6])                      # a dry planner fills again
     assert next(planner) == [3, 6] and planner.remaining == 0
+
+
+def test_a_splittable_chunk_gives_up_runs_it_has_not_started_and_keeps_the_others():
+    chunk = Points.select(range(10), RANGES, splittable=True)
+    runs = iter(chunk)
+    taken = [next(runs)[0] for _ in range(3)]          # runs 0-2 started
+    assert chunk.left() == 7 and chunk.pace() is not None
+    assert chunk.give_up(4) == (6, 4)                  # runs 6-9 are someone else's
+    assert [idx for idx, _ in runs] == [3, 4, 5]       # it stops before them
+    assert chunk.give_up(1) is None                    # nothing left to give
+    head, tail = chunk.split_at(6)
+    assert taken + head.indices[3:] == head.indices == list(range(6))
+    assert tail.splittable and tail.left() == 4        # a new chunk: nothing taken yet
+    assert list(tail) == [(idx, {"neuron.I": RANGES["neuron.I"][idx], "seed": RANGES["seed"][idx]})
+                          for idx in range(6, 10)]
+
+
+def test_a_chunk_gives_up_at_most_what_is_left_and_only_if_splittable():
+    waiting = Points.select([7, 8, 9], RANGES, budget=0.5, splittable=True)
+    assert waiting.pace() is None                      # not started: no pace yet
+    assert waiting.give_up(10) == (0, 3)               # all of it, before it starts
+    assert list(waiting) == []
+    fixed = Points.select([1, 2, 3], RANGES)
+    assert fixed.give_up(2) is None and list(fixed) == list(Points.select([1, 2, 3], RANGES))
+    batch = Points.select([1, 2, 3], RANGES, splittable=True)
+    batch.column("seed")                               # read whole, as a compiled loop does
+    assert batch.left() == 0 and batch.give_up(2) is None
+
+
+def test_split_progress_does_not_travel_and_chunks_join_in_order():
+    chunk = Points.select([4, 5, 6, 7], RANGES, budget=1.0, splittable=True)
+    next(iter(chunk))
+    chunk.give_up(2)
+    copy = pickle.loads(pickle.dumps(chunk))           # what a worker receives
+    assert copy.splittable and copy.budget == 1.0 and copy.left() == 4
+    joined = Points.joined([Points.select([9], RANGES, splittable=True),
+                            Points.select([2, 3], RANGES, splittable=True)])
+    assert joined.indices == [9, 2, 3] and joined.budget is None and joined.splittable
+    assert joined.column("seed") == [RANGES["seed"][idx] for idx in (9, 2, 3)]
+    assert not Points.joined([Points.select([1], RANGES),
+                              Points.select([2], RANGES, splittable=True)]).splittable

@@ -560,6 +560,56 @@ def test_chunks_of_a_lost_worker_go_out_again_alone_and_are_given_up_when_lost_t
     assert placed.take("C", 2) is None and not placed.pending  # all done
 
 
+def test_runs_a_worker_gives_up_go_out_as_a_spare_chunk_before_anything_else():
+    from explorer.execution.chunking import Points
+    from explorer.execution.dask import _Placement
+
+    ranges = {"x": list(range(20))}
+    placed = _Placement(iter([Points.select(range(10), ranges, splittable=True),
+                              Points.select(range(10, 12), ranges)]), retries=1)
+    big, _ = placed.take("A", 2)
+    small, _ = placed.take("B", 2)
+    assert placed.take("C", 2) is None and placed.exhausted
+    assert placed.victim("C", set()) == "A"              # the most runs it may split
+    assert placed.victim("C", {"A"}) is None              # B's chunk is not splittable
+    assert placed.numbers("A") == [big]
+    tail = placed.cut(big, 4)                             # A keeps its first 4 runs
+    assert tail.indices == list(range(4, 10)) and placed.where(big)[1].indices == [0, 1, 2, 3]
+    placed.spare.append(tail)
+    assert placed.pending and not placed.exhausted
+    spare, chunk = placed.take("C", 2)
+    assert chunk is tail and placed.numbers("C") == [spare]
+    placed.finished(big)
+    assert placed.cut(big, 2) is None                     # back already: nothing to cut
+    placed.refused.add("C")
+    assert placed.victim("A", set()) is None              # C said it had nothing worth giving
+    placed.spare.append(Points.select([12], ranges, splittable=True))
+    placed.take("C", 2)                                   # ... until it gets another chunk
+    assert placed.victim("A", set()) == "C"
+
+
+def _slow_pid(traj):
+    time.sleep(0.02)
+    return os.getpid()
+
+
+def test_runs_a_busy_worker_has_not_started_are_split_off_for_an_idle_one(client, h5path):
+    n = 60  # one chunk of 60 runs of 20 ms: the other worker would sit idle without a split
+    env = ex.Environment("S", h5path, progress=False, client=client, chunk_size=n)
+    _explore(env, n)
+    results = env.run(_slow_pid)
+    env.close()
+    assert [idx for idx, _ in results] == list(range(n))
+    ran_on = [pid for _, pid in results]
+    assert len(set(ran_on)) == 2                          # both workers ran some of them
+    assert set(ran_on) <= set(client.run(os.getpid).values())
+    frame = ex.load_trajectory(h5path, "S").to_frame()    # each run stored once, completed
+    assert len(frame) == n and (frame["status"] == "completed").all()
+    assert frame["return_value"].tolist() == ran_on
+    assert all(sorted(runs.tolist()) == list(range(n))
+               for runs in _column_runs(h5path, "S").values())
+
+
 def _kills_its_worker_at_five(traj, markers):
     with open(os.path.join(markers, str(traj.idx)), "a") as stream:
         stream.write(f"{os.getpid()}\n")

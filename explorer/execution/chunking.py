@@ -29,10 +29,17 @@ carrying all the runs were 3% faster on the LIF grid. They stay at half: in
 an optimizer's generation of 150 runs of 47 ms, chunks of all the runs are
 cut by their budget, and the planner's cost per generation went from 142 to
 270 ms (one invocation of bench_fit each).
+
+Chunks of runs that are taken one at a time are *splittable*: on a cluster, a
+worker left idle at the end of a map takes over half the runs another has not
+started (:meth:`Points.give_up`, asked for by :mod:`.dask`), so the last
+chunks end close together whatever their size.
 """
 from __future__ import annotations
 
 import operator
+import threading
+import time
 from collections import deque
 from typing import Any, Callable, Iterator, Sequence
 
@@ -47,6 +54,10 @@ class Points:
     list operations, and pickling it a few flat lists, however many
     parameters the runs have.
 
+    A *splittable* chunk can be cut short while it runs (:meth:`give_up`,
+    from another thread of the worker), so that a worker left without work at
+    the end of a map takes over runs that another has not started yet.
+
     Parameters
     ----------
     indices : list of int
@@ -56,39 +67,115 @@ class Points:
     budget : float, optional
         Seconds of work after which the worker stops (after the run that
         spends them), leaving the runs it did not reach; ``None``: run all.
+    splittable : bool
+        Whether the chunk may be split while it runs: only where the runs are
+        taken one at a time and whoever receives the chunk's report stores
+        the runs the report covers and no others.
     """
 
-    __slots__ = ("indices", "columns", "budget")
+    __slots__ = ("indices", "columns", "budget", "splittable", "_limit", "_started", "_since",
+                 "_lock")
 
     def __init__(self, indices: list[int], columns: dict[str, list[Any]],
-                 budget: float | None = None):
+                 budget: float | None = None, splittable: bool = False):
         self.indices = indices
         self.columns = columns
         self.budget = budget
+        self.splittable = splittable
+        self._progress()
+
+    def _progress(self) -> None:
+        self._limit = len(self.indices)  # runs it will take at most
+        self._started = 0                # runs taken so far
+        self._since: float | None = None  # when the first was taken
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.indices, self.columns, self.budget, self.splittable
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.indices, self.columns, self.budget, self.splittable = state
+        self._progress()
 
     @classmethod
     def select(cls, indices: Sequence[int], ranges: dict[str, Sequence[Any]],
-               budget: float | None = None) -> "Points":
+               budget: float | None = None, splittable: bool = False) -> "Points":
         """The points ``indices`` of full exploration ``ranges``."""
         indices = list(indices)
         if not indices:
-            return cls([], {name: [] for name in ranges}, budget)
+            return cls([], {name: [] for name in ranges}, budget, splittable)
         pick = operator.itemgetter(*indices)
         single = len(indices) == 1
         return cls(indices, {name: [pick(values)] if single else list(pick(values))
-                             for name, values in ranges.items()}, budget)
+                             for name, values in ranges.items()}, budget, splittable)
+
+    @classmethod
+    def joined(cls, parts: Sequence["Points"]) -> "Points":
+        """One chunk of the runs of ``parts``, in order (without a time budget)."""
+        names = list(parts[0].columns) if parts else []
+        return cls([idx for part in parts for idx in part.indices],
+                   {name: [value for part in parts for value in part.columns[name]]
+                    for name in names},
+                   None, all(part.splittable for part in parts))
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         names = list(self.columns)
-        for idx, *values in zip(self.indices, *self.columns.values()):
+        for position, (idx, *values) in enumerate(zip(self.indices, *self.columns.values())):
+            with self._lock:
+                if position >= self._limit:  # split off meanwhile
+                    return
+                self._started = position + 1
+                if self._since is None:
+                    self._since = time.perf_counter()
             yield idx, dict(zip(names, values))
 
     def column(self, name: str) -> list[Any]:
-        """Every run's value of parameter ``name``."""
+        """Every run's value of parameter ``name`` (all the runs are then taken)."""
+        with self._lock:
+            self._started = self._limit
         return self.columns[name]
+
+    def left(self) -> int:
+        """Runs neither taken yet nor given up."""
+        with self._lock:
+            return self._limit - self._started
+
+    def pace(self) -> float | None:
+        """Seconds per run taken so far (the last one's included), if any was taken."""
+        with self._lock:
+            if self._since is None:
+                return None
+            return (time.perf_counter() - self._since) / self._started
+
+    def give_up(self, most: int) -> tuple[int, int] | None:
+        """Stop before the last ``most`` runs not taken yet (fewer, if fewer are left).
+
+        Called while the chunk runs, or waits to run, from another thread.
+        Returns ``(kept, given)``: the chunk now ends after its first ``kept``
+        runs, and the ``given`` runs after those are for someone else (see
+        :meth:`split_at`); ``None`` if nothing was given up, or the chunk is
+        not splittable.
+        """
+        if not self.splittable or most < 1:
+            return None
+        with self._lock:
+            given = min(most, self._limit - self._started)
+            if given < 1:
+                return None
+            self._limit -= given
+            return self._limit, given
+
+    def split_at(self, keep: int) -> tuple["Points", "Points"]:
+        """The first ``keep`` runs and the others, as two chunks of their own."""
+        def part(window: slice) -> "Points":
+            return Points(self.indices[window],
+                          {name: values[window] for name, values in self.columns.items()},
+                          self.budget, self.splittable)
+
+        return part(slice(None, keep)), part(slice(keep, None))
 
 
 def _as_list(runs: list[int], budget: float | None) -> list[int]:

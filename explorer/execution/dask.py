@@ -124,6 +124,7 @@ class _ChunkRunner:
     A map's job (the function and the value its chunks share) comes with the
     first chunk the driver sends to this worker; chunks that arrive before it
     wait for it. Chunks run on the worker's own threads, as its tasks do.
+    Runs not started yet can be given up to another worker (:meth:`split`).
     """
 
     def __init__(self) -> None:
@@ -133,9 +134,13 @@ class _ChunkRunner:
         self._arrived: collections.defaultdict[str, asyncio.Event] = \
             collections.defaultdict(asyncio.Event)
         self._forgotten: collections.deque[str] = collections.deque(maxlen=64)
+        self._chunks: dict[str, dict[int, Any]] = {}  # token -> number -> chunk not ended
+        self._ended: collections.defaultdict[str, set[int]] = collections.defaultdict(set)
 
-    async def run(self, token: str, job: _Opaque | None, chunk: _Opaque) -> tuple[bool, Any]:
-        """``(True, func(shared, chunk))`` or ``(False, the exception)``, for map ``token``.
+    async def run(self, token: str, job: _Opaque | None, chunk: _Opaque,
+                  number: int = 0) -> tuple[bool, Any]:
+        """``(True, func(shared, chunk))`` or ``(False, the exception)``, for chunk
+        ``number`` of map ``token``.
 
         An exception raised to the caller therefore means that the call failed,
         not the chunk: the worker was lost.
@@ -145,9 +150,11 @@ class _ChunkRunner:
 
         from distributed import get_worker
 
+        held = self._chunks.setdefault(token, {})
         try:
             if token in self._forgotten:  # a call that arrived after its map ended
                 return True, None
+            held[number] = points = chunk.value
             if job is not None:
                 try:
                     self._jobs[token] = job.value
@@ -160,11 +167,17 @@ class _ChunkRunner:
                     return True, None
             context = contextvars.copy_context()  # get_worker() keeps working in the thread
             return True, await asyncio.get_running_loop().run_in_executor(
-                get_worker().executors["default"], context.run, self._run, token, chunk)
+                get_worker().executors["default"], context.run, self._run, token, points)
         except Exception as error:
             return False, error
+        finally:
+            held.pop(number, None)
+            if not held and self._chunks.get(token) is held:
+                del self._chunks[token]
+            if token not in self._forgotten:
+                self._ended[token].add(number)
 
-    def _run(self, token: str, chunk: _Opaque) -> Any:
+    def _run(self, token: str, chunk: Any) -> Any:
         """In one of the worker's threads: the chunk, unless its map was called off."""
         job = self._jobs.get(token)
         if job is None:
@@ -172,12 +185,49 @@ class _ChunkRunner:
         if isinstance(job, Exception):
             raise job
         func, shared = job
-        return func(shared, chunk.value)
+        return func(shared, chunk)
+
+    async def split(self, token: str, least_seconds: float,
+                    numbers: Sequence[int] = ()) -> dict[int, int]:
+        """Give up half the runs of map ``token`` this worker has not started, the
+        last ones first: ``{chunk number: runs it keeps}`` for each chunk cut short.
+
+        ``numbers`` are the chunks the driver sent here: their calls may not have
+        arrived yet, and are waited for (up to :data:`ARRIVAL_SECONDS`). Nothing
+        is given up when the runs left would take less than ``least_seconds`` at
+        the pace of those done (splitting costs a few ms). A coroutine, so that
+        it runs in the worker's event loop, at once: as a plain method it would
+        run in a thread of its own, which waits for the interpreter lock while a
+        chunk runs (the answer then took 25-40 ms).
+        """
+        import asyncio
+
+        waited = time.monotonic()
+        while time.monotonic() - waited < ARRIVAL_SECONDS and not all(
+                number in self._chunks.get(token, ()) or number in self._ended.get(token, ())
+                for number in numbers):
+            await asyncio.sleep(0.001)
+        chunks = [(number, chunk) for number, chunk in self._chunks.get(token, {}).items()
+                  if getattr(chunk, "splittable", False)]
+        left = sum(chunk.left() for _, chunk in chunks)
+        pace = next((p for p in (chunk.pace() for _, chunk in chunks) if p is not None), None)
+        if left < 2 or (pace is not None and left * pace < least_seconds):
+            return {}
+        give, cuts = left // 2, {}
+        for number, chunk in reversed(chunks):
+            if give < 1:
+                break
+            cut = chunk.give_up(give)
+            if cut is not None:
+                cuts[number], given = cut
+                give -= given
+        return cuts
 
     def forget(self, token: str) -> None:
         """Drop map ``token``'s job: its chunks that have not started will not run."""
         self._forgotten.append(token)
         self._jobs.pop(token, None)
+        self._ended.pop(token, None)
         arrived = self._arrived.pop(token, None)
         if arrived is not None:
             arrived.set()  # chunks waiting for the job find none, and end
@@ -260,6 +310,12 @@ RECOUNT_SECONDS = 2.0
 #: How long, at most, the first chunks' calls are waited for before going on.
 SENT_SECONDS = 0.02
 
+#: A worker gives up none of its runs when they would take less than this.
+SPLIT_LEAST_SECONDS = 0.02
+
+#: How long a worker asked to give up runs waits for chunks still on their way.
+ARRIVAL_SECONDS = 0.5
+
 
 def _host(address: str) -> str:
     return address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
@@ -290,6 +346,9 @@ class _Placement:
     when it died, cannot be told from here; alone, a chunk that is lost again
     is lost by its own doing, or its worker's. A chunk lost more than
     ``retries`` times is given up.
+
+    When the source has run dry, runs that a worker gave up (split off the
+    chunks it holds) go out as *spare* chunks, before anything else.
     """
 
     def __init__(self, source: Iterator[Sequence[Any]], retries: int):
@@ -300,12 +359,45 @@ class _Placement:
         self.held: dict[int, tuple[str, Sequence[Any], int]] = {}  # address, chunk, losses
         self.busy: collections.Counter[str] = collections.Counter()
         self.alone: dict[str, int] = {}  # address -> the suspect it runs
+        self.spare: collections.deque[Sequence[Any]] = collections.deque()
+        self.refused: set[str] = set()  # workers that had nothing worth giving up
         self._numbers = itertools.count()
 
     @property
     def pending(self) -> bool:
         """Whether chunks are out, to go out again, or may still come from the source."""
-        return bool(self.held or self.suspects or not self.dry)
+        return bool(self.held or self.suspects or self.spare or not self.dry)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether nothing is left to hand out: the source is dry, no chunk waits."""
+        return self.dry and not self.suspects and not self.spare
+
+    def victim(self, asking: str, skip: set[str]) -> str | None:
+        """The worker, other than ``asking`` and those in ``skip``, holding the most
+        runs of splittable chunks, if any (none that runs a lost chunk alone)."""
+        runs: collections.Counter[str] = collections.Counter()
+        for address, chunk, losses in self.held.values():
+            if getattr(chunk, "splittable", False) and not losses:
+                runs[address] += len(chunk)
+        for address in (asking, *skip, *self.refused, *self.alone):
+            runs.pop(address, None)
+        return max(runs, key=runs.__getitem__) if runs else None
+
+    def numbers(self, address: str) -> list[int]:
+        """The chunks worker ``address`` holds."""
+        return [number for number, held in self.held.items() if held[0] == address]
+
+    def cut(self, number: int, keep: int) -> Sequence[Any] | None:
+        """Chunk ``number`` now ends after its first ``keep`` runs: the others, as a
+        chunk, or ``None`` if it is no longer held (it came back meanwhile, and the
+        runs it did not do were handed back with it)."""
+        if number not in self.held:
+            return None
+        address, chunk, losses = self.held[number]
+        head, tail = chunk.split_at(keep)
+        self.held[number] = (address, head, losses)
+        return tail
 
     def take(self, address: str, most: int) -> tuple[int, Sequence[Any]] | None:
         """The next chunk for worker ``address`` and its number, if the worker holds
@@ -320,6 +412,9 @@ class _Placement:
             number = self._hold(address, chunk, losses)
             self.alone[address] = number
             return number, chunk
+        if self.spare:
+            chunk = self.spare.popleft()
+            return self._hold(address, chunk, 0), chunk
         try:
             chunk = next(self.source)
         except StopIteration:
@@ -329,6 +424,7 @@ class _Placement:
         return self._hold(address, chunk, 0), chunk
 
     def _hold(self, address: str, chunk: Sequence[Any], losses: int) -> int:
+        self.refused.discard(address)
         number = next(self._numbers)
         self.held[number] = (address, chunk, losses)
         self.busy[address] += 1
@@ -430,18 +526,27 @@ class DaskExecutor(Executor):
         job = _Opaque((func, shared))
         placed = _Placement(iter(chunks), self.retries)
         has_job: set[str] = set()  # keys of the runners sent the job (a worker's may be new)
-        # (number, ok, value): ok None when the call failed, that is, the worker was lost
-        finished: queue.Queue[tuple[int, bool | None, Any]] = queue.Queue()
+        asking: dict[str, str] = {}  # idle worker -> the worker asked to give up runs
+        # ("ran", number, ok, value), ok None when the call failed (the worker was
+        # lost), or ("split", asking worker, asked worker, {number: runs kept})
+        finished: queue.Queue[tuple[Any, ...]] = queue.Queue()
 
         async def deliver(number: int, call: Any) -> None:
             try:
                 ok, value = await call
             except BaseException as error:  # also when the client's loop shuts down
-                finished.put((number, None, error))
+                finished.put(("ran", number, None, error))
                 if not isinstance(error, Exception):
                     raise
             else:
-                finished.put((number, ok, value))
+                finished.put(("ran", number, ok, value))
+
+        async def deliver_split(idle: str, asked: str, call: Any) -> None:
+            try:
+                cuts = await call
+            except Exception:  # the asked worker is gone: its chunks tell
+                cuts = {}
+            finished.put(("split", idle, asked, cuts))
 
         def top_up(only: str | None = None) -> None:
             """Send chunks until each worker has two a thread (it finds its next chunk
@@ -455,12 +560,31 @@ class DaskExecutor(Executor):
                         number, chunk = taken
                         try:
                             call = actor.run(token, None if future.key in has_job else job,
-                                             _Opaque(chunk))
+                                             _Opaque(chunk), number)
                         except Exception as error:  # dask knows the worker is gone
-                            finished.put((number, None, error))
+                            finished.put(("ran", number, None, error))
                             break
                         has_job.add(future.key)
                         self.client.loop.add_callback(deliver, number, call)
+
+        def split() -> None:
+            """When nothing is left to hand out, ask for each idle worker that another
+            give up half the runs it has not started (see :meth:`_ChunkRunner.split`)."""
+            if not placed.exhausted:
+                return
+            for address, (_, _, threads) in list(actors.items()):
+                if placed.busy[address] >= threads or address in asking:
+                    continue
+                asked = placed.victim(address, set(asking.values()))
+                if asked is None or asked not in actors:
+                    return
+                try:
+                    call = actors[asked][1].split(token, SPLIT_LEAST_SECONDS,
+                                                  placed.numbers(asked))
+                except Exception:  # dask knows the worker is gone
+                    continue
+                asking[address] = asked
+                self.client.loop.add_callback(deliver_split, address, asked, call)
 
         def sent() -> None:
             """Wait (a few ms at most) until the client's event loop has sent the calls
@@ -477,18 +601,36 @@ class DaskExecutor(Executor):
 
         try:
             top_up()
+            split()
             if meanwhile is not None:
                 sent()
                 meanwhile()
             while placed.pending:
                 try:
-                    number, ok, value = finished.get(timeout=POLL_SECONDS)
+                    event = finished.get(timeout=POLL_SECONDS)
                 except queue.Empty:  # no worker, or long chunks
                     if stop():
                         return
                     actors = runners.current()
                     top_up()
+                    split()
                     continue
+                if event[0] == "split":
+                    _, idle, asked, cuts = event
+                    del asking[idle]
+                    tails = [tail for tail in (placed.cut(number, keep)
+                                               for number, keep in cuts.items())
+                             if tail is not None and len(tail)]
+                    if tails:
+                        placed.spare.append(tails[0] if len(tails) == 1 else
+                                            type(tails[0]).joined(tails))
+                    elif not cuts:
+                        placed.refused.add(asked)
+                    if not stop():
+                        top_up()
+                        split()
+                    continue
+                _, number, ok, value = event
                 held = placed.where(number)
                 if held is None:  # lost with its worker, and dealt with then
                     continue
@@ -506,11 +648,13 @@ class DaskExecutor(Executor):
                 placed.finished(number)
                 if not stop():
                     top_up(address)  # its next chunk, before this one is stored
+                    split()
                 yield chunk, value
                 if stop():
                     return
                 actors = runners.current()
                 top_up()  # runs handed back meanwhile, or a source that ran dry and filled
+                split()
         finally:
             for future, actor, _ in list(actors.values()):
                 if future.key in has_job:
