@@ -610,6 +610,20 @@ def test_runs_a_busy_worker_has_not_started_are_split_off_for_an_idle_one(client
                for runs in _column_runs(h5path, "S").values())
 
 
+def _long_pid(traj):
+    time.sleep(0.5)
+    return os.getpid()
+
+
+def test_the_last_run_waiting_behind_a_long_one_goes_to_an_idle_worker(client, h5path):
+    env = ex.Environment("L", h5path, progress=False, client=client, chunk_size=2)
+    _explore(env, 2)                                      # one chunk: two runs of 0.5 s
+    results = env.run(_long_pid)
+    env.close()
+    assert [idx for idx, _ in results] == [0, 1]
+    assert len({pid for _, pid in results}) == 2          # the second ran on the other worker
+
+
 def _kills_its_worker_at_five(traj, markers):
     with open(os.path.join(markers, str(traj.idx)), "a") as stream:
         stream.write(f"{os.getpid()}\n")

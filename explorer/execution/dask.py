@@ -189,8 +189,9 @@ class _ChunkRunner:
 
     async def split(self, token: str, least_seconds: float,
                     numbers: Sequence[int] = ()) -> dict[int, int]:
-        """Give up half the runs of map ``token`` this worker has not started, the
-        last ones first: ``{chunk number: runs it keeps}`` for each chunk cut short.
+        """Give up half the runs of map ``token`` this worker has not started (the
+        larger half while one of them runs here), the last ones first: ``{chunk
+        number: runs it keeps}`` for each chunk cut short.
 
         ``numbers`` are the chunks the driver sent here: their calls may not have
         arrived yet, and are waited for (up to :data:`ARRIVAL_SECONDS`). Nothing
@@ -211,9 +212,11 @@ class _ChunkRunner:
                   if getattr(chunk, "splittable", False)]
         left = sum(chunk.left() for _, chunk in chunks)
         pace = next((p for p in (chunk.pace() for _, chunk in chunks) if p is not None), None)
-        if left < 2 or (pace is not None and left * pace < least_seconds):
+        # with a run under way here, the asker gets the larger half of those left
+        give = (left + 1) // 2 if pace is not None else left // 2
+        if give < 1 or (pace is not None and left * pace < least_seconds):
             return {}
-        give, cuts = left // 2, {}
+        cuts = {}
         for number, chunk in reversed(chunks):
             if give < 1:
                 break
