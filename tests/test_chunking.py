@@ -107,8 +107,10 @@ def test_runs_handed_back_go_out_again_before_new_ones_and_each_run_once():
 def test_a_splittable_chunk_gives_up_runs_it_has_not_started_and_keeps_the_others():
     chunk = Points.select(range(10), RANGES, splittable=True)
     runs = iter(chunk)
-    taken = [next(runs)[0] for _ in range(3)]          # runs 0-2 started
-    assert chunk.left() == 7 and chunk.pace() is not None
+    next(runs)
+    assert chunk.taken() == 1 and chunk.pace() is None  # the first run has only just begun
+    taken = [0] + [next(runs)[0] for _ in range(2)]    # runs 0-2 started
+    assert chunk.left() == 7 and chunk.taken() == 3 and chunk.pace() >= 0
     assert chunk.give_up(4) == (6, 4)                  # runs 6-9 are someone else's
     assert [idx for idx, _ in runs] == [3, 4, 5]       # it stops before them
     assert chunk.give_up(1) is None                    # nothing left to give

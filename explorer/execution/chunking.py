@@ -143,12 +143,23 @@ class Points:
         with self._lock:
             return self._limit - self._started
 
-    def pace(self) -> float | None:
-        """Seconds per run taken so far (the last one's included), if any was taken."""
+    def taken(self) -> int:
+        """Runs taken so far (done, or under way)."""
         with self._lock:
-            if self._since is None:
+            return self._started
+
+    def pace(self) -> float | None:
+        """Seconds a run takes, judging by those taken so far; ``None`` before the
+        second run is taken (the first may have only just begun).
+
+        The time since the first run was taken, shared among the runs before
+        the last one taken: no less than their own time, as the last one has
+        begun too.
+        """
+        with self._lock:
+            if self._since is None or self._started < 2:
                 return None
-            return (time.perf_counter() - self._since) / self._started
+            return (time.perf_counter() - self._since) / (self._started - 1)
 
     def give_up(self, most: int) -> tuple[int, int] | None:
         """Stop before the last ``most`` runs not taken yet (fewer, if fewer are left).

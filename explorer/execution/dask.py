@@ -213,7 +213,7 @@ class _ChunkRunner:
         left = sum(chunk.left() for _, chunk in chunks)
         pace = next((p for p in (chunk.pace() for _, chunk in chunks) if p is not None), None)
         # with a run under way here, the asker gets the larger half of those left
-        give = (left + 1) // 2 if pace is not None else left // 2
+        give = (left + 1) // 2 if any(chunk.taken() for _, chunk in chunks) else left // 2
         if give < 1 or (pace is not None and left * pace < least_seconds):
             return {}
         cuts = {}
