@@ -413,6 +413,7 @@ def test_a_runner_ends_calls_of_a_map_it_was_told_to_forget():
     (waited, late), runner = asyncio.run(calls())
     assert waited == late == (True, None)
     assert not runner._jobs and not runner._arrived
+    assert not runner._chunks and not runner._ended     # nothing of the map is kept
 
 
 def _slow_marked(directory, chunk):

@@ -135,7 +135,10 @@ class _ChunkRunner:
             collections.defaultdict(asyncio.Event)
         self._forgotten: collections.deque[str] = collections.deque(maxlen=64)
         self._chunks: dict[str, dict[int, Any]] = {}  # token -> number -> chunk not ended
-        self._ended: collections.defaultdict[str, set[int]] = collections.defaultdict(set)
+        # the chunks of each map that ended lately (only those the driver may still
+        # think are here matter: a few a thread; a long map's would fill memory)
+        self._ended: collections.defaultdict[str, collections.deque[int]] = \
+            collections.defaultdict(lambda: collections.deque(maxlen=ENDED_KEPT))
 
     async def run(self, token: str, job: _Opaque | None, chunk: _Opaque,
                   number: int = 0) -> tuple[bool, Any]:
@@ -175,7 +178,7 @@ class _ChunkRunner:
             if not held and self._chunks.get(token) is held:
                 del self._chunks[token]
             if token not in self._forgotten:
-                self._ended[token].add(number)
+                self._ended[token].append(number)
 
     def _run(self, token: str, chunk: Any) -> Any:
         """In one of the worker's threads: the chunk, unless its map was called off."""
@@ -318,6 +321,10 @@ SPLIT_LEAST_SECONDS = 0.02
 
 #: How long a worker asked to give up runs waits for chunks still on their way.
 ARRIVAL_SECONDS = 0.5
+
+#: How many ended chunks of a map a worker remembers, to tell them from chunks on
+#: their way when asked to give up runs.
+ENDED_KEPT = 256
 
 
 def _host(address: str) -> str:
