@@ -403,11 +403,11 @@ def test_a_runner_ends_calls_of_a_map_it_was_told_to_forget():
 
     async def calls():
         runner = _ChunkRunner()
-        waiting = asyncio.ensure_future(runner.run("a", None, _Opaque([1])))  # job not here
+        waiting = asyncio.ensure_future(runner.run("a", None, _Opaque([1]), 0))  # job not here
         await asyncio.sleep(0.01)
         assert not waiting.done()
         runner.forget("a")
-        late = runner.run("a", None, _Opaque([2]))  # sent before the map ended, came after
+        late = runner.run("a", None, _Opaque([2]), 1)  # sent before the map ended, came after
         return await asyncio.wait_for(asyncio.gather(waiting, late), timeout=5), runner
 
     (waited, late), runner = asyncio.run(calls())

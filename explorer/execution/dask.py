@@ -141,7 +141,7 @@ class _ChunkRunner:
             collections.defaultdict(lambda: collections.deque(maxlen=ENDED_KEPT))
 
     async def run(self, token: str, job: _Opaque | None, chunk: _Opaque,
-                  number: int = 0) -> tuple[bool, Any]:
+                  number: int) -> tuple[bool, Any]:
         """``(True, func(shared, chunk))`` or ``(False, the exception)``, for chunk
         ``number`` of map ``token``.
 
@@ -560,7 +560,8 @@ class DaskExecutor(Executor):
 
         def top_up(only: str | None = None) -> None:
             """Send chunks until each worker has two a thread (it finds its next chunk
-            waiting), round by round; with ``only``, to that worker alone."""
+            waiting), round by round; with ``only``, to that worker alone. When
+            nothing is left to hand out, idle workers ask for runs (:func:`split`)."""
             for depth in (1, 2):
                 for address, (future, actor, threads) in list(actors.items()):
                     while only is None or address == only:
@@ -576,6 +577,7 @@ class DaskExecutor(Executor):
                             break
                         has_job.add(future.key)
                         self.client.loop.add_callback(deliver, number, call)
+            split()
 
         def split() -> None:
             """When nothing is left to hand out, ask for each idle worker that another
@@ -611,7 +613,6 @@ class DaskExecutor(Executor):
 
         try:
             top_up()
-            split()
             if meanwhile is not None:
                 sent()
                 meanwhile()
@@ -623,7 +624,6 @@ class DaskExecutor(Executor):
                         return
                     actors = runners.current()
                     top_up()
-                    split()
                     continue
                 if event[0] == "split":
                     _, idle, asked, cuts = event
@@ -638,7 +638,6 @@ class DaskExecutor(Executor):
                         placed.refused.add(asked)
                     if not stop():
                         top_up()
-                        split()
                     continue
                 _, number, ok, value = event
                 held = placed.where(number)
@@ -658,13 +657,11 @@ class DaskExecutor(Executor):
                 placed.finished(number)
                 if not stop():
                     top_up(address)  # its next chunk, before this one is stored
-                    split()
                 yield chunk, value
                 if stop():
                     return
                 actors = runners.current()
                 top_up()  # runs handed back meanwhile, or a source that ran dry and filled
-                split()
         finally:
             for future, actor, _ in list(actors.values()):
                 if future.key in has_job:
