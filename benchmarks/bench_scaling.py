@@ -9,8 +9,8 @@ Two workloads, each measured in the same invocation:
   ``traj.add_result("neuron.$", V=V, nspikes=n)`` and returns its rate;
 * trivial: ``def f(traj): return traj.x`` over 20,000 runs.
 
-Figures (best kept of the interleaved steady rounds, ``--repeat`` 10 to ``--most``
-30 of them, see below, and of ``--tries`` tries of the others, default 3):
+Figures (best kept of ``--repeat`` interleaved steady rounds, default 30, and of
+``--tries`` tries of the others, default 3):
 
 1. references, no framework: the raw floor (the compiled loop over every grid
    point into a preallocated array, then one stacked PyTables write of V with
@@ -44,22 +44,18 @@ benchmark while it ran (machine-wide busy CPU minus this process tree's), since
 on 2 cores anything running beside it (a test suite) distorts the 2-worker
 figures; a ``*`` marks figures disturbed by more than 0.25 core.
 
-Why 10 to 30 steady rounds: on the shared 2-vCPU virtual machine this was
-written on, the same 2-worker exploration took 0.64-1.0 s from one minute to
-the next, with no other load inside the machine, and swung more than one
-worker's (two workers need both cores free at once). Slow spells only add
-time, so the best of more rounds comes closer to what the machine and the code
-give; every round's time is printed, with the median of the rounds' 2-to-1
-ratios. But a single lucky try (10-20% below all the others, seen for
-``workers=1`` in about one invocation of three) moves the best / best ratio as
-much as the code does. So after 10 rounds, rounds go on (30 at most) until the
-best ``workers=1`` try and the best 2-worker try are each matched by another
-within 5%: a best seen twice is what the machine gives in a quiet spell, not
-one lucky try. The rule looks at the tries of both alike, never at the ratio.
-The script prints the range of the steady tries, how far each best lies below
-the next and how many rounds it took, and says when the machine was too noisy
-for the best / best ratio to mean much (a range over 25%, or a best still
-unmatched after 30 rounds).
+Why 30 steady rounds: on the shared 2-vCPU virtual machine this was written
+on, the same exploration took 1.08-1.72 s (``workers=1``) and 0.58-1.11 s (2
+workers) from one round to the next, and the bare work 0.58-0.87 s, with no
+other load inside the machine (the host's other guests, not seen from here).
+Slow spells only add time, so the best of many rounds comes closer to what the
+machine and the code give: with 10 rounds, a best try of either kind 10-20%
+below all the others (one lucky try) often decided the best / best ratio
+(about one invocation in three); with 30, each kind has more chances to meet
+a quiet spell, and the best of each lies closer to its floor. Every round's
+time is printed, with the median of the rounds' 2-to-1 ratios, the range of
+the steady tries and how far each best lies below the next (a warning above
+5%: then the best / best ratio moved with a single try).
 
 Targets (issue): steady-state runs/s with 2 workers >= 1.8x ``workers=1`` on
 the compute-bound grid; overhead <= 200 us per run with the trivial function
@@ -68,7 +64,7 @@ status 1 if a target fails at full size (smaller ``--points``/``--trivial-runs``
 are smoke tests).
 
 Usage: python benchmarks/bench_scaling.py [--points 1000] [--trivial-runs 20000]
-       [--repeat 10] [--most 30] [--tries 3] [--dir DIR] [--keep] [--save JSON]
+       [--repeat 30] [--tries 3] [--dir DIR] [--keep] [--save JSON]
        [--no-e2e] [--no-dask1] [--no-coarse]
 """
 from __future__ import annotations
@@ -96,7 +92,7 @@ NAME = "scaling"
 FILTERS = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
 TAU_REFS = np.linspace(1.0, 10.0, 10).tolist()
 TARGETS = {"speedup": 1.8, "overhead_us": 200.0}
-LONE = 0.05  # a best try further than this below the next is a lucky one
+LONE = 0.05  # a best try further than this below the next is a single lucky try
 FULL = {"points": 1000, "trivial_runs": 20_000}
 NEURON = {"V_init": 0.0, "tau_V": 12.0, "dt": 0.1, "duration": 1000.0}
 
@@ -225,7 +221,7 @@ def plain_loop(workload: str, size: int) -> dict:
     return {"s": timer.s, "other": timer.other}
 
 
-def _bare_share(first: int, step: int, points: int, reports, go) -> None:
+def _bare_share(first: int, step: int, points: int, ready, reports, go) -> None:
     """In a forked process: grid points ``first::step`` as explorer's hot path does them, bare."""
     from explorer.storage.hdf5.codec import chunk_compressor
     from explorer.storage.hdf5.columns import chunk_rows
@@ -237,6 +233,7 @@ def _bare_share(first: int, step: int, points: int, reports, go) -> None:
     buffer = np.empty((rows, n))
     compress = chunk_compressor(FILTERS.complib, FILTERS.complevel, FILTERS.shuffle, 8,
                                 buffer.nbytes)
+    ready.put(first)
     go.wait()
     start = time.perf_counter()
     filled, kept = 0, []
@@ -259,14 +256,16 @@ def bare_processes(points: int, processes: int) -> dict:
     import multiprocessing
 
     context = multiprocessing.get_context("fork")  # children inherit the compiled model
-    reports, go = context.Queue(), context.Event()
+    ready, reports, go = context.Queue(), context.Queue(), context.Event()
     # every process takes every processes-th point: runs with short refractory
     # periods cost up to 30% more, so contiguous halves would not be equal work
-    children = [context.Process(target=_bare_share, args=(first, processes, points, reports, go))
+    children = [context.Process(target=_bare_share,
+                                args=(first, processes, points, ready, reports, go))
                 for first in range(processes)]
     for child in children:
         child.start()
-    time.sleep(0.5)  # every child is up and waiting
+    for _ in children:
+        ready.get()  # every child is up and waiting
     with Timer() as timer:
         go.set()
         seconds = max(reports.get() for _ in children)
@@ -332,7 +331,7 @@ def steady_rounds(workdir: str, args, f: dict) -> None:
     w1_path, d2_path = (os.path.join(workdir, name) for name in ("w1.h5", "dask2.h5"))
     executor, client = warm_cluster(2, d2_path, f)
     try:
-        for done in range(1, max(args.repeat, args.most) + 1):
+        for _ in range(args.repeat):
             f["bare_1"].append(bare_processes(args.points, 1))
             f["bare_2"].append(bare_processes(args.points, 2))
             f["w1_lif"].append(explore(w1_path, "lif", args.points))
@@ -340,9 +339,6 @@ def steady_rounds(workdir: str, args, f: dict) -> None:
             f["d2_lif"].append(explore(d2_path, "lif", args.points, client=client))
             f["w1_trivial"].append(explore(w1_path, "trivial", args.trivial_runs))
             f["d2_trivial"].append(explore(d2_path, "trivial", args.trivial_runs, client=client))
-            f["rounds"] = done
-            if done >= args.repeat and settled(f["w1_lif"], f["d2_lif"]):
-                break
         if args.coarse:
             f["coarse"] = -(-args.points * len(TAU_REFS) // 8)
             for _ in range(args.tries):
@@ -427,29 +423,18 @@ def lone(tries: list[dict]) -> float:
     return times[1] / times[0] - 1 if len(times) > 1 else 0.0
 
 
-def settled(ones: list[dict], twos: list[dict]) -> bool:
-    """Whether the best steady tries of 1 and of 2 workers are each matched by another
-    within :data:`LONE`: then neither best is a single lucky try, and the steady
-    rounds may stop."""
-    return len(ones) > 1 and len(twos) > 1 and max(lone(ones), lone(twos)) <= LONE
-
-
-def noise(ones: list[dict], twos: list[dict], rounds: int, args) -> None:
-    """How far apart the steady tries of 1 and 2 workers lie, how many rounds it took to
-    settle them, and a warning when the machine was too noisy for the best / best
-    ratio to mean much."""
+def noise(ones: list[dict], twos: list[dict]) -> None:
+    """How far apart the steady tries of 1 and 2 workers lie, how far each best lies below
+    the next, and a warning when one of them is a single lucky try."""
     one, two = sorted(t["s"] for t in ones), sorted(t["s"] for t in twos)
     if len(one) < 2 or len(two) < 2:
         return
-    spread = max(one[-1] / one[0], two[-1] / two[0]) - 1
     print(f"  steady tries: workers=1 {one[0]:.2f}-{one[-1]:.2f} s, 2 workers "
           f"{two[0]:.2f}-{two[-1]:.2f} s; the best try {lone(ones):.0%} (workers=1) and "
-          f"{lone(twos):.0%} (2 workers) below the next; {rounds} rounds "
-          + ("(both bests matched within 5%)" if settled(ones, twos) else
-             f"(a best still unmatched within 5% after {max(args.repeat, args.most)})"))
-    if spread > 0.25 or not settled(ones, twos):
-        print("  (the machine was noisy: the best / best ratio moves with single tries; the "
-              "median of rounds is the steadier figure)")
+          f"{lone(twos):.0%} (2 workers) below the next")
+    if max(lone(ones), lone(twos)) > LONE:
+        print(f"  (a best more than {LONE:.0%} below the next is a single lucky try: the "
+              "best / best ratio moved with it; the median of rounds is the steadier figure)")
 
 
 def report(f: dict, args) -> bool:
@@ -459,7 +444,7 @@ def report(f: dict, args) -> bool:
     print(f"\npython {platform.python_version()}, numpy {np.__version__}, tables "
           f"{tables.__version__}, numba {__import__('numba').__version__}, distributed "
           f"{__import__('distributed').__version__}, {os.cpu_count()} cores; best of "
-          f"{f['rounds']} steady rounds, {args.repeat} plain loops, {args.tries} tries of the others (all "
+          f"{args.repeat} steady rounds and plain loops, {args.tries} tries of the others (all "
           f"tries in parentheses); load average at the end: {load}")
     print("'other': cores kept busy by processes outside this benchmark during the kept try "
           "(* above 0.25: the figure is disturbed)")
@@ -497,11 +482,11 @@ def report(f: dict, args) -> bool:
                       statistics.median(a["s"] / b["s"] for a, b in zip(f[one_key], f[two_key])))
                for name, one_key, two_key in (("bare", "bare_1", "bare_2"),
                                               ("explorer", "w1_lif", "d2_lif"))}
-    print(f"  2 / 1 (best / best, and median of the {f['rounds']} interleaved rounds' "
+    print(f"  2 / 1 (best / best, and median of the {args.repeat} interleaved rounds' "
           f"ratios): bare work {scaling['bare'][0]:.2f}x, {scaling['bare'][1]:.2f}x; "
           f"explorer {scaling['explorer'][0]:.2f}x, {scaling['explorer'][1]:.2f}x "
           f"= {scaling['explorer'][1] / scaling['bare'][1]:.0%} of what the machine gives")
-    noise(f["w1_lif"], f["d2_lif"], f["rounds"], args)
+    noise(f["w1_lif"], f["d2_lif"])
 
     print(f"\nTrivial: f(traj) = traj.x, {trivial:,} runs; "
           f"overhead/run = (time - plain loop) / runs")
@@ -575,13 +560,9 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=FULL["points"],
                         help="values of I (times 10 values of tau_ref = LIF runs)")
     parser.add_argument("--trivial-runs", type=int, default=FULL["trivial_runs"])
-    parser.add_argument("--repeat", type=int, default=10,
+    parser.add_argument("--repeat", type=int, default=30,
                         help="interleaved steady rounds at least, and tries of the plain loops "
                              "(best kept)")
-    parser.add_argument("--most", type=int, default=30,
-                        help="steady rounds at most: after --repeat, rounds go on until the "
-                             "best workers=1 and 2-worker tries are each matched by another "
-                             "within 5%%")
     parser.add_argument("--tries", type=int, default=3,
                         help="tries of the raw floor, the 1-worker cluster, chunk_size=runs/8 "
                              "and each end-to-end figure (best kept)")
