@@ -57,6 +57,15 @@ time is printed, with the median of the rounds' 2-to-1 ratios, the range of
 the steady tries and how far each best lies below the next (a warning above
 5%: then the best / best ratio moved with a single try).
 
+Why sets: the bare work itself, measured in the same rounds, scaled 1.75-2.02x
+best / best from 1 to 2 processes over twelve invocations here (the host gives
+its two cores unevenly; even the compiled loop alone, without storing, scales
+1.86-1.90x). A set of rounds in which the bare work scaled less than the
+target could not show whether explorer reaches it: such a set is put aside
+and the rounds measured again, ``--sets`` 3 times at most; all sets are
+printed, and the figures are the last set's. Whether a set is measured again
+depends on the bare work alone, never on explorer's figures.
+
 Targets (issue): steady-state runs/s with 2 workers >= 1.8x ``workers=1`` on
 the compute-bound grid; overhead <= 200 us per run with the trivial function
 (``workers=1``, and ``workers=2`` end to end, cluster start included). Exit
@@ -64,7 +73,7 @@ status 1 if a target fails at full size (smaller ``--points``/``--trivial-runs``
 are smoke tests).
 
 Usage: python benchmarks/bench_scaling.py [--points 1000] [--trivial-runs 20000]
-       [--repeat 30] [--tries 3] [--dir DIR] [--keep] [--save JSON]
+       [--repeat 30] [--sets 3] [--tries 3] [--dir DIR] [--keep] [--save JSON]
        [--no-e2e] [--no-dask1] [--no-coarse]
 """
 from __future__ import annotations
@@ -92,6 +101,7 @@ NAME = "scaling"
 FILTERS = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
 TAU_REFS = np.linspace(1.0, 10.0, 10).tolist()
 TARGETS = {"speedup": 1.8, "overhead_us": 200.0}
+STEADY = ("bare_1", "bare_2", "w1_lif", "d2_lif", "w1_trivial", "d2_trivial")
 LONE = 0.05  # a best try further than this below the next is a single lucky try
 FULL = {"points": 1000, "trivial_runs": 20_000}
 NEURON = {"V_init": 0.0, "tau_V": 12.0, "dt": 0.1, "duration": 1000.0}
@@ -324,21 +334,44 @@ def stop_cluster(executor, workers: int, f: dict) -> None:
     f[f"d{workers}_stop_s"] = timer.s
 
 
+def best_ratio(ones: list[dict], twos: list[dict]) -> float:
+    """The 2-to-1 ratio of the best tries (1 process or worker against 2)."""
+    return min(t["s"] for t in ones) / min(t["s"] for t in twos)
+
+
 def steady_rounds(workdir: str, args, f: dict) -> None:
     """Interleaved rounds on a quiet, warm machine: each round times the bare processes
     (1, then 2), then explorer with ``workers=1`` and with 2 dask workers, on both
-    workloads, so that a slow spell of the machine hits every figure of a round alike."""
+    workloads, so that a slow spell of the machine hits every figure of a round alike.
+
+    ``--repeat`` rounds make a set. When the bare work of a set scales less than the
+    target from 1 to 2 processes, the machine could not give what the target asks of
+    explorer while it was measured: the set is put aside and measured again (``--sets``
+    at most). Whether a set is measured again depends on the bare work alone.
+    """
     w1_path, d2_path = (os.path.join(workdir, name) for name in ("w1.h5", "dask2.h5"))
     executor, client = warm_cluster(2, d2_path, f)
     try:
-        for _ in range(args.repeat):
-            f["bare_1"].append(bare_processes(args.points, 1))
-            f["bare_2"].append(bare_processes(args.points, 2))
-            f["w1_lif"].append(explore(w1_path, "lif", args.points))
-            f["w1_mb"] = os.path.getsize(w1_path) / 1e6
-            f["d2_lif"].append(explore(d2_path, "lif", args.points, client=client))
-            f["w1_trivial"].append(explore(w1_path, "trivial", args.trivial_runs))
-            f["d2_trivial"].append(explore(d2_path, "trivial", args.trivial_runs, client=client))
+        for number in range(1, args.sets + 1):
+            for key in STEADY:
+                f[key] = []
+            for _ in range(args.repeat):
+                f["bare_1"].append(bare_processes(args.points, 1))
+                f["bare_2"].append(bare_processes(args.points, 2))
+                f["w1_lif"].append(explore(w1_path, "lif", args.points))
+                f["w1_mb"] = os.path.getsize(w1_path) / 1e6
+                f["d2_lif"].append(explore(d2_path, "lif", args.points, client=client))
+                f["w1_trivial"].append(explore(w1_path, "trivial", args.trivial_runs))
+                f["d2_trivial"].append(explore(d2_path, "trivial", args.trivial_runs,
+                                               client=client))
+            machine = best_ratio(f["bare_1"], f["bare_2"])
+            f["sets"].append({"bare": machine, "explorer": best_ratio(f["w1_lif"], f["d2_lif"]),
+                              **{key: f[key] for key in STEADY}})
+            if machine >= TARGETS["speedup"] or number == args.sets:
+                break
+            print(f"set {number} of {args.repeat} steady rounds: the bare work scaled "
+                  f"{machine:.2f}x from 1 to 2 processes, less than the {TARGETS['speedup']}x "
+                  f"the target asks of explorer; measuring again", flush=True)
         if args.coarse:
             f["coarse"] = -(-args.points * len(TAU_REFS) // 8)
             for _ in range(args.tries):
@@ -487,6 +520,11 @@ def report(f: dict, args) -> bool:
           f"explorer {scaling['explorer'][0]:.2f}x, {scaling['explorer'][1]:.2f}x "
           f"= {scaling['explorer'][1] / scaling['bare'][1]:.0%} of what the machine gives")
     noise(f["w1_lif"], f["d2_lif"])
+    if len(f["sets"]) > 1:
+        print("  sets of steady rounds (best / best, bare work and explorer): " + "; ".join(
+            f"{i} {s['bare']:.2f}x, {s['explorer']:.2f}x" for i, s in enumerate(f["sets"], 1))
+            + f" (a set whose bare work scaled less than {TARGETS['speedup']}x was measured "
+              "again; the figures above are the last set's)")
 
     print(f"\nTrivial: f(traj) = traj.x, {trivial:,} runs; "
           f"overhead/run = (time - plain loop) / runs")
@@ -513,6 +551,7 @@ def report(f: dict, args) -> bool:
               f"included)")
 
     speedup = one / two
+    machine = f["sets"][-1]["bare"]
     w2 = "end to end, workers=2: env.run" if f["e2e_trivial_2"] else \
         "steady, dask 2 workers (client=) env.run"
     w1 = "steady, workers=1 (in-process) env.run"
@@ -526,6 +565,10 @@ def report(f: dict, args) -> bool:
     print(f"\n  {'target':<52}{'measured':>9}  {'limit':<9} result")
     for label, value, limit, ok in checks:
         print(f"  {label:<52}{value:>9}  {limit:<9} {'PASS' if ok else 'FAIL'}")
+    if machine < TARGETS["speedup"]:
+        print(f"  (the bare work scaled {machine:.2f}x in the last of {len(f['sets'])} sets of "
+              f"steady rounds, less than {TARGETS['speedup']}x: the machine could not give what "
+              "the LIF target asks while it was measured)")
     if not full:
         print("  (smoke test: the targets are set for 1,000 x 10 LIF runs and 20,000 "
               "trivial runs)")
@@ -563,6 +606,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=30,
                         help="interleaved steady rounds at least, and tries of the plain loops "
                              "(best kept)")
+    parser.add_argument("--sets", type=int, default=3,
+                        help="sets of steady rounds at most: a set in which the bare work "
+                             "scales less than the target is measured again")
     parser.add_argument("--tries", type=int, default=3,
                         help="tries of the raw floor, the 1-worker cluster, chunk_size=runs/8 "
                              "and each end-to-end figure (best kept)")
@@ -588,7 +634,7 @@ def main() -> int:
     os.makedirs(workdir, exist_ok=True)
     keys = ["floor_loop", "floor_write", "plain_lif", "plain_trivial", "bare_1", "bare_2",
             "w1_lif", "w1_trivial", "d1_lif", "d1_trivial", "d2_lif", "d2_lif_coarse",
-            "d2_trivial"]
+            "d2_trivial", "sets"]
     keys += [f"e2e_{w}_{n}" for w in WORKLOADS for n in (1, 2)]
     f: dict = {key: [] for key in keys}
     runs = args.points * len(TAU_REFS)
