@@ -184,6 +184,60 @@ def test_per_run_sequences_of_varying_length_keep_their_type(make_env, make_item
         assert_same(loaded.res.out.crun.seq, make_items(idx))
 
 
+def _returned(x):
+    """A return value of another kind for each run, so that the returns column gets a
+    segment per kind (fixed, ragged, strings and nodes encodings)."""
+    kinds = [lambda: (float(x), x / 2), lambda: [x, x + 1], lambda: np.arange(3.0) + x,
+             lambda: np.arange(x + 1.0), lambda: f"run {x}", lambda: {"x": x}, lambda: None,
+             lambda: np.int16(x), lambda: float(x), lambda: tuple(range(x % 4))]
+    return kinds[x % len(kinds)]()
+
+
+def test_env_run_returns_values_of_every_kind_by_run(make_env):
+    env = make_env("Returns", on_error="record")
+    env.trajectory.add_parameter("x", 0)
+    env.trajectory.explore({"x": list(range(60))})
+
+    def run(view):
+        if view.x in (5, 17, 18):
+            raise ValueError("no value for this one")
+        return _returned(view.x)
+
+    results = env.run(run)
+    expected = [(x, _returned(x)) for x in range(60) if x not in (5, 17, 18)]
+    assert [idx for idx, _ in results] == [idx for idx, _ in expected]
+    for (_, got), (_, value) in zip(results, expected):
+        assert_same(got, value)
+
+
+def test_a_column_reads_the_same_values_in_stretches_and_row_by_row(h5path):
+    import tables
+
+    from explorer.storage.hdf5.columns import ColumnIndex
+
+    traj = ex.Trajectory("Column")
+    traj.add_parameter("x", 0)
+    traj.explore({"x": list(range(300))})
+    traj.store(h5path)
+    # one chunk: a segment for each kind, whose rows the reads below pick from
+    with ex.Environment.resume(h5path, "Column", progress=False, chunk_size=300) as env:
+        env.run(lambda view: (view.x, -view.x) if view.x % 7 else [view.x] * (view.x % 3 + 1))
+    with tables.open_file(h5path) as handle:
+        index = ColumnIndex(handle.get_node("/Column/returns/value"))
+        dense = index.values(handle, range(300))
+        far_apart = index.values(handle, [298, 3, 150, 0, 400])  # read row by row
+        one_by_one = {run: index.read(handle, run, False) for run in range(300)}
+        with pytest.raises(KeyError):
+            index.read(handle, 300, False)
+    assert list(dense) and sorted(dense) == list(range(300))
+    for run, value in one_by_one.items():
+        assert_same(dense[run], value)
+        assert_same(value, (run, -run) if run % 7 else [run] * (run % 3 + 1))
+    assert sorted(far_apart) == [0, 3, 150, 298]
+    for run, value in far_apart.items():
+        assert_same(value, one_by_one[run])
+
+
 @pytest.mark.parametrize("default, values", [
     (0, [1, 2]),
     (0.0, [0.5, 1.5]),

@@ -362,8 +362,8 @@ class Hdf5Store(TrajectoryStore):
                 if stored == wanted:  # every stored run, in order: what env.run asks
                     return values
                 return {idx: values[idx] for idx in wanted if idx in values}
-            return {idx: index.read(handle, idx, self.allow_pickle) for idx in wanted
-                    if index.locate(idx) is not None}
+            found = index.values(handle, wanted, self.allow_pickle)
+            return {idx: found[idx] for idx in wanted if idx in found}
 
     def run_results(self) -> "StoredRunResults":
         return self._source
@@ -441,8 +441,8 @@ class Hdf5Store(TrajectoryStore):
                 if kind == "npscalar":
                     ranges[name] = list(scalars[1])
             else:
-                ranges[name] = [index.read(handle, idx, traj.allow_pickle)
-                                for idx in range(n_runs)]
+                found = index.values(handle, range(n_runs), traj.allow_pickle)
+                ranges[name] = [found[idx] for idx in range(n_runs)]
         traj._apply(ranges, append=False, checked=True)  # values were checked when stored
 
     def _read_results(self, handle: tables.File, traj: "Trajectory", path: str, name: str,
