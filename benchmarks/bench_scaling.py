@@ -58,13 +58,14 @@ the steady tries and how far each best lies below the next (a warning above
 5%: then the best / best ratio moved with a single try).
 
 Why sets: the bare work itself, measured in the same rounds, scaled 1.75-2.02x
-best / best from 1 to 2 processes over twelve invocations here (the host gives
-its two cores unevenly; even the compiled loop alone, without storing, scales
-1.86-1.90x). A set of rounds in which the bare work scaled less than the
-target could not show whether explorer reaches it: such a set is put aside
-and the rounds measured again, ``--sets`` 3 times at most; all sets are
-printed, and the figures are the last set's. Whether a set is measured again
-depends on the bare work alone, never on explorer's figures.
+best / best from 1 to 2 processes over eighteen invocations here (the host
+gives its two cores unevenly: even the compiled loop alone, without storing,
+scaled 1.91x best / best and 1.86x as the median of 12 rounds). A set of
+rounds in which the bare work scaled less than the target could not show
+whether explorer reaches it: such a set is put aside and the rounds measured
+again, ``--sets`` 3 times at most; all sets are printed, and the figures are
+the last set's. Whether a set is measured again depends on the bare work
+alone, never on explorer's figures.
 
 Targets (issue): steady-state runs/s with 2 workers >= 1.8x ``workers=1`` on
 the compute-bound grid; overhead <= 200 us per run with the trivial function
@@ -604,7 +605,7 @@ def main() -> int:
                         help="values of I (times 10 values of tau_ref = LIF runs)")
     parser.add_argument("--trivial-runs", type=int, default=FULL["trivial_runs"])
     parser.add_argument("--repeat", type=int, default=30,
-                        help="interleaved steady rounds at least, and tries of the plain loops "
+                        help="interleaved steady rounds (a set), and tries of the plain loops "
                              "(best kept)")
     parser.add_argument("--sets", type=int, default=3,
                         help="sets of steady rounds at most: a set in which the bare work "
