@@ -58,7 +58,7 @@ the steady tries and how far each best lies below the next (a warning above
 5%: then the best / best ratio moved with a single try).
 
 Why sets: the bare work itself, measured in the same rounds, scaled 1.75-2.02x
-best / best from 1 to 2 processes over eighteen invocations here (the host
+best / best from 1 to 2 processes over 22 invocations here (the host
 gives its two cores unevenly: even the compiled loop alone, without storing,
 scaled 1.91x best / best and 1.86x as the median of 12 rounds). A set of
 rounds in which the bare work scaled less than the target could not show
