@@ -363,8 +363,9 @@ class ColumnIndex:
         """``{run: value}`` for those of ``runs`` that have a value.
 
         The rows wanted from a segment are read in one go (the stretch from the
-        first to the last of them) unless they are few and far apart: read one
-        at a time, 10,000 tuples took 0.7 s.
+        first to the last of them) unless they are few and far apart. Read one
+        at a time, the tuples 10,000 runs returned made ``env.run`` take 0.60 s
+        instead of 0.25 s.
         """
         wanted: dict[int, list[tuple[int, int]]] = {}
         for run in runs:
