@@ -512,7 +512,7 @@ def report(f: dict, args) -> bool:
     beyond1, beyond2 = (one - plain) / runs * 1e6, (2 * two - plain) / runs * 1e6
     print(f"  explorer beyond the run function, per run: workers=1 {beyond1:.0f} us; "
           f"2 workers {beyond2:.0f} us of the 2 cores' time (2 x wall - plain loop)")
-    scaling = {name: (pick(f[one_key])[0] / pick(f[two_key])[0],
+    scaling = {name: (best_ratio(f[one_key], f[two_key]),
                       statistics.median(a["s"] / b["s"] for a, b in zip(f[one_key], f[two_key])))
                for name, one_key, two_key in (("bare", "bare_1", "bare_2"),
                                               ("explorer", "w1_lif", "d2_lif"))}
