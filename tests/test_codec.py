@@ -4,7 +4,7 @@ import pytest
 import tables
 
 import explorer as ex
-from explorer.storage.hdf5.codec import chunk_compressor
+from explorer.storage.hdf5.codec import chunk_compressor, fletcher32, with_checksum
 
 SHAPE = (7, 33, 5)  # one chunk of 7 rows
 
@@ -19,12 +19,14 @@ def _dataset(handle, name, dtype, filters):
                                      "blosc:zlib", "blosc"])
 @pytest.mark.parametrize("dtype", ["<f8", "<f4", "<i8", "<i2", "|u1", "|b1", "<c16"])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_compressed_chunks_decode_through_the_files_filter(tmp_path, complib, dtype, shuffle):
+@pytest.mark.parametrize("checksum", [True, False])
+def test_compressed_chunks_decode_through_the_files_filter(tmp_path, complib, dtype, shuffle,
+                                                           checksum):
     rng = np.random.default_rng(7)
     rows = (np.cumsum(rng.normal(size=SHAPE), axis=1) * 10).astype(dtype)
-    filters = tables.Filters(5, complib, shuffle=shuffle)
+    filters = tables.Filters(5, complib, shuffle=shuffle, fletcher32=checksum)
     compress = chunk_compressor(filters.complib, filters.complevel, filters.shuffle,
-                                np.dtype(dtype).itemsize, rows.nbytes)
+                                np.dtype(dtype).itemsize, rows.nbytes, filters.fletcher32)
     assert compress is not None
     path = tmp_path / "chunks.h5"
     with tables.open_file(path, "w") as handle:
@@ -92,3 +94,45 @@ def test_packed_chunks_travel_as_one_buffer_outside_the_pickle(complib):
     assert plain.runs == list(traces)
     for idx, value in zip(plain.runs, plain.values):
         np.testing.assert_array_equal(value, traces[idx])
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 719, 720, 721, 5000, 2 * 2**20 + 3])
+@pytest.mark.parametrize("fill", ["random", "ones", "zeros"])
+def test_checksum_is_the_one_hdf5_appends(tmp_path, size, fill):
+    """HDF5's Fletcher32 filter (uncompressed dataset: it sees the raw bytes) appends
+    exactly what fletcher32() computes, for odd sizes, 0xff runs and zeros too."""
+    data = {"random": np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8),
+            "ones": np.full(size, 255, dtype=np.uint8),
+            "zeros": np.zeros(size, dtype=np.uint8)}[fill]
+    with tables.open_file(tmp_path / "sums.h5", "w") as handle:
+        dataset = handle.create_earray("/", "d", tables.UInt8Atom(), (0,),
+                                       filters=tables.Filters(0, fletcher32=True),
+                                       chunkshape=(max(size, 1),))
+        dataset.append(data if size else np.zeros(1, np.uint8))
+        stored = bytes(dataset.read_chunk((0,)))
+    raw = data.tobytes() if size else b"\0"
+    assert stored[:-4] == raw
+    assert stored == with_checksum(raw)
+    assert int.from_bytes(stored[-4:], "little") == fletcher32(raw)
+
+
+def test_checksummed_chunks_written_directly_are_checked_on_read(tmp_path):
+    """A chunk written with a direct chunk write and its checksum reads back; one
+    flipped byte in it makes HDF5 refuse the chunk instead of returning other data."""
+    rows = np.sin(np.arange(7 * 33 * 5)).reshape(SHAPE)
+    filters = tables.Filters(5, "blosc:lz4", shuffle=True, fletcher32=True)
+    compress = chunk_compressor(filters.complib, filters.complevel, True, 8, rows.nbytes, True)
+    chunk = bytearray(compress(rows))
+    path = tmp_path / "flip.h5"
+    with tables.open_file(path, "w") as handle:
+        good = _dataset(handle, "good", "<f8", filters)
+        bad = _dataset(handle, "bad", "<f8", filters)
+        for dataset in (good, bad):
+            dataset.truncate(len(rows))
+        good.write_chunk((0, 0, 0), np.frombuffer(bytes(chunk), np.uint8))
+        chunk[len(chunk) // 2] ^= 0x10
+        bad.write_chunk((0, 0, 0), np.frombuffer(bytes(chunk), np.uint8))
+    with tables.open_file(path) as handle:
+        np.testing.assert_array_equal(handle.root.good[:], rows)
+        with pytest.raises(tables.HDF5ExtError):
+            handle.root.bad[:]

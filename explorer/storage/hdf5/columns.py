@@ -235,6 +235,7 @@ def append_packed(parent: tables.Group, item: str, part: Any, *, filters: tables
     data = segment.group.data if segment is not None else None
     if ragged or data is None or data.chunkshape[0] != part.chunk_rows or \
             data.filters.complevel != part.complevel or \
+            bool(data.filters.fletcher32) != part.checksum or \
             (part.complevel and data.filters.complib != part.complib):
         raw = unpack(part)
         append_column(parent, item, raw.runs, raw.values, filters=filters,
@@ -291,7 +292,8 @@ def packed_parts(column: tables.Group) -> list[Any]:
                       for start in range(0, data.nrows, data.chunkshape[0])]
             parts.append(PackedPart.of_chunks(kind, dtype, shape, runs, data.chunkshape[0],
                                               chunks, data.filters.complib or "",
-                                              data.filters.complevel))
+                                              data.filters.complevel,
+                                              bool(data.filters.fletcher32)))
         elif encoding == "nodes":
             rows = [row for row in range(len(runs)) if runs[row] >= 0]
             parts.append(NodesPart(kind, [int(runs[row]) for row in rows],
