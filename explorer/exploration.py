@@ -33,6 +33,15 @@ def cartesian_product(values: Mapping[str, Iterable[Any]],
     >>> cartesian_product({"I": [0.0, 0.5], "tau_ref": [5.0, 10.0]}, order=("tau_ref", "I"))
     {'tau_ref': [5.0, 5.0, 10.0, 10.0], 'I': [0.0, 0.5, 0.0, 0.5]}
     """
+    if not isinstance(values, Mapping):
+        raise ExplorationError(
+            f"cartesian_product takes a dict of name -> list, got {type(values).__name__}")
+    bad = {name: type(vals).__name__ for name, vals in values.items()
+           if isinstance(vals, (str, bytes)) or not isinstance(vals, Iterable)}
+    if bad:
+        raise ExplorationError(
+            "the values of each name must be a list (or other iterable), got "
+            + ", ".join(f"{name!r}: {kind}" for name, kind in bad.items()))
     lists = {name: list(vals) for name, vals in values.items()}
     if order is None:
         order = list(lists)

@@ -3,8 +3,14 @@
 A *kind* is a short tag that says how a value is encoded in a file and how it is
 turned back into the same Python type: ``"bool"``, ``"int"``, ``"float"``,
 ``"complex"``, ``"str"`` (Python scalars), ``"npscalar"``, ``"ndarray"``,
-``"list"``, ``"tuple"``, ``"sparse"``, and for results also ``"none"``,
-``"dataframe"``, ``"series"``, ``"dict"``; ``"pickle"`` only when allowed.
+``"masked"`` (a ``numpy.ma.MaskedArray``), ``"list"``, ``"tuple"``, ``"sparse"``, and
+for results also ``"none"``, ``"dataframe"``, ``"series"``, ``"dict"``; ``"pickle"``
+only when allowed.
+
+Every value given a kind here is stored exactly (type, dtype with its byte order,
+shape, masks, strings with their NULs, pandas dtypes, categories and index
+types); a value that could not be is refused here, when it is added, with an
+:class:`UnsupportedTypeError` that names the item and the problem.
 """
 from __future__ import annotations
 
@@ -13,13 +19,16 @@ from typing import Any
 import numpy as np
 
 from .errors import UnsupportedTypeError
+from .pandas_values import pandas_problem
 
 __all__ = ["parameter_kind", "result_kind", "coerce_to_default", "is_uniform", "PARAMETER_KINDS",
-           "NUMBER_TYPES"]
+           "NUMBER_TYPES", "ARRAY_DTYPE_KINDS"]
 
 _PY_SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex", str: "str"}
-PARAMETER_KINDS = frozenset(
-    ["bool", "int", "float", "complex", "str", "npscalar", "ndarray", "list", "tuple", "sparse"])
+PARAMETER_KINDS = frozenset(["bool", "int", "float", "complex", "str", "npscalar", "ndarray",
+                             "masked", "list", "tuple", "sparse"])
+#: numpy dtype kinds of storable arrays and scalars: numbers, strings, dates and durations.
+ARRAY_DTYPE_KINDS = "biufcUSmM"
 
 
 def _is_sparse(value: Any) -> bool:
@@ -35,15 +44,27 @@ def _scalar_kind(value: Any) -> str | None:
     kind = _PY_SCALARS.get(type(value))
     if kind is not None:
         return kind
-    if isinstance(value, np.generic) and value.dtype.kind in "biufcUS":
+    if isinstance(value, np.generic) and value.dtype.kind in ARRAY_DTYPE_KINDS:
         return "npscalar"
     return None
 
 
+def _array_keeps(item: Any) -> bool:
+    """Whether ``item`` comes back the same from an array of items of its type."""
+    if type(item) is int:
+        return -2**63 <= item < 2**63
+    if isinstance(item, (str, bytes)):  # numpy drops the trailing NULs of array elements
+        return not item.endswith("\x00" if isinstance(item, str) else b"\x00") and \
+            not isinstance(item, np.generic)
+    return True
+
+
 def is_uniform(sequence: list | tuple) -> bool:
-    """Whether every element of ``sequence`` has the same type (so an array keeps it)."""
-    return len({type(item) for item in sequence}) <= 1 and not any(
-        type(item) is int and not -2**63 <= item < 2**63 for item in sequence)
+    """Whether every element of ``sequence`` has the same type and an array keeps them exactly.
+
+    Such a sequence is stored as one array; any other as one node per element.
+    """
+    return len({type(item) for item in sequence}) <= 1 and all(map(_array_keeps, sequence))
 
 
 def _sequence_ok(value: list | tuple) -> bool:
@@ -55,7 +76,11 @@ def _plain_kind(value: Any) -> str | None:
     if kind is not None:
         return kind
     if isinstance(value, np.ndarray):
-        return "ndarray" if value.dtype.kind in "biufcUSmM" else None
+        if value.dtype.kind not in ARRAY_DTYPE_KINDS:
+            return None
+        if type(value) is np.ndarray or type(value) is np.memmap:
+            return "ndarray"
+        return "masked" if type(value) is np.ma.MaskedArray else None
     if isinstance(value, (list, tuple)):
         return type(value).__name__ if _sequence_ok(value) else None
     if _is_sparse(value):
@@ -107,10 +132,15 @@ def result_kind(name: str, value: Any, allow_pickle: bool = False) -> str:
     if module.startswith("pandas"):
         import pandas as pd
 
-        if isinstance(value, pd.DataFrame):
-            return "dataframe"
-        if isinstance(value, pd.Series):
-            return "series"
+        kind = "dataframe" if isinstance(value, pd.DataFrame) else \
+            "series" if isinstance(value, pd.Series) else None
+        problem = pandas_problem(value) if kind else None
+        if kind and not problem:
+            return kind
+        if problem and not allow_pickle:
+            raise UnsupportedTypeError(
+                f"result item {name!r}: {problem}. Make the trajectory with allow_pickle=True "
+                "to store it pickled")
     if isinstance(value, dict) and all(isinstance(key, str) for key in value):
         for key, item in value.items():
             result_kind(f"{name}[{key!r}]", item, allow_pickle)

@@ -9,15 +9,18 @@ values in one of four encodings:
     Values of one dtype and shape stacked along a first, run axis in one chunked,
     compressed EArray (``data``, shape ``(rows, *shape)``). Scalars are shape ``()``.
 ``ragged``
-    Numeric arrays whose shapes vary: a VLArray ``data`` of flattened rows and an
-    EArray ``shapes`` (``(rows, ndim)``).
+    Numeric arrays whose shapes vary, or that are empty (a chunk cannot have a
+    zero-length axis): a VLArray ``data`` of flattened rows and an EArray
+    ``shapes`` (``(rows, ndim)``).
 ``strings``
     Python strings: a VLArray ``data`` of UTF-8 bytes.
 ``nodes``
     Anything else (DataFrames, dicts, sparse matrices...): one child of group
     ``data`` per row, named ``r<row>``, written by :mod:`.nodes`.
 
-A later row for the same run replaces an earlier one when read.
+A later row for the same run replaces an earlier one when read. The segment's
+``dtype`` attribute is the values' own (a big-endian one, say), which rows read
+from HDF5 are given back.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ APPEND_BYTES = 32 * 1024 * 1024
 
 
 def signature(value: Any, allow_pickle: bool) -> tuple[str, str, str, tuple[int, ...]]:
+    """``(encoding, kind, dtype, shape)`` of the segment a value of one run belongs in."""
     if value is None:
         return ("fixed", "none", "|b1", ())
     if type(value) is np.ndarray and value.dtype.kind in "biufc":
@@ -65,8 +69,8 @@ def signature(value: Any, allow_pickle: bool) -> tuple[str, str, str, tuple[int,
     if fixed is not None and (fixed[0] != "int" or -2**63 <= value < 2**63):
         return ("fixed", fixed[0], fixed[1], ())
     kind = result_kind("item", value, allow_pickle)
-    if kind in _FIXED_KINDS and kind != "int" and (kind not in ("list", "tuple") or
-                                                  is_uniform(value)):
+    if kind in _FIXED_KINDS and kind != "int" and (kind not in ("list", "tuple") or (
+            is_uniform(value) and not (value and isinstance(value[0], np.generic)))):
         array = np.asarray(value)
         if array.dtype.kind in "biufc":
             return ("fixed", kind, array.dtype.str, array.shape)
@@ -190,7 +194,8 @@ def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: 
             ragged = next((s for s in segments if s.key() == ("ragged", *family)), None)
             fixed = [s for s in segments if s.key() == ("fixed", *family)]
             exact = next((s for s in fixed if s.shape == shape), None)
-            if shape and (ragged is not None or len(shapes[family]) > 1 or (fixed and not exact)):
+            if shape and (ragged is not None or len(shapes[family]) > 1 or (fixed and not exact)
+                          or 0 in shape):
                 encoding = "ragged"
                 segment = ragged
             else:
@@ -305,6 +310,11 @@ def packed_parts(column: tables.Group) -> list[Any]:
     return parts
 
 
+def _as_stored(block: np.ndarray, dtype: str) -> np.ndarray:
+    """``block`` in the segment's dtype (HDF5 reads big-endian data as little-endian)."""
+    return block if block.dtype.str == dtype else block.astype(dtype)
+
+
 class ColumnIndex:
     """Where each run's value of one column is: read once, then one lookup per run.
 
@@ -394,7 +404,9 @@ class ColumnIndex:
         if encoding == "fixed":
             if kind == "none":
                 return [None] * (stop - start)
-            block = group.data[start:stop]
+            block = _as_stored(group.data[start:stop], dtype)
+            if kind == "ndarray" and not shape:  # 0-d arrays stay arrays
+                return [block[row, ...] for row in range(len(block))]
             if kind in NUMBER_TYPES:
                 return [NUMBER_TYPES[kind](value) for value in block.tolist()]
             if kind == "npscalar":
@@ -404,7 +416,7 @@ class ColumnIndex:
                     [tuple(value) for value in block.tolist()]
             return list(block)
         if encoding == "ragged":
-            arrays = [flat.reshape(tuple(dims)) for flat, dims in
+            arrays = [_as_stored(flat, dtype).reshape(tuple(dims)) for flat, dims in
                       zip(group.data[start:stop], group.shapes[start:stop])]
             if kind in ("list", "tuple"):
                 return [array.tolist() if kind == "list" else tuple(array.tolist())

@@ -262,7 +262,7 @@ class _ItemRows:
         key = ("ndarray", dtype.str, shape)
         packer = self.packers.get(key)
         if packer is None:
-            if not shape or dtype.kind not in "biufc" or \
+            if not shape or dtype.kind not in "biufc" or not dtype.isnative or \
                     math.prod(shape) * dtype.itemsize < PACK_MIN_ROW_BYTES:
                 return None
             packer = self.packers[key] = _Packer(*key, settings)

@@ -2,7 +2,8 @@
 
 Every node written here carries a ``kind`` attribute (see :mod:`explorer.values`)
 that says how to turn it back into the same Python type. Arrays are plain HDF5
-datasets; strings are UTF-8 bytes; a DataFrame is a group of column datasets.
+datasets (with attribute ``dtype`` where HDF5 would not give their dtype back);
+strings are UTF-8 bytes; a DataFrame is a group of column nodes (:mod:`.pandas_codec`).
 Nothing here pickles unless the kind is ``"pickle"``, and reading that kind
 without permission raises :class:`~explorer.errors.UnsafeDataError`.
 """
@@ -16,7 +17,8 @@ import numpy as np
 import tables
 
 from ...errors import UnsafeDataError, UnsupportedTypeError
-from ...values import NUMBER_TYPES, is_uniform, parameter_kind
+from ...values import NUMBER_TYPES, is_uniform, parameter_kind, result_kind
+from .pandas_codec import Tree, frame_from_tree, frame_to_tree
 
 __all__ = ["write_value", "read_value", "to_array", "from_array", "attr", "FILTERS_SIZE"]
 
@@ -34,34 +36,42 @@ def attr(node: tables.Node, name: str, default: Any = None) -> Any:
     return value
 
 
-def _label(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 # --------------------------------------------------------------------- arrays
 def to_array(value: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """A numpy array PyTables can write, and attributes needed to undo the conversion."""
+    """A numpy array PyTables can write, and attributes needed to undo the conversion.
+
+    Unicode arrays become UTF-8 bytes, datetimes and timedeltas int64, and
+    arrays of the other byte order native ones; attribute ``dtype`` then keeps
+    the original dtype (itemsize, unit, byte order), which HDF5 would not.
+    """
     array = np.asarray(value)
+    original = array.dtype
     extra: dict[str, Any] = {}
-    if array.dtype.kind == "U":
+    if original.kind == "O":
+        raise UnsupportedTypeError(f"cannot store an object array {array!r:.60}")
+    if not original.isnative:
+        array = array.astype(original.newbyteorder("="))
+    if original.kind == "U":
         extra["unicode"] = True
         array = np.char.encode(array, "utf-8") if array.size else array.astype("S1")
-    elif array.dtype.kind in "mM":
-        extra["dtype"] = array.dtype.str
+    elif original.kind in "mM":
         array = array.view(np.int64)
-    elif array.dtype.kind == "O":
-        raise UnsupportedTypeError(f"cannot store an object array {array!r:.60}")
     if array.dtype.kind == "S" and array.dtype.itemsize == 0:
         array = array.astype("S1")
+    if original.kind in "UmM" or not original.isnative:
+        extra["dtype"] = original.str
     return array, extra
 
 
 def from_array(array: np.ndarray, node_attrs: dict[str, Any]) -> np.ndarray:
     """Undo :func:`to_array`."""
+    dtype = np.dtype(node_attrs["dtype"]) if node_attrs.get("dtype") else None
     if node_attrs.get("unicode"):
         array = np.char.decode(array, "utf-8")
-    elif node_attrs.get("dtype"):
-        array = array.view(np.dtype(node_attrs["dtype"]))
+    elif dtype is not None and dtype.kind in "mM":
+        array = array.view(dtype.newbyteorder("="))
+    if dtype is not None and array.dtype != dtype:
+        array = array.astype(dtype)
     return array
 
 
@@ -79,6 +89,9 @@ def _set_attrs(node: tables.Node, **attrs: Any) -> None:
 
 
 # ------------------------------------------------------------------- writing
+_ARRAY_KINDS = ("bool", "int", "float", "complex", "npscalar", "ndarray", "list", "tuple")
+
+
 def write_value(where: tables.Group, name: str, value: Any, kind: str,
                 filters: tables.Filters, comment: str | None = None) -> tables.Node:
     """Write ``value`` (of ``kind``) as node ``name`` below ``where``."""
@@ -91,13 +104,17 @@ def write_value(where: tables.Group, name: str, value: Any, kind: str,
     elif kind == "int" and not -2**63 <= value < 2**63:
         node = handle.create_array(where, name, obj=np.bytes_(str(value).encode()))
         _set_attrs(node, bigint=True)
-    elif kind in ("bool", "int", "float", "complex", "npscalar", "ndarray", "list", "tuple", "str"):
-        raw = value.encode("utf-8") if kind == "str" else value
-        if kind in ("list", "tuple") and len(value) == 0:
-            raw = np.zeros(0)
-        array, extra = to_array(np.bytes_(raw) if kind == "str" else raw)
+    elif kind == "str" or kind == "npscalar" and value.dtype.kind in "US":
+        node = _write_text(where, name, value)
+    elif kind in _ARRAY_KINDS:
+        empty = kind in ("list", "tuple") and len(value) == 0
+        array, extra = to_array(np.zeros(0) if empty else value)
         node = _write_array(where, name, array, filters)
         _set_attrs(node, **extra)
+        if kind in ("list", "tuple") and not empty and isinstance(value[0], np.generic):
+            _set_attrs(node, items="npscalar")
+    elif kind == "masked":
+        node = _write_masked(where, name, value, filters)
     elif kind == "sparse":
         node = handle.create_group(where, name)
         coo = value.tocoo()
@@ -108,10 +125,8 @@ def write_value(where: tables.Group, name: str, value: Any, kind: str,
     elif kind == "none":
         node = handle.create_group(where, name)
     elif kind in ("dataframe", "series"):
-        node = _write_frame(where, name, value, kind, filters)
+        node = _write_tree(where, name, frame_to_tree(value, kind, name), filters)
     elif kind == "dict":
-        from ...values import result_kind
-
         node = handle.create_group(where, name)
         keys = list(value)
         for i, key in enumerate(keys):
@@ -128,57 +143,47 @@ def write_value(where: tables.Group, name: str, value: Any, kind: str,
     return node
 
 
-def _write_frame(where: tables.Group, name: str, value: Any, kind: str,
-                 filters: tables.Filters) -> tables.Group:
-    import pandas as pd
+def _write_text(where: tables.Group, name: str,
+                value: str | np.str_ | np.bytes_) -> tables.Leaf:
+    """A str (or numpy str or bytes scalar) as a scalar of UTF-8 bytes.
 
-    frame = value.to_frame(name="__series__") if kind == "series" else value
-    for axis_name, axis in (("index", frame.index), ("columns", frame.columns)):
-        if isinstance(axis, pd.MultiIndex):
-            raise UnsupportedTypeError(
-                f"result item {name!r}: a MultiIndex on the {axis_name} cannot be stored; "
-                "reset it to columns first (frame.reset_index())")
-    node = where._v_file.create_group(where, name)
-    _write_column(node, "index", frame.index.to_numpy(), str(frame.index.dtype), filters, name)
-    for i, column in enumerate(frame.columns):
-        series = frame.iloc[:, i]
-        _write_column(node, f"c{i}", series.to_numpy(), str(series.dtype), filters,
-                      f"{name}[{column!r}]")
-    labels = [] if kind == "series" else [_label(c) for c in frame.columns]
-    try:
-        encoded_labels = json.dumps(labels)
-    except TypeError:
-        raise UnsupportedTypeError(
-            f"result item {name!r}: column labels must be str or numbers, got "
-            f"{[type(c).__name__ for c in labels]}") from None
-    _set_attrs(node, columns=encoded_labels, columns_dtype=str(frame.columns.dtype),
-               ncolumns=len(frame.columns), index_name=json.dumps(_label(frame.index.name)),
-               columns_name=json.dumps(_label(frame.columns.name)) if kind == "dataframe"
-               else "null",
-               series_name=json.dumps(_label(value.name)) if kind == "series" else "null")
+    HDF5 drops a string's trailing NULs: attribute ``nbytes`` then keeps its length.
+    """
+    data = bytes(value) if isinstance(value, bytes) else value.encode("utf-8")
+    node = where._v_file.create_array(where, name,
+                                      obj=np.array(data, dtype=f"S{max(1, len(data))}"))
+    if data.endswith(b"\0"):
+        _set_attrs(node, nbytes=len(data))
+    if isinstance(value, np.generic):
+        _set_attrs(node, text="bytes_" if isinstance(value, bytes) else "str_")
     return node
 
 
-def _write_column(where: tables.Group, name: str, values: np.ndarray, dtype: str,
-                  filters: tables.Filters, what: str) -> None:
-    if values.dtype.kind == "O":
-        items = values.tolist()
-        missing = [i for i, item in enumerate(items) if item is None or item != item]
-        present = [item for item in items if not (item is None or item != item)]
-        if all(isinstance(item, str) for item in present):
-            values = np.array(["" if (i is None or i != i) else i for i in items], dtype=str)
-        else:
-            values = np.array(items)
-            missing = []
-            if values.dtype.kind not in "biufcU":
-                raise UnsupportedTypeError(
-                    f"column {what} holds mixed Python objects; only numbers, booleans, "
-                    "strings and dates can be stored")
+def _write_masked(where: tables.Group, name: str, value: np.ma.MaskedArray,
+                  filters: tables.Filters) -> tables.Group:
+    """A masked array as a group: ``data``, ``mask`` (unless it has none) and ``fill_value``."""
+    node = where._v_file.create_group(where, name)
+    write_value(node, "data", np.asarray(value.data), "ndarray", filters)
+    if value.mask is not np.ma.nomask:
+        write_value(node, "mask", np.ma.getmaskarray(value), "ndarray", filters)
+    write_value(node, "fill_value", np.asarray(value.fill_value, dtype=value.dtype), "ndarray",
+                filters)
+    return node
+
+
+def _write_tree(where: tables.Group, name: str, tree: Tree,
+                filters: tables.Filters) -> tables.Node:
+    """Write a :class:`~.pandas_codec.Tree`: its array as a dataset, or a group of its children."""
+    if tree.array is not None:
+        array, extra = to_array(tree.array)
+        node = _write_array(where, name, array, filters)
+        _set_attrs(node, **extra)
     else:
-        missing = []
-    array, extra = to_array(values)
-    node = _write_array(where, name, array, filters)
-    _set_attrs(node, pandas_dtype=dtype, missing=json.dumps(missing), **extra)
+        node = where._v_file.create_group(where, name)
+        for child, subtree in tree.children.items():
+            _write_tree(node, child, subtree, filters)
+    _set_attrs(node, **tree.attrs)
+    return node
 
 
 # ------------------------------------------------------------------- reading
@@ -197,20 +202,22 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
         return items if kind == "list" else tuple(items)
     if kind == "int" and attr(node, "bigint"):
         return int(bytes(node.read()[()]).decode())
-    if kind in ("bool", "int", "float", "complex", "str", "npscalar", "ndarray", "list", "tuple"):
-        raw = node.read()
-        array = from_array(np.asarray(raw), _attrs(node))
-        if kind == "str":
-            return bytes(array[()]).decode("utf-8")
+    if kind == "str" or kind == "npscalar" and attr(node, "text"):
+        return _read_text(node, kind)
+    if kind in _ARRAY_KINDS:
+        array = from_array(np.asarray(node.read()), _attrs(node))
         if kind in ("bool", "int", "float", "complex"):
             return NUMBER_TYPES[kind](array[()])
         if kind == "npscalar":
             return array[()]
-        if kind == "list":
-            return array.tolist()
-        if kind == "tuple":
-            return tuple(array.tolist())
+        if kind in ("list", "tuple"):
+            items = list(array) if attr(node, "items") == "npscalar" else array.tolist()
+            return items if kind == "list" else tuple(items)
         return array
+    if kind == "masked":
+        mask = read_value(node.mask) if "mask" in node else np.ma.nomask
+        return np.ma.MaskedArray(read_value(node.data), mask=mask,
+                                 fill_value=read_value(node.fill_value))
     if kind == "sparse":
         import scipy.sparse
 
@@ -224,7 +231,7 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
     if kind == "none":
         return None
     if kind in ("dataframe", "series"):
-        return _read_frame(node, kind)
+        return frame_from_tree(_read_tree(node), kind)
     if kind == "dict":
         keys = json.loads(attr(node, "keys"))
         return {key: read_value(node._f_get_child(f"item{i}"), allow_pickle)
@@ -232,35 +239,24 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
     raise UnsupportedTypeError(f"{node._v_pathname!r} has unknown kind {kind!r}")
 
 
+def _read_text(node: tables.Leaf, kind: str) -> str | np.str_ | np.bytes_:
+    """Undo :func:`_write_text`."""
+    attrs = _attrs(node)
+    data = bytes(node.read()[()]).ljust(int(attrs.get("nbytes", 0)), b"\0")
+    if attrs.get("text") == "bytes_":
+        return np.bytes_(data)
+    text = data.decode("utf-8")
+    return np.str_(text) if kind == "npscalar" else text
+
+
 def _attrs(node: tables.Node) -> dict[str, Any]:
     return {name: attr(node, name) for name in node._v_attrs._f_list("user")}
 
 
-def _read_column(node: tables.Leaf) -> Any:
-    import pandas as pd
-
-    info = _attrs(node)
-    values = from_array(node.read(), info)
-    dtype = info.get("pandas_dtype", str(values.dtype))
-    missing = json.loads(info.get("missing", "[]"))
-    if missing:
-        values = values.astype(object)
-        values[missing] = None
-    return pd.array(values, dtype=dtype) if dtype != "object" else values.astype(object)
-
-
-def _read_frame(node: tables.Group, kind: str) -> Any:
-    import pandas as pd
-
-    labels = json.loads(attr(node, "columns"))
-    index = pd.Index(_read_column(node.index), name=json.loads(attr(node, "index_name")))
-    ncolumns = int(attr(node, "ncolumns"))
-    columns = [_read_column(node._f_get_child(f"c{i}")) for i in range(ncolumns)]
-    if kind == "series":
-        return pd.Series(columns[0], index=index, name=json.loads(attr(node, "series_name")))
-    column_index = pd.Index(labels, dtype=attr(node, "columns_dtype"),
-                            name=json.loads(attr(node, "columns_name", "null")))
-    data = {i: column for i, column in enumerate(columns)}
-    frame = pd.DataFrame(data, index=index)
-    frame.columns = column_index
-    return frame
+def _read_tree(node: tables.Node) -> Tree:
+    """The :class:`~.pandas_codec.Tree` of a node written by :func:`_write_tree`."""
+    attrs = _attrs(node)
+    if isinstance(node, tables.Leaf):
+        return Tree(attrs, array=from_array(node.read(), attrs))
+    return Tree(attrs, children={child._v_name: _read_tree(child)
+                                 for child in node._f_iter_nodes()})
