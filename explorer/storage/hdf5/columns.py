@@ -79,6 +79,14 @@ def signature(value: Any, allow_pickle: bool) -> tuple[str, str, str, tuple[int,
     return ("nodes", kind, "", ())
 
 
+def _variable(filters: tables.Filters) -> tables.Filters:
+    """``filters`` for a VLArray: HDF5 refuses a checksum on variable-length data."""
+    if not filters.fletcher32:
+        return filters
+    return tables.Filters(complevel=filters.complevel, complib=filters.complib,
+                          shuffle=filters.shuffle, bitshuffle=filters.bitshuffle)
+
+
 class _Segment:
     """Writes rows into one segment."""
 
@@ -111,12 +119,12 @@ class _Segment:
                                  chunkshape=(chunk_rows(row_bytes), *shape))
         elif encoding == "ragged":
             handle.create_vlarray(group, "data", tables.Atom.from_dtype(np.dtype(dtype)),
-                                  filters=filters, expectedrows=expected)
+                                  filters=_variable(filters), expectedrows=expected)
             handle.create_earray(group, "shapes", tables.Int64Atom(), (0, len(shape)),
                                  filters=filters, expectedrows=expected)
         elif encoding == "strings":
-            handle.create_vlarray(group, "data", tables.VLStringAtom(), filters=filters,
-                                  expectedrows=expected)
+            handle.create_vlarray(group, "data", tables.VLStringAtom(),
+                                  filters=_variable(filters), expectedrows=expected)
         else:
             handle.create_group(group, "data")
         return cls(group)
