@@ -323,6 +323,61 @@ def _as_stored(block: np.ndarray, dtype: str) -> np.ndarray:
     return block if block.dtype.str == dtype else block.astype(dtype)
 
 
+_ENCODINGS = ("fixed", "ragged", "strings", "nodes")
+#: The kinds each encoding can hold (a node row carries its own kind).
+_SEGMENT_KINDS = {"fixed": _FIXED_KINDS | {"none"}, "ragged": {"ndarray", "list", "tuple"},
+                  "strings": {"str"}}
+
+
+def _checked_segment(group: tables.Group) -> tuple[np.ndarray, tuple[str, str, str, str,
+                                                                     tuple[int, ...]]]:
+    """A segment's run indices and ``(name, encoding, kind, dtype, shape)``, checked.
+
+    Everything later reads rows by these figures, so a malformed segment (a
+    hand-edited or damaged file) is refused here with a ``ValueError`` saying
+    what does not fit, before a wrong shape or count sizes a read.
+    """
+    where = f"segment {group._v_pathname!r}"
+    encoding, kind, dtype = attr(group, "encoding"), attr(group, "kind"), attr(group, "dtype")
+    if encoding not in _ENCODINGS or not isinstance(kind, str) or \
+            kind not in _SEGMENT_KINDS.get(encoding, (kind,)):
+        raise ValueError(f"{where}: unknown encoding {encoding!r} or kind {kind!r}")
+    shape = json.loads(attr(group, "shape", "[]"))
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise ValueError(f"{where}: shape {shape!r:.60} is not a list of sizes")
+    shape = tuple(shape)
+    runs_node = group._f_get_child("runs")
+    if not isinstance(runs_node, tables.Array) or len(runs_node.shape) != 1 or \
+            runs_node.dtype.kind not in "iu":
+        raise ValueError(f"{where}: 'runs' is not a 1-d integer dataset")
+    runs = runs_node.read().astype(np.int64, copy=False)
+    if len(runs) and runs.min() < -1:
+        raise ValueError(f"{where}: negative run index {runs.min()}")
+    data = group._f_get_child("data")
+    if encoding in ("fixed", "ragged"):
+        expected = np.dtype(dtype)
+        if expected.kind not in "biufc":
+            raise ValueError(f"{where}: dtype {dtype!r} is not numeric")
+    if encoding == "fixed":
+        if not isinstance(data, tables.Array) or data.shape != (len(runs), *shape) or \
+                data.dtype != expected:
+            raise ValueError(f"{where}: 'data' should hold {len(runs)} rows of shape "
+                             f"{shape} and dtype {expected}, not {getattr(data, 'shape', '?')} "
+                             f"of {getattr(data, 'dtype', '?')}")
+    elif encoding in ("ragged", "strings"):
+        if not isinstance(data, tables.VLArray) or data.nrows != len(runs):
+            raise ValueError(f"{where}: 'data' should be a VLArray of {len(runs)} rows")
+        if encoding == "ragged":
+            shapes = group._f_get_child("shapes")
+            if data.atom.dtype != expected or not isinstance(shapes, tables.Array) or \
+                    shapes.shape != (len(runs), len(shape)) or shapes.dtype.kind not in "iu":
+                raise ValueError(f"{where}: 'data' or 'shapes' does not match {len(runs)} "
+                                 f"rows of {len(shape)}-d {expected} arrays")
+    elif not isinstance(data, tables.Group):
+        raise ValueError(f"{where}: 'data' should be a group of value nodes")
+    return runs, (group._v_name, encoding, kind, dtype, shape)
+
+
 class ColumnIndex:
     """Where each run's value of one column is: read once, then one lookup per run.
 
@@ -336,12 +391,11 @@ class ColumnIndex:
         self.path = column._v_pathname
         runs, segment_ids, rows, self.segments = [], [], [], []
         for i, group in enumerate(column._f_iter_nodes("Group")):
-            seg_runs = group.runs.read()
+            seg_runs, entry = _checked_segment(group)
             runs.append(seg_runs)
             segment_ids.append(np.full(len(seg_runs), i, dtype=np.int32))
             rows.append(np.arange(len(seg_runs), dtype=np.int64))
-            self.segments.append((group._v_name, attr(group, "encoding"), attr(group, "kind"),
-                                  attr(group, "dtype"), tuple(json.loads(attr(group, "shape")))))
+            self.segments.append(entry)
         all_runs = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
         self._segment_ids = np.concatenate(segment_ids) if runs else np.zeros(0, np.int32)
         self._rows = np.concatenate(rows) if runs else np.zeros(0, np.int64)

@@ -22,6 +22,7 @@ from ...results import LazyItem, Result
 from ...records import RunStatus
 from ..base import RunTable, TrajectoryStore
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
+from .damage import count, damaged, reported
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
 from .files import generation, reading, release, rewriting, writing
 from .nodes import attr, read_value, write_value
@@ -52,7 +53,7 @@ def _group(handle: tables.File, parent: str, name: str, **attrs: Any) -> tables.
 
 def trajectory_names(filename: str) -> list[str]:
     """Names of the trajectories stored in ``filename``."""
-    with reading(filename) as handle:
+    with reading(filename) as handle, reported(filename, "the list of trajectories"):
         return [group._v_name for group in handle.root._f_iter_nodes("Group")
                 if attr(group, "explorer_node") == "trajectory"]
 
@@ -95,7 +96,7 @@ class Hdf5Store(TrajectoryStore):
     def exists(self) -> bool:
         if not os.path.exists(self.filename):
             return False
-        with reading(self.filename) as handle:
+        with reading(self.filename) as handle, reported(self.filename, self._what):
             return self.path in handle
 
     def close(self) -> None:
@@ -105,9 +106,13 @@ class Hdf5Store(TrajectoryStore):
     def uid(self) -> str:
         """A name unique to this trajectory's creation (a replaced one gets another)."""
         if self._uid is None:
-            with reading(self.filename) as handle:
+            with reading(self.filename) as handle, reported(self.filename, self._what):
                 self._uid = str(attr(handle.get_node(self.path), "uid", "") or "legacy")
         return self._uid
+
+    @property
+    def _what(self) -> str:
+        return f"trajectory {self.name!r}"
 
     def _template_path(self, template: str) -> str:
         return f"{self.path}/{template.replace('.', '/')}"
@@ -327,7 +332,8 @@ class Hdf5Store(TrajectoryStore):
 
     def sessions(self) -> list[dict[str, Any]]:
         """The session log: when, where and with what each exploration ran."""
-        with reading(self.filename) as handle:
+        with reading(self.filename) as handle, \
+                reported(self.filename, f"{self._what}: its sessions"):
             path = f"{self.path}/sessions"
             if path not in handle:
                 return []
@@ -335,8 +341,14 @@ class Hdf5Store(TrajectoryStore):
 
     # ----------------------------------------------------------------- reading
     def run_table(self) -> RunTable:
-        with reading(self.filename) as handle:
-            table = handle.get_node(f"{self.path}/runs").read()
+        with reading(self.filename) as handle, \
+                reported(self.filename, f"{self._what}: its run table"):
+            node = handle.get_node(f"{self.path}/runs")
+            if not isinstance(node, tables.Table) or \
+                    not set(RUN_ROW.names) <= set(node.coldtypes):
+                raise damaged(self.filename, f"{self._what}: its run table",
+                              f"expected a table with columns {', '.join(RUN_ROW.names)}")
+            table = node.read()
         order = np.argsort(table["idx"], kind="stable")
         table = table[order]
         last = np.ones(len(table), dtype=bool)
@@ -354,7 +366,8 @@ class Hdf5Store(TrajectoryStore):
     def _per_run_values(self, column: str, runs: Iterable[int]) -> dict[int, Any]:
         wanted = list(runs)
         path = f"{self.path}/{column}"
-        with reading(self.filename) as handle:
+        with reading(self.filename) as handle, \
+                reported(self.filename, f"{self._what}: column {column!r}"):
             if path not in handle:
                 return {}
             index = self.column_index(handle, path)
@@ -373,7 +386,8 @@ class Hdf5Store(TrajectoryStore):
 
     def scalar_columns(self) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
         found: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        with reading(self.filename) as handle:
+        with reading(self.filename) as handle, \
+                reported(self.filename, f"{self._what}: its per-run scalars"):
             for template in self._source.templates():
                 for item in self._source.items(template):
                     path = f"{self._template_path(template)}/{item}"
@@ -389,7 +403,7 @@ class Hdf5Store(TrajectoryStore):
         if load not in ("lazy", "parameters", "all"):
             raise ValueError(f"load must be 'lazy', 'parameters' or 'all', got {load!r}")
         self.allow_pickle = allow_pickle
-        with reading(self.filename) as handle:
+        with reading(self.filename) as handle, reported(self.filename, self._what):
             if self.path not in handle or \
                     attr(handle.get_node(self.path), "explorer_node") != "trajectory":
                 names = trajectory_names(self.filename)
@@ -430,13 +444,23 @@ class Hdf5Store(TrajectoryStore):
 
     def _read_exploration(self, handle: tables.File, traj: "Trajectory") -> None:
         group = handle.get_node(self.path)
+        what = f"{self._what}: its exploration"
         names = json.loads(attr(group, "explored", "[]"))
-        n_runs = int(attr(group, "explored_runs", 0))
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise damaged(self.filename, what, f"attribute 'explored' is {names!r:.80}, "
+                          "not a list of parameter names")
+        n_runs = count(self.filename, f"{what} (attribute 'explored_runs')",
+                       attr(group, "explored_runs", 0))
         if not names:
             return
         ranges = {}
         for i, name in enumerate(names):
             index = self.column_index(handle, f"{self.path}/exploration/p{i}")
+            stored = index.runs
+            if n_runs and (len(stored) < n_runs or stored[0] != 0 or stored[n_runs - 1] != n_runs - 1):
+                raise damaged(self.filename, what,
+                              f"{n_runs} explored runs, but the column of {name!r} holds values "
+                              f"for {len(stored)} runs, not runs 0 to {n_runs - 1}")
             scalars = index.scalars(handle)
             if scalars is not None and len(scalars[0]) == n_runs:
                 ranges[name] = scalars[1].tolist()
@@ -489,7 +513,7 @@ class _ItemLoader:
         self.filename, self.path, self.allow_pickle = filename, path, allow_pickle
 
     def __call__(self) -> Any:
-        with reading(self.filename) as handle:
+        with reading(self.filename) as handle, reported(self.filename, f"item {self.path!r}"):
             return read_value(handle.get_node(self.path), self.allow_pickle)
 
 
@@ -501,7 +525,8 @@ class StoredRunResults:
 
     def templates(self) -> dict[str, str]:
         found: dict[str, str] = {}
-        with reading(self._store.filename) as handle:
+        with reading(self._store.filename) as handle, \
+                reported(self._store.filename, f"{self._store._what}: its per-run results"):
             root = f"{self._store.path}/results"
             if root not in handle:
                 return found
@@ -514,14 +539,16 @@ class StoredRunResults:
 
     def items(self, template: str) -> list[str]:
         path = self._store._template_path(template)
-        with reading(self._store.filename) as handle:
+        with reading(self._store.filename) as handle, \
+                reported(self._store.filename, f"{self._store._what}: results {template!r}"):
             if path not in handle:
                 return []
             return [g._v_name for g in handle.get_node(path)._f_iter_nodes("Group")
                     if attr(g, "explorer_node") == "column"]
 
     def runs(self, template: str, item: str) -> np.ndarray:
-        with reading(self._store.filename) as handle:
+        with reading(self._store.filename) as handle, \
+                reported(self._store.filename, f"{self._store._what}: {template}.{item}"):
             path = f"{self._store._template_path(template)}/{item}"
             if path not in handle:
                 return np.zeros(0, dtype=np.int64)
@@ -532,8 +559,12 @@ class StoredRunResults:
         with reading(self._store.filename) as handle:
             if path not in handle:
                 raise KeyError(item)
-            return self._store.column_index(handle, path).read(handle, idx,
-                                                               self._store.allow_pickle)
+            with reported(self._store.filename, f"{self._store._what}: {template}.{item}"):
+                found = self._store.column_index(handle, path).values(
+                    handle, [idx], self._store.allow_pickle)
+        if idx not in found:
+            raise KeyError(idx)
+        return found[idx]
 
 
 def _template_root(column: tables.Group) -> tables.Group:
