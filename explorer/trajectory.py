@@ -230,6 +230,8 @@ class Trajectory:
         if branch is None:
             raise InvalidNameError(
                 f"{name!r} must start with a branch: one of {', '.join(BRANCH_ALIASES)}")
+        if not rest:
+            raise InvalidNameError(f"{name!r} names the branch {branch!r}, not a node in it")
         return branch, rest
 
     def _make_groups(self, branch: str, segments: Sequence[str]) -> Group:

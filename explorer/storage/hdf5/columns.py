@@ -149,7 +149,7 @@ class _Segment:
                                      .reshape(len(arrays), len(self.shape)))
         elif self.encoding == "strings":
             for value in values:
-                data.append(value.encode("utf-8"))
+                data.append(value.encode("utf-8", "surrogatepass"))
         else:
             start = self.group.runs.nrows
             for offset, value in enumerate(values):
@@ -355,7 +355,7 @@ def _checked_segment(group: tables.Group) -> tuple[np.ndarray, tuple[str, str, s
         raise ValueError(f"{where}: negative run index {runs.min()}")
     data = group._f_get_child("data")
     if encoding in ("fixed", "ragged"):
-        expected = np.dtype(dtype)
+        expected = np.dtype(dtype).newbyteorder("=")  # other byte orders are stored native
         if expected.kind not in "biufc":
             raise ValueError(f"{where}: dtype {dtype!r} is not numeric")
     if encoding == "fixed":
@@ -485,13 +485,21 @@ class ColumnIndex:
                         for array in arrays]
             return arrays
         if encoding == "strings":
-            return [bytes(value).decode("utf-8") for value in group.data[start:stop]]
+            return [bytes(value).decode("utf-8", "surrogatepass")
+                    for value in group.data[start:stop]]
         return [read_value(group.data._f_get_child(f"r{row}"), allow_pickle)
                 for row in range(start, stop)]
 
-    def scalars(self, handle: tables.File) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(runs, values)`` when every segment holds scalars, latest value per run."""
+    def scalars(self, handle: tables.File,
+                python: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(runs, values)`` when every segment holds scalars, latest value per run.
+
+        With ``python=True``, only when they are Python numbers or ``None``, so
+        that ``values.tolist()`` gives each run's value as it was (numpy scalars
+        would lose their type).
+        """
         if not self.segments or any(enc != "fixed" or shape or kind in ("ndarray",)
+                                    or python and kind not in (*NUMBER_TYPES, "none")
                                     for _, enc, kind, _, shape in self.segments):
             return None
         values = [np.full(handle.get_node(f"{self.path}/{name}/data").nrows, None, dtype=object)

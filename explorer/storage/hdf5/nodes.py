@@ -53,7 +53,8 @@ def to_array(value: Any) -> tuple[np.ndarray, dict[str, Any]]:
         array = array.astype(original.newbyteorder("="))
     if original.kind == "U":
         extra["unicode"] = True
-        array = np.char.encode(array, "utf-8") if array.size else array.astype("S1")
+        array = np.char.encode(array, "utf-8", "surrogatepass") if array.size else \
+            array.astype("S1")
     elif original.kind in "mM":
         array = array.view(np.int64)
     if array.dtype.kind == "S" and array.dtype.itemsize == 0:
@@ -67,7 +68,7 @@ def from_array(array: np.ndarray, node_attrs: dict[str, Any]) -> np.ndarray:
     """Undo :func:`to_array`."""
     dtype = np.dtype(node_attrs["dtype"]) if node_attrs.get("dtype") else None
     if node_attrs.get("unicode"):
-        array = np.char.decode(array, "utf-8")
+        array = np.char.decode(array, "utf-8", "surrogatepass")
     elif dtype is not None and dtype.kind in "mM":
         array = array.view(dtype.newbyteorder("="))
     if dtype is not None and array.dtype != dtype:
@@ -149,7 +150,8 @@ def _write_text(where: tables.Group, name: str,
 
     HDF5 drops a string's trailing NULs: attribute ``nbytes`` then keeps its length.
     """
-    data = bytes(value) if isinstance(value, bytes) else value.encode("utf-8")
+    data = bytes(value) if isinstance(value, bytes) else \
+        value.encode("utf-8", "surrogatepass")  # lone surrogates too
     node = where._v_file.create_array(where, name,
                                       obj=np.array(data, dtype=f"S{max(1, len(data))}"))
     if data.endswith(b"\0"):
@@ -245,7 +247,7 @@ def _read_text(node: tables.Leaf, kind: str) -> str | np.str_ | np.bytes_:
     data = bytes(node.read()[()]).ljust(int(attrs.get("nbytes", 0)), b"\0")
     if attrs.get("text") == "bytes_":
         return np.bytes_(data)
-    text = data.decode("utf-8")
+    text = data.decode("utf-8", "surrogatepass")
     return np.str_(text) if kind == "npscalar" else text
 
 

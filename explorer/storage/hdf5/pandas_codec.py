@@ -124,7 +124,8 @@ def _missing_code(item: Any) -> int:
 
 def _strings_tree(items: list[Any], attrs: dict[str, Any]) -> Tree:
     codes = np.array([_missing_code(item) for item in items], dtype=np.int8)
-    encoded = [item.encode("utf-8") if type(item) is str else b"" for item in items]
+    encoded = [item.encode("utf-8", "surrogatepass") if type(item) is str else b""
+               for item in items]
     tree = Tree(attrs, children={"values": Tree(array=np.array(encoded, dtype="S")
                                                 if encoded else np.zeros(0, dtype="S1"))})
     if codes.any():
@@ -207,7 +208,7 @@ def _strings_from_tree(tree: Tree) -> Any:
         encoded = [data.ljust(int(n), b"\0")
                    for data, n in zip(encoded, tree.children["lengths"].array)]
     values = np.empty(len(encoded), dtype=object)
-    values[:] = [data.decode("utf-8") for data in encoded]
+    values[:] = [data.decode("utf-8", "surrogatepass") for data in encoded]
     if "missing" in tree.children:
         markers = {1: None, 2: float("nan"), 3: pd.NA}
         for row in np.flatnonzero(tree.children["missing"].array):

@@ -371,7 +371,7 @@ class Hdf5Store(TrajectoryStore):
             if path not in handle:
                 return {}
             index = self.column_index(handle, path)
-            scalars = index.scalars(handle)
+            scalars = index.scalars(handle, python=True)
             if scalars is not None:
                 stored = scalars[0].tolist()
                 values = dict(zip(stored, scalars[1].tolist()))
