@@ -17,7 +17,12 @@ best kept; every repetition removes the files first):
 4. reload, in a new process: ``ex.load_trajectory`` + ``traj.to_frame()``
    (imports timed apart), then one run's array on first access (run 54321,
    file index cold) and a second run's (12345), checked against the data;
-5. context only: ``ex.Environment(...).run(f)`` end to end, as runs/s.
+5. context only: ``ex.Environment(...).run(f)`` end to end, as runs/s;
+6. the cost of checksums: ``--rounds`` rounds (default 5), each storing the
+   trajectory with HDF5's Fletcher32 checksums (explorer's default) and
+   without, then reading every stored trace back through PyTables (as explorer's
+   column reads do, checksums verified); median and range of each, and the
+   with / without ratios.
 
 Every timed write starts after ``os.sync()`` (no earlier file's writeback
 pending) and ends at file close, not at fsync; the reload reads a file still in
@@ -28,7 +33,7 @@ store <= 3x raw PyTables (same codec). Exit status 1 if a target fails at
 100,000 runs or more (smaller ``--runs`` are smoke tests).
 
 Usage: python benchmarks/bench_storage.py [--runs 100000] [--samples 1000]
-       [--noise 0.01] [--repeat 2] [--dir DIR] [--keep] [--no-env]
+       [--noise 0.01] [--repeat 2] [--rounds 5] [--dir DIR] [--keep] [--no-env]
 """
 from __future__ import annotations
 
@@ -99,6 +104,52 @@ def store_explorer(path: str, xs: list, traces: list, scalars: np.ndarray):
     stored = time.perf_counter() - start
     traj.close()
     return built, stored
+
+
+def store_checksummed(path: str, xs: list, traces: list, scalars: np.ndarray,
+                      checksum: bool) -> float:
+    """Seconds to store the runs with or without Fletcher32 checksums (build not timed)."""
+    import explorer as ex
+    from explorer.storage.hdf5 import Hdf5Store
+
+    traj = ex.Trajectory(NAME, comment="storage benchmark")
+    traj.add_parameter("x", 0.0, comment="input current")
+    traj.explore({"x": xs})
+    for idx in traj.iter_runs():
+        traj.add_result("sim.$", value=float(scalars[idx]), trace=traces[idx])
+    os.sync()
+    start = time.perf_counter()
+    store = Hdf5Store(path, NAME, checksum=checksum)
+    store.create(traj, overwrite=False)
+    traj._bind(store)
+    store.write_trajectory(traj)
+    seconds = time.perf_counter() - start
+    traj.close()
+    return seconds
+
+
+def read_traces(path: str) -> float:
+    """Seconds to read every stored trace (one stacked dataset) with PyTables."""
+    start = time.perf_counter()
+    with tables.open_file(path) as handle:
+        data = handle.get_node(f"/{NAME}/results/sim/$/trace/s0/data")
+        for first in range(0, data.nrows, 10_000):
+            data[first:first + 10_000]
+    return time.perf_counter() - start
+
+
+def checksum_rounds(path: str, xs: list, traces: list, scalars: np.ndarray,
+                    rounds: int) -> dict:
+    """Store and read with and without checksums, alternating, ``rounds`` times each."""
+    figures: dict = {f"{key}_{flag}": [] for key in ("cstore", "cread") for flag in ("on", "off")}
+    for _ in range(rounds):
+        for flag in ("on", "off"):
+            remove([path])
+            figures[f"cstore_{flag}"].append(
+                store_checksummed(path, xs, traces, scalars, flag == "on"))
+            figures[f"cread_{flag}"].append(read_traces(path))
+            figures[f"csize_{flag}_mb"] = os.path.getsize(path) / 1e6
+    return figures
 
 
 def raw_pytables(path: str, traces: list, scalars: np.ndarray, filters: tables.Filters,
@@ -188,6 +239,17 @@ def report(f: dict, args) -> bool:
             ("new process: load + to_frame()", f"{f['reload_s']:.3f} s", ""),
             (f"one run's array, run {f['read0_run']} (first)", f"{f['read0_ms']:.1f} ms", ""),
             (f"one run's array, run {f['read1_run']}", f"{f['read1_ms']:.1f} ms", "")]
+    if "cstore_on" in f:
+        def spread(times: list) -> str:
+            return f"{np.median(times):.2f} s ({min(times):.2f}-{max(times):.2f})"
+
+        for key, label in (("cstore", "store"), ("cread", "read all traces")):
+            on, off = f[f"{key}_on"], f[f"{key}_off"]
+            rows.append((f"{label}: checksums / none", spread(on),
+                         f"{spread(off)}  ratio {np.median(on) / np.median(off):.2f}x "
+                         f"(best {min(on) / min(off):.2f}x)"))
+        rows.append(("file size: checksums / none", f"{f['csize_on_mb']:.1f} MB",
+                     f"{f['csize_off_mb']:.1f} MB"))
     if "env_s" in f:
         rows.append(("Environment.run end to end (context)", f"{f['env_s']:.2f} s",
                      f"{n / f['env_s']:,.0f} runs/s"))
@@ -225,6 +287,8 @@ def main() -> int:
     parser.add_argument("--noise", type=float, default=0.01, help="sd of the trace noise")
     parser.add_argument("--dir", help="where to write the files (default: a temporary dir)")
     parser.add_argument("--repeat", type=int, default=2, help="write phases (best is kept)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of the checksum comparison (0: skip it)")
     parser.add_argument("--keep", action="store_true", help="keep the files")
     parser.add_argument("--no-env", action="store_true", help="skip the Environment run")
     parser.add_argument("--reload", metavar="FILE", help=argparse.SUPPRESS)
@@ -234,7 +298,8 @@ def main() -> int:
         return 0
     workdir = args.dir or tempfile.mkdtemp(prefix="bench_storage_")
     os.makedirs(workdir, exist_ok=True)
-    paths = {key: os.path.join(workdir, f"{key}.h5") for key in ("explorer", "raw", "rawu", "env")}
+    paths = {key: os.path.join(workdir, f"{key}.h5")
+             for key in ("explorer", "raw", "rawu", "env", "checksums")}
     f: dict = {key: [] for key in ("build_s", "store_s", "raw_s", "rawu_s")}
     try:
         start = time.perf_counter()
@@ -247,6 +312,8 @@ def main() -> int:
                 f[key].append(value)
             f["raw_s"].append(raw_pytables(paths["raw"], traces, scalars, FILTERS))
             f["rawu_s"].append(raw_pytables(paths["rawu"], traces, scalars, tables.Filters(0)))
+        if args.rounds:
+            f.update(checksum_rounds(paths["checksums"], xs, traces, scalars, args.rounds))
         del traces
         for key in ("explorer", "raw", "rawu"):
             f[f"{key.replace('explorer', 'store')}_mb"] = os.path.getsize(paths[key]) / 1e6
