@@ -23,8 +23,8 @@ from . import losses
 from .optimization import Fit, Optimizer
 
 # errors
-from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, FileLockedError,
-                     InterruptedRunError, ExplorerError, FileFormatError,
+from .errors import (AmbiguousNameError, DiskFullError, DuplicateNameError, ExplorationError,
+                     FileLockedError, InterruptedRunError, ExplorerError, FileFormatError,
                      InvalidNameError, NodeNotFoundError, ParameterLockedError,
                      RunsFailedError, TrajectoryExistsError, TrajectoryNotFoundError,
                      UnsafeDataError, UnsupportedTypeError)
@@ -42,7 +42,7 @@ __all__ = [
     "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",
     "UnsafeDataError", "FileFormatError", "TrajectoryNotFoundError", "TrajectoryExistsError",
-    "FileLockedError", "InterruptedRunError", "__version__",
+    "FileLockedError", "DiskFullError", "InterruptedRunError", "__version__",
 ]
 
 

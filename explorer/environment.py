@@ -10,14 +10,17 @@ and loses at most the runs of the last seconds, which a resume runs again.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 import uuid
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import ExplorationError, ExplorerError, InterruptedRunError, RunsFailedError
+from .errors import (DiskFullError, ExplorationError, ExplorerError, InterruptedRunError,
+                     RunsFailedError)
 from .execution import Executor, SerialExecutor
 from .execution.chunking import ChunkPlanner, Points
 from .interrupts import Interruption
@@ -133,7 +136,7 @@ class Environment:
         #: Of the last runs executed: their time (summed over workers, encoding
         #: included) and the time spent compiling simulators' batch loops.
         self.timings: dict[str, float] = {}
-        self._claim = FileClaim(self.filename)
+        self._claim = FileClaim(self.filename)  # every name of the file: one claim
         try:
             bound = trajectory._store
             if bound is not None and bound.same_file(self.filename) and not overwrite_file:
@@ -328,6 +331,24 @@ class Environment:
             f"{self.filename!r}; rerun the failed runs with ex.Environment.resume(...).run(...)",
             failed)
 
+    @contextlib.contextmanager
+    def _full_disk_explained(self) -> Iterator[None]:
+        """A :class:`DiskFullError` raised within, with what is stored and how to go on."""
+        try:
+            yield
+        except DiskFullError as error:
+            try:
+                stored = f"{int((self._store.run_table().status == RunStatus.COMPLETED).sum())}"
+            except ExplorerError:
+                stored = "the committed"
+            raise DiskFullError(
+                errno.ENOSPC,
+                f"{error.strerror} The exploration stopped: {stored} of "
+                f"{len(self.trajectory)} runs are completed and stored in "
+                f"{self.filename!r}. Free some space, then resume with "
+                f"ex.Environment.resume({self.filename!r}, {self.trajectory.name!r})"
+                ".run(<run function>)") from error
+
     def _execute(self, func: Callable[..., Any], todo: list[int], args: Sequence[Any],
                  kwargs: dict[str, Any], record_session: bool = True,
                  prepare: Callable[[], None] = lambda: None) -> list[tuple[int, str]]:
@@ -390,37 +411,40 @@ class Environment:
         bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
                    desc=traj.name, dynamic_ncols=True)
         interruption = Interruption()
-        try:
-            with interruption, traj._locked_parameters():
-                for chunk, report in executor.map_chunks(run_job_chunk, job, planner,
-                                                         stop=interruption.requested,
-                                                         meanwhile=meanwhile):
-                    if isinstance(report, BaseException):
-                        report = report_records(lost_chunk_records(chunk, report), settings)
-                    planner.observe(len(report.outcomes), report.seconds)
-                    planner.give_back(chunk.indices[len(report.outcomes):])
-                    timings["run_seconds"] += report.seconds
-                    timings["compile_seconds"] += report.compile_seconds
-                    for template, comment in report.templates.items():
-                        traj._register_template(template, comment)
-                    failed += [(idx, error) for idx, status, error in report.outcomes
-                               if status == RunStatus.FAILED]
-                    if report.batch is not None:
-                        appender.add(report.batch)
-                    reported += len(report.outcomes)
-                    bar.update(len(report.outcomes))
-                    if failed:
-                        bar.set_postfix(failed=len(failed), refresh=False)
-                    if appender.due(None if planner.remaining else TAIL_COMMIT_SECONDS):
-                        appender.commit()
-        finally:
-            bar.close()
-            if session is not None:
-                if not session:  # stopped before the first chunks were out
-                    session.update(collect())
-                session.update(end=now(), runs=reported,
-                               interrupted=interruption.signal_name, **timings)
-            appender.commit(session)
+        with self._full_disk_explained():
+            try:
+                with interruption, traj._locked_parameters():
+                    for chunk, report in executor.map_chunks(run_job_chunk, job, planner,
+                                                             stop=interruption.requested,
+                                                             meanwhile=meanwhile):
+                        if isinstance(report, DiskFullError):  # a worker could not store runs
+                            raise report
+                        if isinstance(report, BaseException):
+                            report = report_records(lost_chunk_records(chunk, report), settings)
+                        planner.observe(len(report.outcomes), report.seconds)
+                        planner.give_back(chunk.indices[len(report.outcomes):])
+                        timings["run_seconds"] += report.seconds
+                        timings["compile_seconds"] += report.compile_seconds
+                        for template, comment in report.templates.items():
+                            traj._register_template(template, comment)
+                        failed += [(idx, error) for idx, status, error in report.outcomes
+                                   if status == RunStatus.FAILED]
+                        if report.batch is not None:
+                            appender.add(report.batch)
+                        reported += len(report.outcomes)
+                        bar.update(len(report.outcomes))
+                        if failed:
+                            bar.set_postfix(failed=len(failed), refresh=False)
+                        if appender.due(None if planner.remaining else TAIL_COMMIT_SECONDS):
+                            appender.commit()
+            finally:
+                bar.close()
+                if session is not None:
+                    if not session:  # stopped before the first chunks were out
+                        session.update(collect())
+                    session.update(end=now(), runs=reported,
+                                   interrupted=interruption.signal_name, **timings)
+                appender.commit(session)
         if interruption.requested():
             stored = int((self._store.run_table().status == RunStatus.COMPLETED).sum())
             raise InterruptedRunError(

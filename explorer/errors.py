@@ -21,6 +21,7 @@ __all__ = [
     "TrajectoryNotFoundError",
     "TrajectoryExistsError",
     "FileLockedError",
+    "DiskFullError",
     "InterruptedRunError",
 ]
 
@@ -89,6 +90,13 @@ class TrajectoryExistsError(ExplorerError, FileExistsError):
 
 class FileLockedError(ExplorerError, RuntimeError):
     """Another process (or environment) is writing the file."""
+
+
+class DiskFullError(ExplorerError, OSError):
+    """A write failed for want of disk space (or the disk failed); nothing was committed.
+
+    The file keeps everything committed before; ``errno`` is ``ENOSPC``.
+    """
 
 
 class InterruptedRunError(ExplorerError, RuntimeError):

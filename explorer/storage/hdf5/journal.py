@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import tables
 
 from .encode import EncodedBatch
-from .files import Transaction, reading, release, rewriting
+from .files import Transaction, disk_errors, reading, release, rewriting
+from .unpickling import refusing
 
 if TYPE_CHECKING:
     from .store import Hdf5Store
@@ -49,7 +50,8 @@ class Journal:
 
     def __init__(self, store: "Hdf5Store"):
         self.store = store
-        self.directory = os.path.join(f"{store.filename}.journal", f"{store.name}-{store.uid}")
+        self.directory = os.path.join(f"{os.path.realpath(store.filename)}.journal",
+                                      f"{store.name}-{store.uid}")
 
     def shards(self) -> list[str]:
         """Complete shard files, oldest first."""
@@ -71,7 +73,7 @@ class Journal:
         shard = Hdf5Store(path, self.store.name, complib=self.store.settings.complib,
                           complevel=self.store.settings.complevel)
         shard.allow_pickle = self.store.allow_pickle
-        with rewriting(path) as (handle, _):  # a fresh file: a rerun replaces, never adds
+        with rewriting(path, claim=False) as (handle, _):  # a rerun replaces, never adds
             shard.create_skeleton(handle)
             shard.write_batch(handle, batch)
         return path
@@ -146,7 +148,8 @@ class RunAppender:
         """A write of the copy: if it fails, everything since the last commit is
         taken back; either way the store forgets what it read of the file."""
         try:
-            yield
+            with refusing(), disk_errors(self.store.filename):
+                yield
         except BaseException:
             self._transaction.abort()
             raise

@@ -155,7 +155,8 @@ class Hdf5Store(TrajectoryStore):
                 for node in old.root._f_iter_nodes():
                     if node._v_name != self.name:
                         node._f_copy(newparent=new.root, recursive=True)
-            for stale in glob.glob(os.path.join(f"{self.filename}.journal", f"{self.name}-*")):
+            journal = f"{os.path.realpath(self.filename)}.journal"
+            for stale in glob.glob(os.path.join(journal, f"{self.name}-*")):
                 shutil.rmtree(stale, ignore_errors=True)
         self._uid = None
         with writing(self.filename) as handle:
