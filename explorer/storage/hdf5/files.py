@@ -122,7 +122,7 @@ def reading(path: str) -> Iterator[tables.File]:
                 raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
             try:
                 handle = tables.open_file(path, "r")
-            except (tables.HDF5ExtError, OSError) as err:
+            except Exception as err:  # HDF5 errors, or PyTables choking on its own attributes
                 raise FileFormatError(
                     f"{path!r} cannot be opened as an HDF5 file ({err}); expected an "
                     "explorer HDF5 file") from None

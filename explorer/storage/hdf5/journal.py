@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import tables
 
+from .damage import reported
 from .encode import EncodedBatch
 from .files import Transaction, disk_errors, reading, release, rewriting
 from .unpickling import refusing
@@ -148,7 +149,8 @@ class RunAppender:
         """A write of the copy: if it fails, everything since the last commit is
         taken back; either way the store forgets what it read of the file."""
         try:
-            with refusing(), disk_errors(self.store.filename):
+            with refusing(), reported(self.store.filename, "storing runs"), \
+                    disk_errors(self.store.filename):
                 yield
         except BaseException:
             self._transaction.abort()

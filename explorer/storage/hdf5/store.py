@@ -151,7 +151,8 @@ class Hdf5Store(TrajectoryStore):
                     "pass overwrite_file=True to replace it, or load it with "
                     "ex.load_trajectory / ex.Environment.resume")
             # a fresh file with everything but this trajectory: no space is left behind
-            with rewriting(self.filename) as (new, old):
+            with rewriting(self.filename) as (new, old), \
+                    reported(self.filename, f"{self._what}: replacing it"):
                 for node in old.root._f_iter_nodes():
                     if node._v_name != self.name:
                         node._f_copy(newparent=new.root, recursive=True)
@@ -159,7 +160,8 @@ class Hdf5Store(TrajectoryStore):
             for stale in glob.glob(os.path.join(journal, f"{self.name}-*")):
                 shutil.rmtree(stale, ignore_errors=True)
         self._uid = None
-        with writing(self.filename) as handle:
+        with writing(self.filename) as handle, \
+                reported(self.filename, f"{self._what}: creating it"):
             if copy_from is not None and copy_from.exists():
                 with reading(copy_from.filename) as source:
                     source.get_node(copy_from.path)._f_copy(
@@ -178,7 +180,7 @@ class Hdf5Store(TrajectoryStore):
                 all(result.stored for result in trajectory.results_list()):
             return
         tree = (id(trajectory), trajectory._tree_revision)
-        with writing(self.filename) as handle:
+        with writing(self.filename) as handle, reported(self.filename, f"{self._what}: storing it"):
             group = handle.get_node(self.path)
             _set(group, comment=trajectory.comment, n_runs=len(trajectory))
             if tree != self._tree_written:  # rewritten nodes leave space HDF5 never reuses
@@ -264,7 +266,8 @@ class Hdf5Store(TrajectoryStore):
 
     def append_batch(self, batch: EncodedBatch) -> None:
         """Write an encoded batch of runs into the file (see :mod:`.encode`)."""
-        with writing(self.filename) as handle:
+        with writing(self.filename) as handle, \
+                reported(self.filename, f"{self._what}: storing runs"):
             self.write_batch(handle, batch)
         self._invalidate()
 
