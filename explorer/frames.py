@@ -10,6 +10,7 @@ from .records import RunStatus
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .storage.base import RunTable
     from .trajectory import Trajectory
 
 __all__ = ["trajectory_frame"]
@@ -55,8 +56,14 @@ def trajectory_frame(trajectory: "Trajectory") -> "pd.DataFrame":
     index = pd.RangeIndex(n_runs, name="run")
     scalars: dict[tuple[str, str], pd.Series] = {}
     store = trajectory._store
+    table: RunTable | None = None
+    returns: dict[int, Any] = {}
     if store is not None:
-        for (template, item), (runs, values) in store.scalar_columns().items():
+        with store.snapshot():  # one commit: no run shows completed without its values
+            stored = store.scalar_columns()
+            table = store.run_table()
+            returns = store.return_values(range(n_runs))
+        for (template, item), (runs, values) in stored.items():
             scalars[(template, item)] = pd.Series(values, index=runs)
     memory = trajectory._memory_runs
     for template in memory.templates():
@@ -84,13 +91,10 @@ def trajectory_frame(trajectory: "Trajectory") -> "pd.DataFrame":
     frame = pd.DataFrame(columns, index=index)
     status = np.zeros(n_runs, dtype=np.int8)
     duration = np.full(n_runs, np.nan)
-    returns: dict[int, Any] = {}
-    if store is not None:
-        table = store.run_table()
+    if table is not None:
         inside = table.idx < n_runs
         status[table.idx[inside]] = table.status[inside]
         duration[table.idx[inside]] = table.duration[inside]
-        returns = store.return_values(range(n_runs))
     frame["return_value"] = pd.Series(returns, dtype=object if not returns else None) \
         .reindex(index) if returns else None
     frame["status"] = [_STATUS_NAMES[int(code)] for code in status]

@@ -348,20 +348,22 @@ class Optimizer:
         history = pd.DataFrame({name: traj.get(full).range if n else []
                                 for name, full in zip(self.names, self.full_names)},
                                index=index, dtype=float)
+        with store.snapshot():  # one commit of the file for every read below
+            columns = store.scalar_columns() if n else {}
+            table = store.run_table()
+            errors = store.run_errors(range(n))
         scalars = {item: pd.Series(values, index=runs).reindex(index)
-                   for (template, item), (runs, values) in store.scalar_columns().items()
-                   if template == f"results.{RESULT}.$"} if n else {}
+                   for (template, item), (runs, values) in columns.items()
+                   if template == f"results.{RESULT}.$"}
         history["loss"] = scalars.pop("loss", pd.Series(np.nan, index=index)).astype(float)
         for item in sorted(scalars, key=lambda name: (name != "validation_loss", len(name), name)):
             history[item] = scalars[item].astype(float)
         history["generation"] = traj.get(GENERATION).range if n else []
         history["start"] = traj.get(START).range if n else []
         status = np.zeros(n, dtype=np.int8)
-        table = store.run_table()
         inside = table.idx < n
         status[table.idx[inside]] = table.status[inside]
         history["status"] = [RunStatus(int(code)).name.lower() for code in status]
-        errors = store.run_errors(range(n))
         history["error"] = pd.Series(errors, dtype=object).reindex(index) if errors else None
         history.loc[history["status"] == "failed", "loss"] = math.inf
         history = history[history["status"] != "pending"]

@@ -7,7 +7,7 @@ module and is the only one that imports its library.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, ContextManager, Iterable
 
 import numpy as np
 
@@ -74,6 +74,16 @@ class TrajectoryStore(abc.ABC):
     @abc.abstractmethod
     def append_batch(self, batch: Any) -> None:
         """Append an encoded batch of runs: status, return values, errors, results."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> ContextManager[None]:
+        """A block in which every read of this store sees one commit of the file.
+
+        A read made of several reads (a frame: run table, return values,
+        per-run items) is wrapped in it, so that a commit by another writer in
+        between cannot pair one commit's run table with another's values.
+        Blocks nest; writers in other processes are not held up.
+        """
 
     @abc.abstractmethod
     def run_table(self) -> RunTable:

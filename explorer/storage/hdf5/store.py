@@ -1,6 +1,7 @@
 """A trajectory in an HDF5 file, through PyTables. The layout is in ``docs/storage.md``."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import glob
@@ -9,7 +10,7 @@ import os
 import shutil
 import uuid
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 import tables
@@ -344,6 +345,17 @@ class Hdf5Store(TrajectoryStore):
             return [json.loads(bytes(row).decode("utf-8")) for row in handle.get_node(path)]
 
     # ----------------------------------------------------------------- reading
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this store within the block sees one commit of the file.
+
+        The reads share one open handle, which keeps the version of the file it
+        opened even when a writer replaces the file meanwhile (writes never
+        change a file in place: they replace it).
+        """
+        with reading(self.filename):
+            yield
+
     def run_table(self) -> RunTable:
         with reading(self.filename) as handle, \
                 reported(self.filename, f"{self._what}: its run table"):
@@ -364,8 +376,9 @@ class Hdf5Store(TrajectoryStore):
         return self._per_run_values("returns/value", runs)
 
     def run_errors(self, runs: Iterable[int]) -> dict[int, str]:
-        failed = set(self.run_table().with_status(RunStatus.FAILED).tolist())
-        return self._per_run_values("errors/error", [idx for idx in runs if idx in failed])
+        with self.snapshot():
+            failed = set(self.run_table().with_status(RunStatus.FAILED).tolist())
+            return self._per_run_values("errors/error", [idx for idx in runs if idx in failed])
 
     def _per_run_values(self, column: str, runs: Iterable[int]) -> dict[int, Any]:
         wanted = list(runs)
