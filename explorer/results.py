@@ -147,8 +147,8 @@ class MemoryRunResults:
     def get(self, template: str, item: str, idx: int) -> Any:
         return self._data[template][item][idx]
 
-    def drain(self) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
-        """Yield ``(template, comment, idx, items)`` per run and forget them."""
+    def entries(self) -> Iterator[tuple[str, str, int, dict[str, Any]]]:
+        """Yield ``(template, comment, idx, items)`` per run."""
         for template, columns in self._data.items():
             by_run: dict[int, dict[str, Any]] = {}
             for item, values in columns.items():
@@ -156,6 +156,9 @@ class MemoryRunResults:
                     by_run.setdefault(idx, {})[item] = value
             for idx in sorted(by_run):
                 yield template, self._comments[template], idx, by_run[idx]
+
+    def clear(self) -> None:
+        """Forget every value (once they are stored)."""
         self._data.clear()
         self._comments.clear()
 

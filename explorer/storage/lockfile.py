@@ -68,10 +68,11 @@ class FileClaim:
             self._fd: int | None = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             if self._lock(deadline):
                 break
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                       "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                       "what": what}).encode())
+        with contextlib.suppress(OSError):  # who holds it is only told (a full disk, say)
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                           "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                           "what": what}).encode())
         with _held_lock:
             _held[self.lock_path] = _held.get(self.lock_path, 0) + 1
 

@@ -188,12 +188,16 @@ class Hdf5Store(TrajectoryStore):
                 for branch in _PARAMETER_BRANCHES:
                     self._write_parameter_branch(handle, trajectory, branch)
             self._write_exploration(handle, trajectory)
-            self._write_results(handle, trajectory)
+            written = self._write_results(handle, trajectory)
             if trajectory._memory_runs:  # results only, no run rows
                 encoder = BatchEncoder(self.settings)
-                for template, comment, idx, items in trajectory._memory_runs.drain():
+                for template, comment, idx, items in trajectory._memory_runs.entries():
                     encoder.add_items(template, comment, idx, items)
                 self.write_batch(handle, encoder.finish())
+        # committed (a failed write raised): only now is what was written stored
+        trajectory._memory_runs.clear()
+        for result in written:
+            result.stored = True
         self._written, self._tree_written = state, tree
         self._invalidate()
 
@@ -239,7 +243,9 @@ class Hdf5Store(TrajectoryStore):
                           allow_pickle=trajectory.allow_pickle, expected=stop)
         _set(group, explored=json.dumps(names), explored_runs=stop)
 
-    def _write_results(self, handle: tables.File, trajectory: "Trajectory") -> None:
+    def _write_results(self, handle: tables.File, trajectory: "Trajectory") -> list[Result]:
+        """Write the results not stored yet; those written."""
+        written = []
         for result in trajectory.results_list():
             if result.stored:
                 continue
@@ -263,7 +269,8 @@ class Hdf5Store(TrajectoryStore):
 
                 write_value(target, item, value,
                             result_kind(item, value, trajectory.allow_pickle), self.filters)
-            result.stored = True
+            written.append(result)
+        return written
 
     def append_batch(self, batch: EncodedBatch) -> None:
         """Write an encoded batch of runs into the file (see :mod:`.encode`)."""
@@ -616,6 +623,7 @@ def _merge_journal(store: Hdf5Store) -> None:
         return
     journal = Journal(store)
     if not journal.shards():
+        journal.tidy()  # what writers killed mid-write left
         return
     try:
         with FileClaim(store.filename, "explorer.load_trajectory merging finished runs"):
