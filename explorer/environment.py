@@ -197,14 +197,26 @@ class Environment:
 
         trajectory = load_trajectory(filename, name,
                                      allow_pickle=options.get("allow_pickle", False))
+        if trajectory._store is not None and trajectory._store.is_unused():
+            raise ExplorerError(
+                f"{filename!r}: trajectory {trajectory.name!r} holds no parameters, results or "
+                "runs: its process stopped right after creating it, before anything was "
+                "stored. There is nothing to resume; run the script from the start (the "
+                "empty trajectory is then replaced)")
         return cls(trajectory, filename, **options)
 
     # ---------------------------------------------------------------- context
     def __enter__(self) -> "Environment":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:
+        if error is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except ExplorerError as failure:  # the error under way says more (a full disk, say)
+            error.add_note(f"Closing the environment then failed too: {failure}")
 
     def close(self) -> None:
         """Store what is left and release the back end and the file."""
@@ -271,6 +283,11 @@ class Environment:
             cleanly, and the message says how to resume.
         """
         self._check_open()
+        with self._full_disk_explained():
+            return self._run(func, args, kwargs, outputs, result)
+
+    def _run(self, func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
+             outputs: Sequence[str] | None, result: str | None) -> list[tuple[int, Any]]:
         func = self._as_simulator(func, outputs, result, args, kwargs)
         traj = self.trajectory
         done = set(self._store.run_table().with_status(RunStatus.COMPLETED).tolist())
@@ -411,40 +428,39 @@ class Environment:
         bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
                    desc=traj.name, dynamic_ncols=True)
         interruption = Interruption()
-        with self._full_disk_explained():
-            try:
-                with interruption, traj._locked_parameters():
-                    for chunk, report in executor.map_chunks(run_job_chunk, job, planner,
-                                                             stop=interruption.requested,
-                                                             meanwhile=meanwhile):
-                        if isinstance(report, DiskFullError):  # a worker could not store runs
-                            raise report
-                        if isinstance(report, BaseException):
-                            report = report_records(lost_chunk_records(chunk, report), settings)
-                        planner.observe(len(report.outcomes), report.seconds)
-                        planner.give_back(chunk.indices[len(report.outcomes):])
-                        timings["run_seconds"] += report.seconds
-                        timings["compile_seconds"] += report.compile_seconds
-                        for template, comment in report.templates.items():
-                            traj._register_template(template, comment)
-                        failed += [(idx, error) for idx, status, error in report.outcomes
-                                   if status == RunStatus.FAILED]
-                        if report.batch is not None:
-                            appender.add(report.batch)
-                        reported += len(report.outcomes)
-                        bar.update(len(report.outcomes))
-                        if failed:
-                            bar.set_postfix(failed=len(failed), refresh=False)
-                        if appender.due(None if planner.remaining else TAIL_COMMIT_SECONDS):
-                            appender.commit()
-            finally:
-                bar.close()
-                if session is not None:
-                    if not session:  # stopped before the first chunks were out
-                        session.update(collect())
-                    session.update(end=now(), runs=reported,
-                                   interrupted=interruption.signal_name, **timings)
-                appender.commit(session)
+        try:
+            with interruption, traj._locked_parameters():
+                for chunk, report in executor.map_chunks(run_job_chunk, job, planner,
+                                                         stop=interruption.requested,
+                                                         meanwhile=meanwhile):
+                    if isinstance(report, DiskFullError):  # a worker could not store runs
+                        raise report
+                    if isinstance(report, BaseException):
+                        report = report_records(lost_chunk_records(chunk, report), settings)
+                    planner.observe(len(report.outcomes), report.seconds)
+                    planner.give_back(chunk.indices[len(report.outcomes):])
+                    timings["run_seconds"] += report.seconds
+                    timings["compile_seconds"] += report.compile_seconds
+                    for template, comment in report.templates.items():
+                        traj._register_template(template, comment)
+                    failed += [(idx, error) for idx, status, error in report.outcomes
+                               if status == RunStatus.FAILED]
+                    if report.batch is not None:
+                        appender.add(report.batch)
+                    reported += len(report.outcomes)
+                    bar.update(len(report.outcomes))
+                    if failed:
+                        bar.set_postfix(failed=len(failed), refresh=False)
+                    if appender.due(None if planner.remaining else TAIL_COMMIT_SECONDS):
+                        appender.commit()
+        finally:
+            bar.close()
+            if session is not None:
+                if not session:  # stopped before the first chunks were out
+                    session.update(collect())
+                session.update(end=now(), runs=reported,
+                               interrupted=interruption.signal_name, **timings)
+            appender.commit(session)
         if interruption.requested():
             stored = int((self._store.run_table().status == RunStatus.COMPLETED).sum())
             raise InterruptedRunError(

@@ -63,6 +63,11 @@ class TrajectoryStore(abc.ABC):
         """Whether the file holds this trajectory."""
 
     @abc.abstractmethod
+    def is_unused(self) -> bool:
+        """Whether the stored trajectory holds nothing to keep (no parameters, results,
+        exploration or runs), so that starting it afresh loses nothing."""
+
+    @abc.abstractmethod
     def create(self, trajectory: "Trajectory", *, overwrite: bool,
                copy_from: "TrajectoryStore | None" = None) -> None:
         """Make the trajectory's place in the file (copying ``copy_from``'s data)."""

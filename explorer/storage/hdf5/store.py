@@ -146,7 +146,7 @@ class Hdf5Store(TrajectoryStore):
                copy_from: TrajectoryStore | None = None) -> None:
         self.allow_pickle = trajectory.allow_pickle
         if self.exists():
-            if not overwrite:
+            if not overwrite and not self.is_unused():
                 raise TrajectoryExistsError(
                     f"{self.filename!r} already holds a trajectory named {self.name!r}; "
                     "pass overwrite_file=True to replace it, or load it with "
@@ -172,6 +172,21 @@ class Hdf5Store(TrajectoryStore):
             _set(handle.get_node(self.path), comment=trajectory.comment)
             for branch in BRANCHES:
                 _group(handle, self.path, branch, explorer_node="group", comment="")
+
+    def is_unused(self) -> bool:
+        """Whether the stored trajectory holds nothing to keep: no parameters, results,
+        exploration or runs (a process stopped right after creating it), so that
+        starting it afresh loses nothing."""
+        with reading(self.filename) as handle, reported(self.filename, self._what):
+            group = handle.get_node(self.path)
+            runs = f"{self.path}/runs"
+            empty = all(f"{self.path}/{branch}" not in handle or
+                        not handle.get_node(f"{self.path}/{branch}")._v_nchildren
+                        for branch in ("parameters", "derived_parameters", "results"))
+            return empty and int(attr(group, "explored_runs", 0) or 0) == 0 and \
+                (runs not in handle or handle.get_node(runs).nrows == 0) and \
+                not glob.glob(os.path.join(f"{os.path.realpath(self.filename)}.journal",
+                                           f"{self.name}-*", "*.h5"))
 
     # ----------------------------------------------------------------- writing
     def write_trajectory(self, trajectory: "Trajectory") -> None:
