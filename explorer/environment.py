@@ -65,9 +65,9 @@ class Environment:
         A dask client to use instead (left open).
     storage : {"queue", "lock"}
         ``"queue"``: workers send encoded results back and this process writes
-        them. ``"lock"``: workers write into the file themselves, one at a time
-        under a ``distributed.Lock`` named after the file (needs a file system
-        the workers share). Both give the same stored items.
+        them. ``"lock"``: workers write into the file's journal themselves, one
+        at a time under an OS lock beside the file (needs a file system the
+        workers share, with ``flock``). Both give the same stored items.
     on_error : {"raise", "record"}
         After all runs, raise :class:`RunsFailedError` if some failed, or only
         record the failures in the file.
@@ -394,8 +394,7 @@ class Environment:
         settings = self._store.settings
         writer = None
         if self.storage == "lock":
-            writer = LockedAppender(self._store.filename, traj.name, settings,
-                                    executor.lock(os.path.abspath(self.filename)))
+            writer = LockedAppender(self._store.filename, traj.name, settings)
         ranges = {name: traj.get(name).range for name in traj.explored_parameters}
         context = context_from_trajectory(traj, self.seed)
         plan = None

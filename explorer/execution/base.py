@@ -38,9 +38,5 @@ class Executor(abc.ABC):
         running are abandoned.
         """
 
-    @abc.abstractmethod
-    def lock(self, name: str) -> Any:
-        """A context manager that only one worker of the back end holds at a time."""
-
     def close(self) -> None:
         """Release workers and connections the back end started."""

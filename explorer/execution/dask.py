@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .base import Executor
 
-__all__ = ["DaskExecutor", "DaskLock"]
+__all__ = ["DaskExecutor"]
 
 log = logging.getLogger("explorer")
 
@@ -58,39 +58,6 @@ def cluster_config() -> dict[str, Any]:
 
 
 _DASK_TRIM_DEFAULT = "65536"
-
-
-class DaskLock:
-    """A ``distributed.Lock`` by name that can travel to workers.
-
-    Parameters
-    ----------
-    name : str
-        The lock's name (explorer uses the file's absolute path).
-    timeout : float
-        Seconds to wait for the lock before giving up with ``TimeoutError``.
-    """
-
-    def __init__(self, name: str, timeout: float = 600.0):
-        self.name = name
-        self.timeout = timeout
-        self._lock: Any = None
-
-    def __enter__(self) -> "DaskLock":
-        from distributed import Lock
-
-        self._lock = Lock(self.name)
-        if not self._lock.acquire(timeout=self.timeout):
-            raise TimeoutError(f"could not acquire the dask lock {self.name!r} within "
-                               f"{self.timeout} s")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._lock.release()
-        self._lock = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"name": self.name, "timeout": self.timeout, "_lock": None}
 
 
 class _Opaque:
@@ -520,10 +487,6 @@ class DaskExecutor(Executor):
             log.info("dask dashboard: %s", link)
         self.slots = max(1, sum(self.client.nthreads().values()))
         self.retries = retries_after_worker_death
-
-    def lock(self, name: str) -> DaskLock:
-        """A lock shared by every worker of the cluster."""
-        return DaskLock(name)
 
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
                    chunks: Iterator[Sequence[Any]],

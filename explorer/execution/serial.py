@@ -1,7 +1,6 @@
 """Runs in this process, one chunk after the other."""
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable, Iterator, Sequence
 
 from .base import Executor
@@ -29,7 +28,3 @@ class SerialExecutor(Executor):
             yield chunk, result
             if stop():
                 break
-
-    def lock(self, name: str) -> contextlib.nullcontext:
-        """Nothing to coordinate in one process."""
-        return contextlib.nullcontext()

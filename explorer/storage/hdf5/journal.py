@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import tables
 
+from ...errors import FileLockedError
+from ..lockfile import FileClaim
 from .damage import reported
 from .encode import EncodedBatch
 from .files import Transaction, disk_errors, reading, release, rewriting
@@ -112,6 +114,35 @@ class Journal:
                 log.append(name.encode())
         return shards
 
+    def tidy(self) -> None:
+        """Remove what writers killed mid-write left in the journal.
+
+        Their unfinished shards (``*.tmp``) and the folders left empty go, in
+        every trajectory's folder of the file's journal. Workers write shards
+        holding ``<file>.writer.lock`` (see :mod:`.locked`), so whoever holds
+        it knows that no ``*.tmp`` there is being written; while a worker
+        writes, the tidying waits for a later call.
+        """
+        root = os.path.dirname(self.directory)
+        if not os.path.isdir(root):
+            return
+        folders = [entry.path for entry in os.scandir(root) if entry.is_dir()]
+        stale = glob.glob(os.path.join(glob.escape(root), "*", "*.tmp"))
+        if folders and not stale and all(os.listdir(folder) for folder in folders):
+            return  # nothing to tidy
+        try:
+            claim = FileClaim(self.store.filename, "explorer tidying the journal",
+                              suffix=".writer.lock")
+        except (FileLockedError, OSError):  # a worker writes, or a read-only folder
+            return
+        with claim:
+            for leftover in glob.glob(os.path.join(glob.escape(root), "*", "*.tmp")):
+                with contextlib.suppress(OSError):
+                    os.remove(leftover)
+            for folder in [*folders, root]:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)  # only if empty
+
     def compact(self, session: dict[str, Any] | None = None) -> None:
         """Move every shard into the main file, with ``session`` (a record for the
         file's session log) in the same transaction."""
@@ -186,4 +217,5 @@ class RunAppender:
             self._transaction.commit()
         for path in shards:
             os.remove(path)
+        self.journal.tidy()
         self._committed = time.monotonic()
