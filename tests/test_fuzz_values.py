@@ -85,6 +85,8 @@ def assert_exact(got, expected, where="value"):
             assert_exact(got[key], expected[key], f"{where}[{key!r}]")
     elif isinstance(expected, np.ma.MaskedArray):
         assert_exact(np.asarray(got.data), np.asarray(expected.data), f"{where}.data")
+        assert repr(np.asarray(got.fill_value).tolist()) == \
+            repr(np.asarray(expected.fill_value).tolist()), f"{where}.fill_value"
         assert_exact(np.ma.getmaskarray(got), np.ma.getmaskarray(expected), f"{where}.mask")
         assert (got.mask is np.ma.nomask) == (expected.mask is np.ma.nomask), where
     elif isinstance(expected, (np.ndarray, np.generic)):
@@ -199,7 +201,8 @@ def _column(n):
         st.lists(st.integers(-2**63, 2**63 - 1), min_size=n, max_size=n).map(
             lambda v: pd.array(v, dtype="int64")),
         floats.map(lambda v: np.array(v, dtype="f8")),
-        floats.map(lambda v: np.array(v, dtype=">f4")),
+        st.lists(st.floats(width=32), min_size=n, max_size=n).map(
+            lambda v: np.array(v, dtype=">f4")),
         st.lists(st.booleans(), min_size=n, max_size=n).map(np.array),
         st.lists(st.complex_numbers(allow_nan=False), min_size=n, max_size=n).map(np.array),
         texts.map(lambda v: pd.array(v, dtype="str")),
@@ -375,7 +378,7 @@ def _plain_warnings():
         yield
 
 
-@_settings(ci_examples=60)
+@_settings(ci_examples=150)
 @given(st.lists(tagged_values, min_size=1, max_size=4))
 def test_values_round_trip_or_are_refused(tagged):
     categories = [category for category, _ in tagged]
@@ -415,7 +418,7 @@ _segment = st.one_of(
 names = st.lists(_segment, min_size=1, max_size=4).map(".".join)
 
 
-@_settings(ci_examples=80)
+@_settings(ci_examples=100)
 @given(st.lists(st.tuples(names, st.integers()), min_size=1, max_size=4))
 def test_names_are_stored_or_refused(named):
     traj = ex.Trajectory("Names")
@@ -493,7 +496,7 @@ def _explore(traj, lists, how):
         traj.explore(lists)
 
 
-@_settings(ci_examples=60)
+@_settings(ci_examples=100)
 @given(explorations())
 def test_explorations_round_trip_or_are_refused(case):
     defaults, lists, how = case

@@ -163,13 +163,18 @@ def _write_text(where: tables.Group, name: str,
 
 def _write_masked(where: tables.Group, name: str, value: np.ma.MaskedArray,
                   filters: tables.Filters) -> tables.Group:
-    """A masked array as a group: ``data``, ``mask`` (unless it has none) and ``fill_value``."""
+    """A masked array as a group: ``data``, ``mask`` (unless it has none) and ``fill_value``.
+
+    The fill value is kept only when it is not numpy's default for the dtype
+    (numpy casts that default with an overflow warning for small integers).
+    """
     node = where._v_file.create_group(where, name)
     write_value(node, "data", np.asarray(value.data), "ndarray", filters)
     if value.mask is not np.ma.nomask:
         write_value(node, "mask", np.ma.getmaskarray(value), "ndarray", filters)
-    write_value(node, "fill_value", np.asarray(value.fill_value, dtype=value.dtype), "ndarray",
-                filters)
+    fill_value = np.asarray(value.fill_value)
+    if fill_value.tolist() != np.asarray(np.ma.default_fill_value(value)).tolist():
+        write_value(node, "fill_value", fill_value, "ndarray", filters)
     return node
 
 
@@ -218,8 +223,8 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
         return array
     if kind == "masked":
         mask = read_value(node.mask) if "mask" in node else np.ma.nomask
-        return np.ma.MaskedArray(read_value(node.data), mask=mask,
-                                 fill_value=read_value(node.fill_value))
+        fill_value = read_value(node.fill_value) if "fill_value" in node else None
+        return np.ma.MaskedArray(read_value(node.data), mask=mask, fill_value=fill_value)
     if kind == "sparse":
         import scipy.sparse
 

@@ -479,7 +479,7 @@ class Hdf5Store(TrajectoryStore):
             elif attr(node, "kind") is not None and \
                     attr(node._v_parent, "explorer_node") == "group":
                 value = read_value(node, allow_pickle)
-                adders[branch](name, value, attr(node, "comment", ""))
+                adders[branch](f"{branch}.{name}", value, attr(node, "comment", ""))
 
     def _read_exploration(self, handle: tables.File, traj: "Trajectory") -> None:
         group = handle.get_node(self.path)
