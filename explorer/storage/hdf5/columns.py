@@ -32,6 +32,7 @@ import numpy as np
 import tables
 
 from ...values import NUMBER_TYPES, is_uniform, result_kind
+from .checksum import has_checksum, mark, seal, verify, verify_tree
 from .nodes import attr, read_value, write_value
 
 __all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "ColumnIndex",
@@ -91,6 +92,7 @@ class _Segment:
     """Writes rows into one segment."""
 
     def __init__(self, group: tables.Group):
+        verify(group)  # rows are added by what its attributes say
         self.group = group
         self.encoding = attr(group, "encoding")
         self.kind = attr(group, "kind")
@@ -127,6 +129,8 @@ class _Segment:
                                   filters=_variable(filters), expectedrows=expected)
         else:
             handle.create_group(group, "data")
+        mark(group)
+        mark(column)
         return cls(group)
 
     def append(self, runs: Sequence[int], values: Sequence[Any], filters: tables.Filters) -> None:
@@ -219,9 +223,14 @@ def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: 
 
 def _column(parent: tables.Group, item: str) -> tables.Group:
     if item in parent:
-        return parent._f_get_child(item)
+        column = parent._f_get_child(item)
+        verify(column)
+        return column
+    verify(parent)
     column = parent._v_file.create_group(parent, item)
     column._v_attrs.explorer_node = "column"
+    mark(column)
+    mark(parent)
     return column
 
 
@@ -277,7 +286,11 @@ def append_nodes(parent: tables.Group, item: str, part: Any, *, filters: tables.
         segment = _Segment.create(column, "nodes", part.kind, "", (), filters, expected)
     start = segment.group.runs.nrows
     for offset, node in enumerate(part.nodes):
-        node._f_copy(newparent=segment.group.data, newname=f"r{start + offset}", recursive=True)
+        verify_tree(node)  # copied as it is: its damage must not be sealed anew
+        copy = node._f_copy(newparent=segment.group.data, newname=f"r{start + offset}",
+                            recursive=True)
+        if has_checksum(node):
+            seal(copy)  # its checksum covers its name
     segment.group.runs.append(np.asarray(part.runs, dtype=np.int64))
 
 
@@ -338,6 +351,7 @@ def _checked_segment(group: tables.Group) -> tuple[np.ndarray, tuple[str, str, s
     what does not fit, before a wrong shape or count sizes a read.
     """
     where = f"segment {group._v_pathname!r}"
+    verify(group, explorer=True)
     encoding, kind, dtype = attr(group, "encoding"), attr(group, "kind"), attr(group, "dtype")
     if encoding not in _ENCODINGS or not isinstance(kind, str) or \
             kind not in _SEGMENT_KINDS.get(encoding, (kind,)):
@@ -385,9 +399,12 @@ class ColumnIndex:
     ----------
     column : tables.Group
         The column group (read at construction; no node is kept).
+    limit : int, optional
+        The trajectory's number of runs: a run index from there on is damage.
     """
 
-    def __init__(self, column: tables.Group):
+    def __init__(self, column: tables.Group, limit: int | None = None):
+        verify(column, explorer=True)
         self.path = column._v_pathname
         runs, segment_ids, rows, self.segments = [], [], [], []
         for i, group in enumerate(column._f_iter_nodes("Group")):
@@ -399,6 +416,9 @@ class ColumnIndex:
         all_runs = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
         self._segment_ids = np.concatenate(segment_ids) if runs else np.zeros(0, np.int32)
         self._rows = np.concatenate(rows) if runs else np.zeros(0, np.int64)
+        if limit is not None and len(all_runs) and all_runs.max() >= limit:
+            raise ValueError(f"column {self.path!r} holds run {all_runs.max()}, beyond the "
+                             f"trajectory's {limit} runs")
         real = all_runs >= 0  # -1 marks padding rows
         if not real.all():
             all_runs, self._segment_ids, self._rows = \

@@ -19,6 +19,7 @@ import tables
 
 from ...errors import (ExplorerError, FileFormatError, FileLockedError, TrajectoryNotFoundError,
                        UnsafeDataError)
+from .checksum import ChecksumError
 
 __all__ = ["reported", "damaged", "count"]
 
@@ -47,6 +48,8 @@ def _describe(error: BaseException) -> str:
         if "checksum" in str(error).lower():
             summary = f"data fails its checksum ({summary})"
         return summary
+    if isinstance(error, ChecksumError):
+        return str(error)
     text = str(error)
     if len(text) > 200:
         text = text[:200] + "..."

@@ -29,6 +29,7 @@ import tables
 
 from ...errors import FileLockedError
 from ..lockfile import FileClaim
+from .checksum import mark
 from .damage import reported
 from .encode import EncodedBatch
 from .files import Transaction, disk_errors, reading, release, rewriting
@@ -106,6 +107,7 @@ class Journal:
             release(path)
             merged.add(os.path.basename(path))
         if merged != recorded:
+            mark(handle.get_node(self.store.path))  # its child is replaced
             if log_path in handle:
                 handle.remove_node(log_path)
             log = handle.create_vlarray(self.store.path, "merged_shards", tables.VLStringAtom(),

@@ -18,6 +18,7 @@ import tables
 
 from ...errors import UnsafeDataError, UnsupportedTypeError
 from ...values import NUMBER_TYPES, is_uniform, parameter_kind, result_kind
+from .checksum import seal_tree, verify_tree
 from .pandas_codec import Tree, frame_from_tree, frame_to_tree
 
 __all__ = ["write_value", "read_value", "to_array", "from_array", "attr", "FILTERS_SIZE"]
@@ -95,12 +96,19 @@ _ARRAY_KINDS = ("bool", "int", "float", "complex", "npscalar", "ndarray", "list"
 
 def write_value(where: tables.Group, name: str, value: Any, kind: str,
                 filters: tables.Filters, comment: str | None = None) -> tables.Node:
-    """Write ``value`` (of ``kind``) as node ``name`` below ``where``."""
+    """Write ``value`` (of ``kind``) as node ``name`` below ``where``, sealed with checksums."""
+    node = _write_value(where, name, value, kind, filters, comment)
+    seal_tree(node)
+    return node
+
+
+def _write_value(where: tables.Group, name: str, value: Any, kind: str,
+                 filters: tables.Filters, comment: str | None = None) -> tables.Node:
     handle = where._v_file
     if kind in ("list", "tuple") and not is_uniform(value):
         node = handle.create_group(where, name)
         for i, element in enumerate(value):
-            write_value(node, f"item{i}", element, parameter_kind(name, element), filters)
+            _write_value(node, f"item{i}", element, parameter_kind(name, element), filters)
         _set_attrs(node, mixed=True, length=len(value))
     elif kind == "int" and not -2**63 <= value < 2**63:
         node = handle.create_array(where, name, obj=np.bytes_(str(value).encode()))
@@ -131,7 +139,8 @@ def write_value(where: tables.Group, name: str, value: Any, kind: str,
         node = handle.create_group(where, name)
         keys = list(value)
         for i, key in enumerate(keys):
-            write_value(node, f"item{i}", value[key], result_kind(key, value[key], True), filters)
+            _write_value(node, f"item{i}", value[key], result_kind(key, value[key], True),
+                         filters)
         _set_attrs(node, keys=json.dumps(keys))
     elif kind == "pickle":
         node = _write_array(where, name, np.frombuffer(pickle.dumps(value, protocol=5),
@@ -169,12 +178,12 @@ def _write_masked(where: tables.Group, name: str, value: np.ma.MaskedArray,
     (numpy casts that default with an overflow warning for small integers).
     """
     node = where._v_file.create_group(where, name)
-    write_value(node, "data", np.asarray(value.data), "ndarray", filters)
+    _write_value(node, "data", np.asarray(value.data), "ndarray", filters)
     if value.mask is not np.ma.nomask:
-        write_value(node, "mask", np.ma.getmaskarray(value), "ndarray", filters)
+        _write_value(node, "mask", np.ma.getmaskarray(value), "ndarray", filters)
     fill_value = np.asarray(value.fill_value)
     if fill_value.tolist() != np.asarray(np.ma.default_fill_value(value)).tolist():
-        write_value(node, "fill_value", fill_value, "ndarray", filters)
+        _write_value(node, "fill_value", fill_value, "ndarray", filters)
     return node
 
 
@@ -195,7 +204,18 @@ def _write_tree(where: tables.Group, name: str, tree: Tree,
 
 # ------------------------------------------------------------------- reading
 def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
-    """Read a node written by :func:`write_value`."""
+    """Read a node written by :func:`write_value`, checked against its checksums.
+
+    Raises
+    ------
+    ChecksumError
+        The node or one below it does not match its checksum.
+    """
+    verify_tree(node)
+    return _read_value(node, allow_pickle)
+
+
+def _read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
     kind = attr(node, "kind")
     if kind == "pickle":
         if not allow_pickle:
@@ -204,7 +224,7 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
                 "would run code from the file. Load with allow_pickle=True if you trust it")
         return pickle.loads(node.read().tobytes())
     if kind in ("list", "tuple") and attr(node, "mixed"):
-        items = [read_value(node._f_get_child(f"item{i}"), allow_pickle)
+        items = [_read_value(node._f_get_child(f"item{i}"), allow_pickle)
                  for i in range(int(attr(node, "length")))]
         return items if kind == "list" else tuple(items)
     if kind == "int" and attr(node, "bigint"):
@@ -222,9 +242,9 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
             return items if kind == "list" else tuple(items)
         return array
     if kind == "masked":
-        mask = read_value(node.mask) if "mask" in node else np.ma.nomask
-        fill_value = read_value(node.fill_value) if "fill_value" in node else None
-        return np.ma.MaskedArray(read_value(node.data), mask=mask, fill_value=fill_value)
+        mask = _read_value(node.mask) if "mask" in node else np.ma.nomask
+        fill_value = _read_value(node.fill_value) if "fill_value" in node else None
+        return np.ma.MaskedArray(_read_value(node.data), mask=mask, fill_value=fill_value)
     if kind == "sparse":
         import scipy.sparse
 
@@ -241,13 +261,15 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
         return frame_from_tree(_read_tree(node), kind)
     if kind == "dict":
         keys = json.loads(attr(node, "keys"))
-        return {key: read_value(node._f_get_child(f"item{i}"), allow_pickle)
+        return {key: _read_value(node._f_get_child(f"item{i}"), allow_pickle)
                 for i, key in enumerate(keys)}
     raise UnsupportedTypeError(f"{node._v_pathname!r} has unknown kind {kind!r}")
 
 
 def _read_text(node: tables.Leaf, kind: str) -> str | np.str_ | np.bytes_:
     """Undo :func:`_write_text`."""
+    if not isinstance(node, tables.Array) or node.shape != () or node.dtype.kind != "S":
+        raise ValueError(f"{node._v_pathname!r} of kind {kind!r} is not a scalar of bytes")
     attrs = _attrs(node)
     data = bytes(node.read()[()]).ljust(int(attrs.get("nbytes", 0)), b"\0")
     if attrs.get("text") == "bytes_":

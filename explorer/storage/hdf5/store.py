@@ -22,6 +22,7 @@ from ...naming import BRANCHES
 from ...results import LazyItem, Result
 from ...records import RunStatus
 from ..base import RunTable, TrajectoryStore
+from .checksum import mark, seal_pending, verify
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
 from .damage import count, damaged, reported
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
@@ -39,24 +40,50 @@ DEFAULT_COMPLEVEL = 5
 
 
 def _set(node: tables.Node, **attrs: Any) -> None:
+    """Set attributes of a group explorer reads (checked first, sealed at the commit)."""
+    verify(node)
     for key, value in attrs.items():
         setattr(node._v_attrs, key, value)
+    mark(node)
 
 
 def _group(handle: tables.File, parent: str, name: str, **attrs: Any) -> tables.Group:
     path = f"{parent.rstrip('/')}/{name}"
     if path in handle:
-        return handle.get_node(path)
-    group = handle.create_group(parent, name)
+        group = handle.get_node(path)
+        verify(group)
+        return group
+    parent_node = handle.get_node(parent)
+    verify(parent_node)
+    group = handle.create_group(parent_node, name)
     _set(group, **attrs)
+    mark(parent_node)
     return group
+
+
+def _list_trajectories(handle: tables.File) -> None:
+    """Record the file's trajectories on its root, so that one hidden by damage is missed."""
+    names = sorted(group._v_name for group in handle.root._f_iter_nodes("Group")
+                   if attr(group, "explorer_node") == "trajectory")
+    _set(handle.root, trajectories=json.dumps(names))
 
 
 def trajectory_names(filename: str) -> list[str]:
     """Names of the trajectories stored in ``filename``."""
     with reading(filename) as handle, reported(filename, "the list of trajectories"):
-        return [group._v_name for group in handle.root._f_iter_nodes("Group")
-                if attr(group, "explorer_node") == "trajectory"]
+        verify(handle.root)
+        found = []
+        for group in handle.root._f_iter_nodes("Group"):
+            verify(group)
+            if attr(group, "explorer_node") == "trajectory":
+                found.append(group._v_name)
+        listed = json.loads(attr(handle.root, "trajectories", "[]"))
+        missing = sorted(set(listed) - set(found)) if isinstance(listed, list) else listed
+        if missing:
+            raise damaged(filename, "the list of trajectories",
+                          f"trajectories {missing!r:.80} are listed on the root group but "
+                          "their groups are missing or not marked as trajectories")
+        return found
 
 
 class Hdf5Store(TrajectoryStore):
@@ -138,7 +165,9 @@ class Hdf5Store(TrajectoryStore):
             self._generation = current
         index = self._indexes.get(path)
         if index is None:
-            index = self._indexes[path] = ColumnIndex(handle.get_node(path))
+            n_runs = attr(handle.get_node(self.path), "n_runs")
+            limit = n_runs if type(n_runs) is int and n_runs > 0 else None
+            index = self._indexes[path] = ColumnIndex(handle.get_node(path), limit)
         return index
 
     # ---------------------------------------------------------------- creating
@@ -165,8 +194,10 @@ class Hdf5Store(TrajectoryStore):
                 reported(self.filename, f"{self._what}: creating it"):
             if copy_from is not None and copy_from.exists():
                 with reading(copy_from.filename) as source:
-                    source.get_node(copy_from.path)._f_copy(
+                    copy = source.get_node(copy_from.path)._f_copy(
                         newparent=handle.root, newname=self.name, recursive=True)
+                mark(copy)  # its checksum covers its name
+                _list_trajectories(handle)
                 return
             self.create_skeleton(handle)
             _set(handle.get_node(self.path), comment=trajectory.comment)
@@ -220,8 +251,10 @@ class Hdf5Store(TrajectoryStore):
                                 branch: str) -> None:
         # written beside the old branch, then swapped in: a crash keeps one of them
         fresh = f"{branch}_new"
+        group = handle.get_node(self.path)
         if f"{self.path}/{fresh}" in handle:
             handle.remove_node(f"{self.path}/{fresh}", recursive=True)
+            mark(group)
         root = trajectory._roots[branch]
         target = _group(handle, self.path, fresh, explorer_node="group", comment=root.comment)
         for node in root.walk():
@@ -232,9 +265,12 @@ class Hdf5Store(TrajectoryStore):
             else:
                 write_value(handle.get_node(parent), node.name, node.default, node.kind,
                             self.filters, comment=node.comment)
+        seal_pending(handle)  # the fresh groups, before their paths change
         if f"{self.path}/{branch}" in handle:
             handle.remove_node(f"{self.path}/{branch}", recursive=True)
         handle.rename_node(target, branch)
+        mark(target)  # its checksum covers its name
+        mark(group)
 
     def _write_exploration(self, handle: tables.File, trajectory: "Trajectory") -> None:
         group = handle.get_node(self.path)
@@ -277,6 +313,7 @@ class Hdf5Store(TrajectoryStore):
                 handle.remove_node(path, recursive=True)
             target = handle.create_group(parent, segments[-1])
             _set(target, explorer_node="result", comment=result.comment)
+            mark(handle.get_node(parent))
             for item, value in result._raw_items().items():
                 if isinstance(value, LazyItem):
                     value = value.load()
@@ -333,6 +370,7 @@ class Hdf5Store(TrajectoryStore):
              allow_pickle=self.allow_pickle, n_runs=0, explored="[]", explored_runs=0,
              created=_dt.datetime.now().isoformat(timespec="seconds"))
         handle.create_table(group, "runs", RUN_ROW, "status of each run", filters=self.filters)
+        _list_trajectories(handle)
 
     def read_batch(self, handle: tables.File) -> EncodedBatch:
         """Everything the runs of this store's file wrote, as a batch that copies as is.
@@ -353,6 +391,8 @@ class Hdf5Store(TrajectoryStore):
     def write_session(self, handle: tables.File, session: dict[str, Any]) -> None:
         """Append one session record (JSON) to the trajectory's session log."""
         path = f"{self.path}/sessions"
+        if path not in handle:
+            mark(handle.get_node(self.path))  # a new child
         log = handle.get_node(path) if path in handle else handle.create_vlarray(
             self.path, "sessions", tables.VLStringAtom(), "one JSON record per env.run")
         log.append(json.dumps(session, default=str).encode("utf-8"))
@@ -450,6 +490,7 @@ class Hdf5Store(TrajectoryStore):
                     f"{self.filename!r} holds no trajectory named {self.name!r}; it holds: "
                     f"{', '.join(names) or 'none'}")
             group = handle.get_node(self.path)
+            verify(group)
             traj = Trajectory(self.name, attr(group, "comment", ""), allow_pickle=allow_pickle)
             for branch in _PARAMETER_BRANCHES:
                 self._read_parameter_branch(handle, traj, branch, allow_pickle)
@@ -472,12 +513,15 @@ class Hdf5Store(TrajectoryStore):
                 return
         adders = {"parameters": traj.add_parameter,
                   "derived_parameters": traj.add_derived_parameter, "config": traj.add_config}
+        verify(handle.get_node(path))
         for node in handle.get_node(path)._f_walknodes():
+            if attr(node._v_parent, "explorer_node") != "group":
+                continue  # a part of a value node, read with it
+            verify(node, explorer=True)  # damage hiding a node's kind is reported, not skipped
             name = node._v_pathname[len(path) + 1:].replace("/", ".")
             if attr(node, "explorer_node") == "group":
                 traj.add_group(f"{branch}.{name}", attr(node, "comment", ""))
-            elif attr(node, "kind") is not None and \
-                    attr(node._v_parent, "explorer_node") == "group":
+            elif attr(node, "kind") is not None:
                 value = read_value(node, allow_pickle)
                 adders[branch](f"{branch}.{name}", value, attr(node, "comment", ""))
 
@@ -492,6 +536,7 @@ class Hdf5Store(TrajectoryStore):
                        attr(group, "explored_runs", 0))
         if not names:
             return
+        verify(handle.get_node(f"{self.path}/exploration"))
         ranges = {}
         for i, name in enumerate(names):
             index = self.column_index(handle, f"{self.path}/exploration/p{i}")
@@ -515,7 +560,9 @@ class Hdf5Store(TrajectoryStore):
                       eager: bool, allow_pickle: bool) -> None:
         if path not in handle:
             return
+        verify(handle.get_node(path))
         for node in handle.get_node(path)._f_iter_nodes("Group"):
+            verify(node, explorer=True)
             child = f"{name}.{node._v_name}"
             role = attr(node, "explorer_node")
             if role == "group":
@@ -537,6 +584,7 @@ class Hdf5Store(TrajectoryStore):
         comment = attr(group, "comment", "")
         has_columns = False
         for node in group._f_iter_nodes("Group"):
+            verify(node, explorer=True)
             if attr(node, "explorer_node") == "column":
                 has_columns = True
             else:
@@ -582,6 +630,7 @@ class StoredRunResults:
                 reported(self._store.filename, f"{self._store._what}: results {template!r}"):
             if path not in handle:
                 return []
+            verify(handle.get_node(path))
             return [g._v_name for g in handle.get_node(path)._f_iter_nodes("Group")
                     if attr(g, "explorer_node") == "column"]
 
