@@ -13,10 +13,17 @@ round:
   grows with the file today.
 
 It prints the median and range of each over ``--rounds`` rounds and the ratio
-check / store. Usage::
+check / store.
+
+Then it times explorer's own checksums (attribute ``crc``, :mod:`explorer.storage.
+hdf5.checksum`) where they cost the most, on many small nodes: storing a fresh
+trajectory with ``--small`` small parameters and one result of as many small
+items, and loading it back (``load="all"``), with checksums and without (their
+functions replaced by no-ops), alternately in each round. Usage::
 
     python benchmarks/bench_safety.py                  # 10 and 200 MB, 5 rounds
     python benchmarks/bench_safety.py --sizes 10 --rounds 3
+    python benchmarks/bench_safety.py --sizes --small 2000   # checksums only
 """
 from __future__ import annotations
 
@@ -30,7 +37,11 @@ import time
 import numpy as np
 
 import explorer as ex
+from explorer.storage.hdf5 import checksum, columns, files, journal, nodes, store
 from explorer.storage.hdf5.files import _first_hole
+
+_CHECKSUM_FUNCTIONS = ("seal", "seal_tree", "mark", "seal_pending", "verify", "verify_tree")
+_USERS = (nodes, columns, store, files, journal)
 
 
 def _file_of(directory: str, megabytes: int) -> str:
@@ -74,11 +85,64 @@ def _round(path: str, number: int) -> dict[str, float]:
     return times
 
 
+def _checksums(enabled: bool) -> None:
+    """Turn explorer's checksums on, or off (no-ops where they are used)."""
+    for module in _USERS:
+        for name in _CHECKSUM_FUNCTIONS:
+            if hasattr(module, name):
+                setattr(module, name, getattr(checksum, name) if enabled
+                        else (lambda *args, **kwargs: None))
+
+
+def _small_round(directory: str, small: int, enabled: bool, number: int) -> dict[str, float]:
+    """Store and load a trajectory of ``small`` parameters and result items."""
+    _checksums(enabled)
+    try:
+        path = os.path.join(directory, f"small-{enabled}-{number}.h5")
+        traj = ex.Trajectory("S")
+        for i in range(small):
+            traj.add_parameter(f"group{i % 20}.p{i}", float(i), comment="small")
+        traj.add_result("many", **{f"r{i}": np.arange(4) + i for i in range(small)})
+        clock = time.perf_counter()
+        traj.store(path)
+        times = {"store": time.perf_counter() - clock}
+        traj.close()
+        files.release(path)
+        clock = time.perf_counter()
+        loaded = ex.load_trajectory(path, "S", load="all")
+        times["load"] = time.perf_counter() - clock
+        loaded.close()
+        files.release(path)
+        os.remove(path)
+        return times
+    finally:
+        _checksums(True)
+
+
+def _report_small(directory: str, small: int, rounds: int) -> None:
+    found: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    for number in range(rounds):
+        for enabled in (False, True):
+            found[enabled].append(_small_round(directory, small, enabled, number))
+    print(f"{small} small parameters and result items, {rounds} rounds (median, range):")
+    for what in ("store", "load"):
+        for enabled in (False, True):
+            values = [r[what] for r in found[enabled]]
+            print(f"  {what:5s} {'with' if enabled else 'without':7s} checksums "
+                  f"{statistics.median(values) * 1e3:8.1f} ms "
+                  f"({min(values) * 1e3:.1f}-{max(values) * 1e3:.1f})")
+        ratios = [a[what] / b[what] for a, b in zip(found[True], found[False])]
+        print(f"  {what} with / without: {statistics.median(ratios):.2f} "
+              f"({min(ratios):.2f}-{max(ratios):.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 200],
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10, 200],
                         help="file sizes in MB")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--small", type=int, default=2000,
+                        help="small nodes for the checksum figures (0: skip them)")
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
     args = parser.parse_args()
     directory = args.dir or tempfile.mkdtemp(prefix="bench-safety-")
@@ -95,6 +159,8 @@ def main() -> None:
             ratios = [r["check"] / r["store"] for r in rounds]
             print(f"  check / store: {statistics.median(ratios):.2f} "
                   f"({min(ratios):.2f}-{max(ratios):.2f})")
+        if args.small:
+            _report_small(directory, args.small, args.rounds)
     finally:
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)

@@ -517,12 +517,13 @@ class Hdf5Store(TrajectoryStore):
         for node in handle.get_node(path)._f_walknodes():
             if attr(node._v_parent, "explorer_node") != "group":
                 continue  # a part of a value node, read with it
-            verify(node, explorer=True)  # damage hiding a node's kind is reported, not skipped
             name = node._v_pathname[len(path) + 1:].replace("/", ".")
+            if attr(node, "kind") is None:  # a group, or damage that hides a node's kind
+                verify(node, explorer=True)
             if attr(node, "explorer_node") == "group":
                 traj.add_group(f"{branch}.{name}", attr(node, "comment", ""))
             elif attr(node, "kind") is not None:
-                value = read_value(node, allow_pickle)
+                value = read_value(node, allow_pickle)  # checked there
                 adders[branch](f"{branch}.{name}", value, attr(node, "comment", ""))
 
     def _read_exploration(self, handle: tables.File, traj: "Trajectory") -> None:
