@@ -162,7 +162,7 @@ class Trajectory:
                 f"result {existing.full_name!r} already exists; pass overwrite=True to replace it")
         result.full_name = f"{parent.full_name}.{rest[-1]}"
         parent.children[rest[-1]] = result
-        self._touch()
+        self._touch(tree=False)  # results are written apart from the parameter tree
         return result
 
     def _add_run_result(self, name: str, rest: list[str], run_segments: list[int],
@@ -215,7 +215,7 @@ class Trajectory:
 
     def _touch(self, tree: bool = True) -> None:
         """Note a change, so the next store writes it: of the parameter tree, or
-        (``tree=False``) only of the exploration."""
+        (``tree=False``) only of the exploration or the results."""
         self.__dict__["_revision"] += 1
         if tree:
             self.__dict__["_tree_revision"] += 1

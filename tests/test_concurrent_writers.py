@@ -486,3 +486,34 @@ def test_loading_or_resuming_removes_what_killed_writers_left_in_the_journal(tmp
         assert journal_leftovers(filename) == []
         assert not os.path.exists(f"{filename}.journal")
     assert sorted(os.listdir(tmp_path)) == ["left.h5"]
+
+
+# ------------------------------------------------------- stale copies of a trajectory
+def test_a_stale_copy_cannot_overwrite_what_another_writer_stored(tmp_path):
+    filename = str(tmp_path / "stale.h5")
+    traj = ex.Trajectory("T")
+    traj.add_parameter("x", 0)
+    traj.explore({"x": [1, 2, 3]})
+    traj.store(filename)
+    first, second = ex.load_trajectory(filename), ex.load_trajectory(filename)
+    second.expand({"x": [4, 5]})
+    second.add_parameter("y", 1.5)
+    second.store()
+    first.add_result("summary.note", text="results only: no conflict")
+    first.store()
+    first.expand({"x": [6]})
+    with pytest.raises(ex.FileLockedError) as info:
+        first.store()
+    assert "changed by another writer" in str(info.value) and "exploration" in str(info.value)
+    first = ex.load_trajectory(filename)
+    first.add_derived_parameter("z", 2)
+    second.add_derived_parameter("w", 3)
+    first.store()
+    with pytest.raises(ex.FileLockedError, match="its parameters"):
+        second.store()
+    stored = ex.load_trajectory(filename)
+    assert stored.get("x").range == [1, 2, 3, 4, 5]
+    assert stored.y == 1.5 and stored.z == 2 and "w" not in stored
+    assert stored.res.summary.note.text == "results only: no conflict"
+    with tables.open_file(filename) as handle:
+        assert handle.root.T._v_attrs.n_runs == 5

@@ -179,6 +179,10 @@ def test_a_pickled_attribute_reads_as_its_bytes_not_as_the_object(original, tmp_
     marker = tmp_path / "code-ran"
     with h5py.File(path, "r+") as f:
         f["T/parameters/x"].attrs["comment"] = _pickle(marker)
+    with pytest.raises(ex.FileFormatError, match="parameters/x"):  # its checksum fails
+        ex.load_trajectory(str(path))
+    with h5py.File(path, "r+") as f:  # as in a file without checksums
+        del f["T/parameters/x"].attrs["crc"]
     traj = ex.load_trajectory(str(path))
     assert traj.get("x").comment == bytes(_pickle(marker)).decode("ascii")
     assert traj.x == 0 and len(traj) == 6

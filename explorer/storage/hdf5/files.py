@@ -122,7 +122,7 @@ def reading(path: str) -> Iterator[tables.File]:
             if not os.path.exists(path):
                 raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
             try:
-                handle = tables.open_file(path, "r")
+                handle = _open(path)
             except Exception as err:  # HDF5 errors, or PyTables choking on its own attributes
                 raise FileFormatError(
                     f"{path!r} cannot be opened as an HDF5 file ({err}); expected an "
@@ -496,6 +496,19 @@ def _first_line(error: BaseException) -> str:
         if "error message" in line or "No space" in line:
             return line.split("error message = ")[-1].split(",")[0].strip("'")
     return lines[-1] if lines else ""
+
+
+def _open(path: str) -> tables.File:
+    """``path`` opened for reading; a handle PyTables left open when it failed is closed."""
+    registry = tables.file._open_files
+    before = set(registry.get_handlers_by_name(path))
+    try:
+        return tables.open_file(path, "r")
+    except Exception:
+        for handle in set(registry.get_handlers_by_name(path)) - before:
+            with contextlib.suppress(Exception):
+                handle.close()
+        raise
 
 
 def _temporary(path: str) -> str:

@@ -116,6 +116,7 @@ class Hdf5Store(TrajectoryStore):
         self._tree_written: tuple[int, int] | None = None
         self._uid: str | None = None
         self._generation = -1
+        self._seen: tuple[str | None, int] | None = None  # see _check_unchanged
 
     # ------------------------------------------------------------------ basics
     def same_file(self, filename: str) -> bool:
@@ -201,6 +202,7 @@ class Hdf5Store(TrajectoryStore):
                 return
             self.create_skeleton(handle)
             _set(handle.get_node(self.path), comment=trajectory.comment)
+            self._seen = self._stored_state(handle.get_node(self.path))
             for branch in BRANCHES:
                 _group(handle, self.path, branch, explorer_node="group", comment="")
 
@@ -229,11 +231,18 @@ class Hdf5Store(TrajectoryStore):
         tree = (id(trajectory), trajectory._tree_revision)
         with writing(self.filename) as handle, reported(self.filename, f"{self._what}: storing it"):
             group = handle.get_node(self.path)
-            _set(group, comment=trajectory.comment, n_runs=len(trajectory))
+            self._check_unchanged(group, trajectory, rewrite_tree=tree != self._tree_written)
+            _set(group, comment=trajectory.comment)
             if tree != self._tree_written:  # rewritten nodes leave space HDF5 never reuses
                 for branch in _PARAMETER_BRANCHES:
                     self._write_parameter_branch(handle, trajectory, branch)
+                _set(group, tree_stamp=uuid.uuid4().hex)
             self._write_exploration(handle, trajectory)
+            _set(group, n_runs=max(len(trajectory), int(attr(group, "explored_runs", 0))))
+            # what this copy now knows of the file (not what others added meanwhile)
+            stamp = self._stored_state(group)[0] \
+                if tree != self._tree_written or self._seen is None else self._seen[0]
+            self._seen = stamp, len(trajectory) if trajectory.explored_parameters else 0
             written = self._write_results(handle, trajectory)
             if trajectory._memory_runs:  # results only, no run rows
                 encoder = BatchEncoder(self.settings)
@@ -246,6 +255,30 @@ class Hdf5Store(TrajectoryStore):
             result.stored = True
         self._written, self._tree_written = state, tree
         self._invalidate()
+
+    @staticmethod
+    def _stored_state(group: tables.Group) -> tuple[str | None, int]:
+        """What another writer changes when it stores the trajectory: the stamp of its
+        parameter tree and the number of explored runs."""
+        return attr(group, "tree_stamp", None), int(attr(group, "explored_runs", 0) or 0)
+
+    def _check_unchanged(self, group: tables.Group, trajectory: "Trajectory",
+                         rewrite_tree: bool) -> None:
+        """Refuse to store over what another writer stored since this store last looked."""
+        if self._seen is None:
+            return
+        stamp, explored = self._stored_state(group)
+        changed = []
+        if rewrite_tree and stamp != self._seen[0]:
+            changed.append("its parameters")
+        if explored != self._seen[1] and len(trajectory) > self._seen[1]:
+            changed.append(f"its exploration ({explored} runs now, {self._seen[1]} then)")
+        if changed:
+            raise FileLockedError(
+                f"{self.filename!r}: trajectory {self.name!r} was changed by another writer "
+                f"since it was loaded here ({' and '.join(changed)}); storing this copy would "
+                "overwrite those changes, so nothing was stored. Load it again with "
+                "ex.load_trajectory and repeat the changes")
 
     def _write_parameter_branch(self, handle: tables.File, trajectory: "Trajectory",
                                 branch: str) -> None:
@@ -495,6 +528,7 @@ class Hdf5Store(TrajectoryStore):
             for branch in _PARAMETER_BRANCHES:
                 self._read_parameter_branch(handle, traj, branch, allow_pickle)
             self._read_exploration(handle, traj)
+            self._seen = self._stored_state(group)
             if load != "parameters":
                 self._read_results(handle, traj, f"{self.path}/results", "results",
                                    eager=load == "all", allow_pickle=allow_pickle)
