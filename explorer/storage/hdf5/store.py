@@ -701,16 +701,20 @@ def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy
                     allow_pickle: bool = False) -> "Trajectory":
     """Open a stored trajectory; see :func:`explorer.load_trajectory`."""
     filename = os.fspath(filename)
-    if name is None:
-        names = trajectory_names(filename)
-        if len(names) != 1:
-            raise TrajectoryNotFoundError(
-                f"{filename!r} holds {len(names)} trajectories ({', '.join(names) or 'none'}); "
-                "pass the name of the one to load")
-        name = names[0]
-    store = Hdf5Store(filename, name)
-    _merge_journal(store)
-    return store.read_trajectory(load, allow_pickle)
+    try:
+        if name is None:
+            names = trajectory_names(filename)
+            if len(names) != 1:
+                raise TrajectoryNotFoundError(
+                    f"{filename!r} holds {len(names)} trajectories "
+                    f"({', '.join(names) or 'none'}); pass the name of the one to load")
+            name = names[0]
+        store = Hdf5Store(filename, name)
+        _merge_journal(store)
+        return store.read_trajectory(load, allow_pickle)
+    except FileFormatError:
+        release(filename)  # a damaged file is not kept open: it may be repaired meanwhile
+        raise
 
 
 def _merge_journal(store: Hdf5Store) -> None:
