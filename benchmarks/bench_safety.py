@@ -19,7 +19,10 @@ Then it times explorer's own checksums (attribute ``crc``, :mod:`explorer.storag
 hdf5.checksum`) where they cost the most, on many small nodes: storing a fresh
 trajectory with ``--small`` small parameters and one result of as many small
 items, and loading it back (``load="all"``), with checksums and without (their
-functions replaced by no-ops), alternately in each round. Usage::
+functions replaced by no-ops), alternately in each round; and loading that
+trajectory with and without the guard against PyTables' crashes on damaged
+attributes (:mod:`explorer.storage.hdf5.hdf5guard`: attribute names listed
+through ctypes, root attributes checked before a file is opened). Usage::
 
     python benchmarks/bench_safety.py                  # 10 and 200 MB, 5 rounds
     python benchmarks/bench_safety.py --sizes 10 --rounds 3
@@ -35,9 +38,10 @@ import tempfile
 import time
 
 import numpy as np
+import tables
 
 import explorer as ex
-from explorer.storage.hdf5 import checksum, columns, files, journal, nodes, store
+from explorer.storage.hdf5 import checksum, columns, files, hdf5guard, journal, nodes, store
 from explorer.storage.hdf5.files import _first_hole
 
 _CHECKSUM_FUNCTIONS = ("seal", "seal_tree", "mark", "seal_pending", "verify", "verify_tree")
@@ -119,6 +123,50 @@ def _small_round(directory: str, small: int, enabled: bool, number: int) -> dict
         _checksums(True)
 
 
+def _guard(enabled: bool) -> None:
+    """Turn the guard on, or off (PyTables' own attribute listing, no check at open)."""
+    if enabled:
+        hdf5guard.install()
+        files.check_file = hdf5guard.check_file
+    else:
+        if "_g_list_attr" in vars(tables.attributeset.AttributeSet):
+            del tables.attributeset.AttributeSet._g_list_attr  # back to PyTables' own
+        files.check_file = lambda path: None
+
+
+def _report_guard(directory: str, small: int, rounds: int) -> None:
+    """Load a trajectory of ``small`` parameters and result items with and without the guard."""
+    path = os.path.join(directory, "guard.h5")
+    traj = ex.Trajectory("S")
+    for i in range(small):
+        traj.add_parameter(f"group{i % 20}.p{i}", float(i), comment="small")
+    traj.add_result("many", **{f"r{i}": np.arange(4) + i for i in range(small)})
+    traj.store(path)
+    traj.close()
+    found: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for _ in range(rounds):
+            for enabled in (False, True):
+                _guard(enabled)
+                files.release(path)
+                clock = time.perf_counter()
+                ex.load_trajectory(path, "S", load="all").close()
+                found[enabled].append(time.perf_counter() - clock)
+    finally:
+        _guard(True)
+        files.release(path)
+    print(f"load of {small} small parameters and result items, {rounds} rounds "
+          "(median, range):")
+    for enabled in (False, True):
+        values = found[enabled]
+        print(f"  {'with' if enabled else 'without':7s} the guard "
+              f"{statistics.median(values) * 1e3:8.1f} ms "
+              f"({min(values) * 1e3:.1f}-{max(values) * 1e3:.1f})")
+    ratios = [a / b for a, b in zip(found[True], found[False])]
+    print(f"  with / without: {statistics.median(ratios):.3f} "
+          f"({min(ratios):.3f}-{max(ratios):.3f})")
+
+
 def _report_small(directory: str, small: int, rounds: int) -> None:
     found: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     for number in range(rounds):
@@ -161,6 +209,7 @@ def main() -> None:
                   f"({min(ratios):.2f}-{max(ratios):.2f})")
         if args.small:
             _report_small(directory, args.small, args.rounds)
+            _report_guard(directory, args.small, args.rounds)
     finally:
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)

@@ -6,7 +6,8 @@ runs); then copies of its file are damaged (truncated, bytes flipped in data
 and metadata, blocks zeroed) or rewritten with h5py into malformed files (a
 missing run table, wrong shapes and dtypes, huge counts, strings where numbers
 belong, JSON that is not JSON or nests deeply, unknown kinds, pickled
-attributes). One long-lived child process (``damaged_reader.py``) opens each
+attributes, attribute names that are not UTF-8, a PyTables format version that
+is not one string). One long-lived child process (``damaged_reader.py``) opens each
 file through every public entry point and reports; a crash or a hang (per-file
 timeout) is recorded and the next file gets a fresh child, so a segfault inside
 PyTables cannot take pytest down.
@@ -205,6 +206,23 @@ def _replace(node: str, data) -> Callable[[h5py.File], None]:
     return change
 
 
+def _bad_attribute_name(node: str) -> Callable[[h5py.File], None]:
+    """An attribute whose name is not UTF-8 (PyTables crashed decoding it)."""
+    def change(handle: h5py.File) -> None:
+        h5py.h5a.create(handle[node].id, b"bad\xff\xfename", h5py.h5t.NATIVE_INT32,
+                        h5py.h5s.create(h5py.h5s.SCALAR))
+    return change
+
+
+def _format_version(value) -> Callable[[h5py.File], None]:
+    """The root's PYTABLES_FORMAT_VERSION replaced (PyTables crashed when it cannot
+    read it as one string)."""
+    def change(handle: h5py.File) -> None:
+        del handle.attrs["PYTABLES_FORMAT_VERSION"]
+        handle.attrs.create("PYTABLES_FORMAT_VERSION", value)
+    return change
+
+
 def _ragged() -> np.ndarray:
     rows = np.empty(2, dtype=object)
     rows[0], rows[1] = np.arange(3), np.arange(5)
@@ -305,6 +323,12 @@ def malformed(marker: pathlib.Path) -> dict[str, Callable[[h5py.File], None]]:
                          (f"{T}/results/summary/table", "result"), (f"{T}/runs", "run table")):
         changes[f"pickled attribute on the {label}"] = _set_attr(where, "payload", _pickle(marker))
     changes["pickled comment"] = _set_attr(T, "comment", _pickle(marker))
+    for where, label in (("/", "root"), (f"{T}/parameters/kinds/rate", "parameter"),
+                         (f"{SEG}/data", "column segment")):
+        changes[f"attribute name not UTF-8 on the {label}"] = _bad_attribute_name(where)
+    changes["format version an integer"] = _format_version(7)
+    changes["format version an empty string"] = _format_version(
+        h5py.Empty(h5py.string_dtype()))
     return changes
 
 
@@ -461,6 +485,15 @@ def test_pickled_attributes_run_no_code(examined):
                                    "segment runs longer than data", "segment dtype huge void",
                                    "frame ncolumns huge", "sparse shape huge"])
 def test_huge_counts_and_missing_parts_are_clear_errors(examined, label):
+    assert examined[label][0] == "clear error", examined[label]
+
+
+@pytest.mark.parametrize("label", ["attribute name not UTF-8 on the root",
+                                   "attribute name not UTF-8 on the parameter",
+                                   "attribute name not UTF-8 on the column segment",
+                                   "format version an integer", "format version an empty string"])
+def test_attributes_that_crashed_pytables_are_clear_errors(examined, label):
+    """PyTables' C code crashed on these (explorer.storage.hdf5.hdf5guard checks first)."""
     assert examined[label][0] == "clear error", examined[label]
 
 

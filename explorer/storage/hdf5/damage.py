@@ -25,9 +25,11 @@ __all__ = ["reported", "damaged", "count"]
 
 #: What reading a damaged file raises below explorer (HDF5ExtError is a
 #: RuntimeError; numpy and json raise ValueErrors and TypeErrors; lookups of
-#: missing nodes, keys and rows raise LookupErrors; deep JSON a RecursionError).
+#: missing nodes, keys and rows raise LookupErrors; deep JSON a RecursionError;
+#: PyTables a SystemError when it makes a string of an attribute HDF5 failed to read).
 _DAMAGE = (tables.HDF5ExtError, tables.NodeError, ValueError, TypeError, LookupError,
-           AttributeError, ArithmeticError, RecursionError, MemoryError, UnicodeError)
+           AttributeError, ArithmeticError, RecursionError, MemoryError, UnicodeError,
+           SystemError)
 #: explorer's own errors that keep their meaning when they come from a file.
 _MEANINGFUL = (FileFormatError, UnsafeDataError, TrajectoryNotFoundError, FileLockedError)
 
@@ -50,6 +52,8 @@ def _describe(error: BaseException) -> str:
         return summary
     if isinstance(error, ChecksumError):
         return str(error)
+    if isinstance(error, SystemError):  # PyTables' C code on metadata HDF5 could not read
+        return f"metadata HDF5 cannot read (SystemError: {error})"
     text = str(error)
     if len(text) > 200:
         text = text[:200] + "..."

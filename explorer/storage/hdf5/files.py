@@ -11,7 +11,8 @@ HDF5 does not report every failed write (a chunk that could not be written for
 want of space reads back as zeros), so the copy is synced and searched for the
 holes that failed writes leave. A failed write raises
 :class:`~explorer.errors.DiskFullError` and leaves the file as it was. Within
-these handles, PyTables unpickles nothing (:mod:`.unpickling`).
+these handles, PyTables unpickles nothing (:mod:`.unpickling`), and a file is
+checked for what would crash PyTables before it opens it (:mod:`.hdf5guard`).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import tables
 from ...errors import DiskFullError, FileFormatError
 from ..lockfile import claimed
 from .checksum import seal_pending
+from .hdf5guard import check_file
 from .unpickling import refusing
 
 __all__ = ["reading", "writing", "rewriting", "release", "generation", "Transaction",
@@ -123,6 +125,8 @@ def reading(path: str) -> Iterator[tables.File]:
                 raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
             try:
                 handle = _open(path)
+            except FileFormatError:
+                raise
             except Exception as err:  # HDF5 errors, or PyTables choking on its own attributes
                 raise FileFormatError(
                     f"{path!r} cannot be opened as an HDF5 file ({err}); expected an "
@@ -369,6 +373,8 @@ def _open_for_writing(path: str) -> tuple[tables.File, str, int]:
     if not fresh and not tables.is_hdf5_file(real):
         raise FileFormatError(
             f"{path!r} exists and is not an HDF5 file; refusing to write into it")
+    if not fresh:
+        check_file(real)
     target = _temporary(real)
     try:
         if fresh:
@@ -499,8 +505,15 @@ def _first_line(error: BaseException) -> str:
 
 
 def _open(path: str) -> tables.File:
-    """``path`` opened for reading; a handle PyTables left open when it failed is closed."""
+    """``path`` opened for reading; a handle PyTables left open when it failed is closed.
+
+    Raises
+    ------
+    FileFormatError
+        PyTables would crash opening the file (:func:`.hdf5guard.check_file`).
+    """
     registry = tables.file._open_files
+    check_file(path)
     before = set(registry.get_handlers_by_name(path))
     try:
         return tables.open_file(path, "r")

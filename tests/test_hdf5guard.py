@@ -1,0 +1,101 @@
+"""The guard against PyTables' crashes on damaged attributes is active and exact.
+
+PyTables' C code crashes the interpreter on an attribute name that is not UTF-8
+and on a root ``PYTABLES_FORMAT_VERSION`` it cannot read;
+:mod:`explorer.storage.hdf5.hdf5guard` checks both first. What could crash runs
+in a child process, so that a regression fails a test instead of killing pytest.
+"""
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+import tables
+
+import explorer as ex
+from explorer.storage.hdf5 import hdf5guard
+
+BAD_NAME = b"bad\xff\xfename"
+
+
+def _file(path: pathlib.Path) -> pathlib.Path:
+    """A PyTables file with an array ``/x`` and a few attributes."""
+    with tables.open_file(str(path), "w") as handle:
+        handle.create_array("/", "x", np.arange(3))
+        handle.root._v_attrs.note = "intact"
+        handle.root.x._v_attrs.unit = "ms"
+    return path
+
+
+def _bad_name(node: h5py.Group | h5py.Dataset) -> None:
+    h5py.h5a.create(node.id, BAD_NAME, h5py.h5t.NATIVE_INT32, h5py.h5s.create(h5py.h5s.SCALAR))
+
+
+def test_the_guard_found_the_hdf5_library_pytables_uses():
+    assert hdf5guard.ACTIVE
+    assert tables.attributeset.AttributeSet._g_list_attr is hdf5guard._list_attributes
+
+
+def test_attribute_names_are_those_pytables_lists(tmp_path):
+    with tables.open_file(str(_file(tmp_path / "intact.h5"))) as handle:
+        for node in (handle.root, handle.root.x):
+            ours = sorted(node._v_attrs._v_attrnames)
+            theirs = sorted(tables.hdf5extension.AttributeSet._g_list_attr(node._v_attrs, node))
+            assert ours == theirs
+            assert "CLASS" in ours
+
+
+def test_a_bad_attribute_name_is_a_clear_error_not_a_crash(tmp_path):
+    """The minimal reproduction: PyTables alone dies of signal 11 here."""
+    path = _file(tmp_path / "bad.h5")
+    with h5py.File(path, "r+") as handle:
+        _bad_name(handle["x"])
+    script = textwrap.dedent(f"""
+        import warnings
+        import tables
+        import explorer
+        import explorer.storage.hdf5  # what explorer imports to open a file
+        warnings.simplefilter("ignore")  # PyTables warns of the leaf it cannot load
+        with tables.open_file({str(path)!r}) as handle:
+            try:
+                handle.root.x._v_attrs
+            except explorer.FileFormatError as error:
+                print("FileFormatError:", error)
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+    assert "FileFormatError:" in child.stdout
+    assert "'/x'" in child.stdout and "not valid UTF-8" in child.stdout
+    assert str(path) in child.stdout
+
+
+@pytest.mark.parametrize("damage", ["root name", "version an integer", "version empty",
+                                    "version two strings"])
+def test_what_pytables_reads_at_open_is_checked_first(tmp_path, damage):
+    path = _file(tmp_path / "bad.h5")
+    with h5py.File(path, "r+") as handle:
+        if damage == "root name":
+            _bad_name(handle)
+        else:
+            value = {"version an integer": 7,
+                     "version empty": h5py.Empty(h5py.string_dtype()),
+                     "version two strings": np.array(["2.1", "2.1"], dtype=object)}[damage]
+            del handle.attrs["PYTABLES_FORMAT_VERSION"]
+            handle.attrs.create("PYTABLES_FORMAT_VERSION", value)
+    with pytest.raises(ex.FileFormatError, match="bad.h5"):
+        hdf5guard.check_file(str(path))  # before PyTables, which would crash on it
+    with pytest.raises(ex.FileFormatError, match="bad.h5"):
+        ex.trajectory_names(str(path))
+
+
+def test_intact_and_non_hdf5_files_pass_the_check(tmp_path):
+    hdf5guard.check_file(str(_file(tmp_path / "intact.h5")))
+    text = tmp_path / "text.h5"
+    text.write_text("not HDF5")
+    hdf5guard.check_file(str(text))  # left to PyTables, which raises
