@@ -10,6 +10,7 @@ from __future__ import annotations
 import pathlib
 import subprocess
 import sys
+import struct
 import textwrap
 
 import h5py
@@ -99,3 +100,32 @@ def test_intact_and_non_hdf5_files_pass_the_check(tmp_path):
     text = tmp_path / "text.h5"
     text.write_text("not HDF5")
     hdf5guard.check_file(str(text))  # left to PyTables, which raises
+
+
+def _chunked_parameter_file(path: pathlib.Path) -> pathlib.Path:
+    traj = ex.Trajectory("T")
+    traj.add_parameter("large", np.arange(12000.0))  # two chunks of 8192 values
+    traj.store(str(path))
+    return path
+
+
+def test_a_damaged_chunk_index_entry_is_damage_not_zeros(tmp_path):
+    """A chunk index entry whose offset is damaged hides the chunk: HDF5 reads the
+    fill value (zeros) there, and the chunk's own checksum is never consulted."""
+    path = _chunked_parameter_file(tmp_path / "index.h5")
+    assert np.array_equal(ex.load_trajectory(str(path)).large, np.arange(12000.0))
+    with h5py.File(path, "r") as f:
+        dataset = f["T/parameters/large"]
+        assert dataset.chunks == (8192,)
+        second = dataset.id.get_chunk_info(1)
+    blob = bytearray(path.read_bytes())
+    # the B-tree key of the second chunk: its size, filter mask, then its offset
+    key = struct.pack("<IIQQ", second.size, second.filter_mask, 8192, 0)
+    assert blob.count(key) == 1
+    at = blob.index(key) + 8 + 7  # the offset's highest byte
+    blob[at] ^= 0x08
+    path.write_bytes(bytes(blob))
+    with h5py.File(path, "r") as f:  # what a reader without the check gets: zeros
+        assert np.count_nonzero(f["T/parameters/large"][8192:]) == 0
+    with pytest.raises(ex.FileFormatError, match="chunk of its index lies outside"):
+        ex.load_trajectory(str(path)).large

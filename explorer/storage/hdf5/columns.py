@@ -33,6 +33,7 @@ import tables
 
 from ...values import NUMBER_TYPES, is_uniform, result_kind
 from .checksum import has_checksum, mark, seal, verify, verify_tree
+from .hdf5guard import check_chunks
 from .nodes import attr, read_value, write_value
 
 __all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "ColumnIndex",
@@ -364,10 +365,13 @@ def _checked_segment(group: tables.Group) -> tuple[np.ndarray, tuple[str, str, s
     if not isinstance(runs_node, tables.Array) or len(runs_node.shape) != 1 or \
             runs_node.dtype.kind not in "iu":
         raise ValueError(f"{where}: 'runs' is not a 1-d integer dataset")
+    check_chunks(runs_node)
     runs = runs_node.read().astype(np.int64, copy=False)
     if len(runs) and runs.min() < -1:
         raise ValueError(f"{where}: negative run index {runs.min()}")
     data = group._f_get_child("data")
+    if isinstance(data, tables.Leaf):
+        check_chunks(data)
     if encoding in ("fixed", "ragged"):
         expected = np.dtype(dtype).newbyteorder("=")  # other byte orders are stored native
         if expected.kind not in "biufc":

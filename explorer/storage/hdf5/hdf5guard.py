@@ -27,12 +27,15 @@ import tables.hdf5extension
 
 from .damage import damaged
 
-__all__ = ["ACTIVE", "check_file", "attribute_names", "install"]
+__all__ = ["ACTIVE", "check_file", "check_chunks", "attribute_names", "install"]
 
 _hid = ctypes.c_int64  # hid_t since HDF5 1.10 (PyTables 3.11 needs 1.10.5 or newer)
 _herr = ctypes.c_int
 _hsize = ctypes.c_uint64
 _ITERATED = ctypes.CFUNCTYPE(_herr, _hid, ctypes.c_char_p, ctypes.c_void_p, ctypes.py_object)
+#: ``H5Dchunk_iter``'s callback: chunk offset, filter mask, address, size, data.
+_CHUNK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_hsize), ctypes.c_uint, ctypes.c_uint64,
+                          _hsize, ctypes.py_object)
 _H5P_DEFAULT = 0
 _H5F_ACC_RDONLY = 0
 _H5_INDEX_CRT_ORDER, _H5_ITER_NATIVE = 1, 2  # as PyTables lists attributes
@@ -63,7 +66,9 @@ def _signatures(lib: ctypes.PyDLL) -> None:
             ("H5Sget_simple_extent_type", ctypes.c_int, [_hid]),
             ("H5Sget_simple_extent_npoints", ctypes.c_int64, [_hid]),
             ("H5Sclose", _herr, [_hid]),
-            ("H5free_memory", _herr, [void_p])):
+            ("H5free_memory", _herr, [void_p]),
+            ("H5Dchunk_iter", _herr, [_hid, _hid, _CHUNK, ctypes.py_object]),
+            ("H5Fget_filesize", _herr, [_hid, ctypes.POINTER(_hsize)])):
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
 
@@ -219,6 +224,61 @@ def check_file(path: str) -> None:
             _check_version_attribute(file_id, path)
     finally:
         _lib.H5Fclose(file_id)
+
+
+class _Chunks:
+    """What ``H5Dchunk_iter`` finds: ``(offset, filter mask, address, size)`` per chunk."""
+
+    def __init__(self, ndim: int):
+        self.ndim = ndim
+        self.found: list[tuple[tuple[int, ...], int, int, int]] = []
+
+
+@_CHUNK
+def _chunk(offset: Any, filter_mask: int, address: int, size: int, chunks: _Chunks) -> int:
+    chunks.found.append((tuple(offset[i] for i in range(chunks.ndim)), filter_mask, address,
+                         size))
+    return 0
+
+
+def check_chunks(leaf: tables.Leaf) -> None:
+    """Check the chunk index of a chunked dataset explorer wrote.
+
+    explorer writes chunked datasets whole, so each chunk within the extent is
+    in the index once, at its place, having gone through every filter, and
+    lies inside the file; a damaged index entry would otherwise read back as
+    the fill value (or as bytes from elsewhere), which no chunk checksum sees.
+
+    Raises
+    ------
+    FileFormatError
+        A chunk is missing, misplaced, skipped a filter, or lies beyond the
+        end of the file.
+    """
+    chunkshape = getattr(leaf, "chunkshape", None)
+    shape = tuple(int(n) for n in leaf.shape)
+    if _lib is None or not chunkshape or not shape:
+        return
+    chunkshape = tuple(int(n) for n in chunkshape)
+    expected = 1
+    for size, chunk in zip(shape, chunkshape):
+        expected *= -(-size // chunk)
+    chunks = _Chunks(len(shape))
+    end = _hsize(0)
+    if _lib.H5Dchunk_iter(leaf._v_objectid, _H5P_DEFAULT, _chunk, chunks) < 0 or \
+            _lib.H5Fget_filesize(leaf._v_file._v_objectid, ctypes.byref(end)) < 0:
+        problem = "HDF5 cannot walk its chunk index"
+    elif len({offset for offset, *_ in chunks.found}) != expected or \
+            len(chunks.found) != expected:
+        problem = f"its extent holds {expected} chunks, its chunk index {len(chunks.found)}"
+    elif any(n >= size or n % chunk for offset, *_ in chunks.found
+             for n, size, chunk in zip(offset, shape, chunkshape)):
+        problem = "a chunk of its index lies outside its extent"
+    elif any(mask or address + size > end.value for _, mask, address, size in chunks.found):
+        problem = "its chunk index points outside the file or past a filter"
+    else:
+        return
+    raise damaged(leaf._v_file.filename, f"dataset {leaf._v_pathname!r}", problem)
 
 
 def install() -> None:

@@ -19,6 +19,7 @@ import tables
 from ...errors import UnsafeDataError, UnsupportedTypeError
 from ...values import NUMBER_TYPES, is_uniform, parameter_kind, result_kind
 from .checksum import seal_tree, verify_tree
+from .hdf5guard import check_chunks
 from .pandas_codec import Tree, frame_from_tree, frame_to_tree
 
 __all__ = ["write_value", "read_value", "to_array", "from_array", "attr", "FILTERS_SIZE"]
@@ -212,6 +213,8 @@ def read_value(node: tables.Node, allow_pickle: bool = False) -> Any:
         The node or one below it does not match its checksum.
     """
     verify_tree(node)
+    for leaf in [node] if isinstance(node, tables.Leaf) else node._f_walknodes("Leaf"):
+        check_chunks(leaf)
     return _read_value(node, allow_pickle)
 
 

@@ -27,6 +27,7 @@ from .columns import ColumnIndex, append_column, append_nodes, append_packed, pa
 from .damage import count, damaged, reported
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
 from .files import generation, reading, release, rewriting, writing
+from .hdf5guard import check_chunks
 from .nodes import attr, read_value, write_value
 
 if TYPE_CHECKING:
@@ -459,6 +460,7 @@ class Hdf5Store(TrajectoryStore):
                     not set(RUN_ROW.names) <= set(node.coldtypes):
                 raise damaged(self.filename, f"{self._what}: its run table",
                               f"expected a table with columns {', '.join(RUN_ROW.names)}")
+            check_chunks(node)
             table = node.read()
         order = np.argsort(table["idx"], kind="stable")
         table = table[order]
