@@ -119,6 +119,7 @@ def test_storing_a_trajectory_on_a_full_disk_keeps_the_file(small_disk):
     traj.add_result("small", values=np.arange(10.0))
     traj.store(filename)
     before = pathlib.Path(filename).read_bytes()
+    traj.add_derived_parameter("y", 2.0)  # the failed store rewrites the parameter tree too
     traj.add_result("big", values=np.random.default_rng(0).random(1_500_000))  # 12 MB
     with pytest.raises(ex.DiskFullError) as info:
         traj.store()
@@ -130,3 +131,4 @@ def test_storing_a_trajectory_on_a_full_disk_keeps_the_file(small_disk):
     again = ex.load_trajectory(filename)
     np.testing.assert_array_equal(again.res.big.values,
                                   np.random.default_rng(0).random(1_500_000))
+    assert again.y == 2.0

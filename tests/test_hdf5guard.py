@@ -129,3 +129,19 @@ def test_a_damaged_chunk_index_entry_is_damage_not_zeros(tmp_path):
         assert np.count_nonzero(f["T/parameters/large"][8192:]) == 0
     with pytest.raises(ex.FileFormatError, match="chunk of its index lies outside"):
         ex.load_trajectory(str(path)).large
+
+
+def test_chunks_blosc_left_uncompressed_are_not_damage(tmp_path):
+    """blosc is an optional filter: a chunk it cannot shrink is stored as it is,
+    with its bit set in the chunk's filter mask, and reads back as stored."""
+    noise = np.random.default_rng(0).integers(0, 256, 200_000).astype(np.uint8)
+    traj = ex.Trajectory("T")
+    traj.add_parameter("x", 0)
+    traj.add_result("r", noise=noise)
+    traj.store(str(tmp_path / "noise.h5"))
+    with h5py.File(tmp_path / "noise.h5", "r") as f:
+        masks = {f["T/results/r/noise"].id.get_chunk_info(i).filter_mask
+                 for i in range(f["T/results/r/noise"].id.get_num_chunks())}
+    assert masks != {0}  # blosc gave up on some chunks
+    again = ex.load_trajectory(str(tmp_path / "noise.h5"), load="all")
+    assert np.array_equal(again.res.r.noise, noise)

@@ -465,7 +465,7 @@ def _disk_trouble(error: BaseException | None) -> bool:
         text = str(error)
         if "No space left" in text or "errno = 28" in text or "Disk quota" in text:
             return True
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+        error = error.__cause__  # not __context__: an error raised while handling another
     return False
 
 

@@ -22,6 +22,7 @@ from ...naming import BRANCHES
 from ...results import LazyItem, Result
 from ...records import RunStatus
 from ..base import RunTable, TrajectoryStore
+from ..lockfile import FileClaim, claimed
 from .checksum import mark, seal_pending, verify
 from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
 from .damage import count, damaged, reported
@@ -175,6 +176,11 @@ class Hdf5Store(TrajectoryStore):
     # ---------------------------------------------------------------- creating
     def create(self, trajectory: "Trajectory", *, overwrite: bool,
                copy_from: TrajectoryStore | None = None) -> None:
+        with claimed(self.filename, "explorer creating a trajectory"):  # check + replace
+            self._create(trajectory, overwrite, copy_from)
+
+    def _create(self, trajectory: "Trajectory", overwrite: bool,
+                copy_from: TrajectoryStore | None) -> None:
         self.allow_pickle = trajectory.allow_pickle
         if self.exists():
             if not overwrite and not self.is_unused():
@@ -203,20 +209,26 @@ class Hdf5Store(TrajectoryStore):
                 return
             self.create_skeleton(handle)
             _set(handle.get_node(self.path), comment=trajectory.comment)
-            self._seen = self._stored_state(handle.get_node(self.path))
             for branch in BRANCHES:
                 _group(handle, self.path, branch, explorer_node="group", comment="")
+            created = self._stored_state(handle.get_node(self.path))
+        self._seen = created  # committed
 
     def is_unused(self) -> bool:
         """Whether the stored trajectory holds nothing to keep: no parameters, results,
-        exploration or runs (a process stopped right after creating it), so that
-        starting it afresh loses nothing."""
+        exploration, runs or config but an Environment's seed (a process stopped right
+        after creating it), so that starting it afresh loses nothing."""
         with reading(self.filename) as handle, reported(self.filename, self._what):
             group = handle.get_node(self.path)
             runs = f"{self.path}/runs"
             empty = all(f"{self.path}/{branch}" not in handle or
                         not handle.get_node(f"{self.path}/{branch}")._v_nchildren
                         for branch in ("parameters", "derived_parameters", "results"))
+            config = f"{self.path}/config"
+            if config in handle:  # nothing but the seed an Environment stores first
+                leaves = [node._v_pathname[len(config) + 1:]
+                          for node in handle.get_node(config)._f_walknodes("Leaf")]
+                empty = empty and leaves in ([], ["environment/seed"])
             return empty and int(attr(group, "explored_runs", 0) or 0) == 0 and \
                 (runs not in handle or handle.get_node(runs).nrows == 0) and \
                 not glob.glob(os.path.join(f"{os.path.realpath(self.filename)}.journal",
@@ -243,7 +255,7 @@ class Hdf5Store(TrajectoryStore):
             # what this copy now knows of the file (not what others added meanwhile)
             stamp = self._stored_state(group)[0] \
                 if tree != self._tree_written or self._seen is None else self._seen[0]
-            self._seen = stamp, len(trajectory) if trajectory.explored_parameters else 0
+            seen = stamp, len(trajectory) if trajectory.explored_parameters else 0
             written = self._write_results(handle, trajectory)
             if trajectory._memory_runs:  # results only, no run rows
                 encoder = BatchEncoder(self.settings)
@@ -254,7 +266,7 @@ class Hdf5Store(TrajectoryStore):
         trajectory._memory_runs.clear()
         for result in written:
             result.stored = True
-        self._written, self._tree_written = state, tree
+        self._written, self._tree_written, self._seen = state, tree, seen
         self._invalidate()
 
     @staticmethod
@@ -721,7 +733,6 @@ def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy
 
 def _merge_journal(store: Hdf5Store) -> None:
     """Move runs an interrupted session left in the journal into the file, if no one writes it."""
-    from ..lockfile import FileClaim
     from .journal import Journal
 
     if not store.exists():
