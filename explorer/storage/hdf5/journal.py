@@ -38,9 +38,15 @@ from .unpickling import refusing
 if TYPE_CHECKING:
     from .store import Hdf5Store
 
-__all__ = ["Journal", "RunAppender"]
+__all__ = ["Journal", "RunAppender", "journal_root"]
 
 _sequence = itertools.count()
+
+
+def journal_root(filename: str) -> str:
+    """The folder of a file's journal: next to the file a path resolves to, so that
+    every name of the file shares one journal."""
+    return f"{os.path.realpath(filename)}.journal"
 
 
 class Journal:
@@ -54,8 +60,7 @@ class Journal:
 
     def __init__(self, store: "Hdf5Store"):
         self.store = store
-        self.directory = os.path.join(f"{os.path.realpath(store.filename)}.journal",
-                                      f"{store.name}-{store.uid}")
+        self.directory = os.path.join(journal_root(store.filename), f"{store.name}-{store.uid}")
 
     def shards(self) -> list[str]:
         """Complete shard files, oldest first."""

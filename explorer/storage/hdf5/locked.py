@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from ..lockfile import FileClaim
 from .encode import EncodedBatch, EncodeSettings
+from .journal import Journal
+from .store import Hdf5Store
 
 __all__ = ["LockedAppender", "WRITER_WAIT"]
 
@@ -43,9 +45,6 @@ class LockedAppender:
 
     def __call__(self, batch: EncodedBatch, name: str | None = None) -> None:
         """Write ``batch``; ``name`` (unique to the chunk) makes a rerun replace it."""
-        from .journal import Journal
-        from .store import Hdf5Store
-
         with FileClaim(self.filename, "a worker writing runs", suffix=".writer.lock",
                        wait=self.wait):
             store = Hdf5Store(self.filename, self.name, complib=self.settings.complib,

@@ -29,6 +29,7 @@ from .damage import count, damaged, reported
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
 from .files import generation, reading, release, rewriting, writing
 from .hdf5guard import check_chunks
+from .journal import Journal, journal_root
 from .nodes import attr, read_value, write_value
 
 if TYPE_CHECKING:
@@ -194,8 +195,7 @@ class Hdf5Store(TrajectoryStore):
                 for node in old.root._f_iter_nodes():
                     if node._v_name != self.name:
                         node._f_copy(newparent=new.root, recursive=True)
-            journal = f"{os.path.realpath(self.filename)}.journal"
-            for stale in glob.glob(os.path.join(journal, f"{self.name}-*")):
+            for stale in glob.glob(os.path.join(journal_root(self.filename), f"{self.name}-*")):
                 shutil.rmtree(stale, ignore_errors=True)
         self._uid = None
         with writing(self.filename) as handle, \
@@ -231,7 +231,7 @@ class Hdf5Store(TrajectoryStore):
                 empty = empty and leaves in ([], ["environment/seed"])
             return empty and int(attr(group, "explored_runs", 0) or 0) == 0 and \
                 (runs not in handle or handle.get_node(runs).nrows == 0) and \
-                not glob.glob(os.path.join(f"{os.path.realpath(self.filename)}.journal",
+                not glob.glob(os.path.join(journal_root(self.filename),
                                            f"{self.name}-*", "*.h5"))
 
     # ----------------------------------------------------------------- writing
@@ -733,7 +733,6 @@ def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy
 
 def _merge_journal(store: Hdf5Store) -> None:
     """Move runs an interrupted session left in the journal into the file, if no one writes it."""
-    from .journal import Journal
 
     if not store.exists():
         return
