@@ -98,8 +98,7 @@ class Environment:
                  allow_pickle: bool = False, complib: str | None = None,
                  complevel: int | None = None, chunk_size: int | None = None):
         from .storage.hdf5 import Hdf5Store
-        from .storage.hdf5.files import remove_stale_copies
-        from .storage.hdf5.journal import Journal
+        from .storage.hdf5.files import tidy
         from .storage.hdf5.store import DEFAULT_COMPLEVEL, DEFAULT_COMPLIB
 
         if getattr(sys.modules.get("__main__"), "__name__", "") == "__mp_main__":
@@ -148,9 +147,7 @@ class Environment:
                 store.create(trajectory, overwrite=overwrite_file, copy_from=bound)
                 trajectory._bind(store)
             self._store = store
-            remove_stale_copies(self.filename)  # what a killed writer was writing
-            self._journal = Journal(store)
-            self._journal.compact()  # runs an interrupted session left behind
+            tidy(self.filename)  # what killed writers left beside the file
             self.seed = self._settle_seed(trajectory, seed)
             trajectory.store()
         except BaseException:
@@ -386,7 +383,7 @@ class Environment:
         from tqdm.auto import tqdm
 
         from .simulators import Simulator, call_simulator, plan_simulator
-        from .storage.hdf5.journal import RunAppender
+        from .storage.hdf5.appender import RunAppender
         from .storage.hdf5.locked import LockedAppender
 
         traj = self.trajectory
@@ -423,7 +420,7 @@ class Environment:
         timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
         failed: list[tuple[int, str]] = []
         reported = 0
-        appender = RunAppender(self._journal, COMMIT_SECONDS)
+        appender = RunAppender(self._store, COMMIT_SECONDS)
         bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
                    desc=traj.name, dynamic_ncols=True)
         interruption = Interruption()

@@ -13,6 +13,8 @@ import scipy.sparse as sp
 
 import explorer as ex
 
+from layers import opened_layers
+
 # ------------------------------------------------------------------ value types
 PARAMETER_VALUES = {
     "py_bool": True,
@@ -211,8 +213,6 @@ def test_env_run_returns_values_of_every_kind_by_run(make_env):
 
 
 def test_a_column_reads_the_same_values_in_stretches_and_row_by_row(h5path):
-    import tables
-
     from explorer.storage.hdf5.columns import ColumnIndex
 
     traj = ex.Trajectory("Column")
@@ -222,13 +222,14 @@ def test_a_column_reads_the_same_values_in_stretches_and_row_by_row(h5path):
     # one chunk: a segment for each kind, whose rows the reads below pick from
     with ex.Environment.resume(h5path, "Column", progress=False, chunk_size=300) as env:
         env.run(lambda view: (view.x, -view.x) if view.x % 7 else [view.x] * (view.x % 3 + 1))
-    with tables.open_file(h5path) as handle:
-        index = ColumnIndex(handle.get_node("/Column/returns/value"))
-        dense = index.values(handle, range(300))
-        far_apart = index.values(handle, [298, 3, 150, 0, 400])  # read row by row
-        one_by_one = {run: index.read(handle, run, False) for run in range(300)}
+    with opened_layers(h5path) as layers:  # the column's parts in the file's layers
+        index = ColumnIndex([handle.get_node("/Column/returns/value") for handle in layers
+                             if "/Column/returns/value" in handle])
+        dense = index.values(range(300))
+        far_apart = index.values([298, 3, 150, 0, 400])  # read row by row
+        one_by_one = {run: index.read(run, False) for run in range(300)}
         with pytest.raises(KeyError):
-            index.read(handle, 300, False)
+            index.read(300, False)
     assert list(dense) and sorted(dense) == list(range(300))
     for run, value in one_by_one.items():
         assert_same(dense[run], value)

@@ -258,7 +258,7 @@ class Optimizer:
         finally:
             self.env.progress = progress
             self._session.update(end=now())
-            self.env._journal.compact(session=self._session)
+            self.env._store.add_session(self._session)
         return self.fit()
 
     def _evaluate(self, requests: list[Request]) -> int:

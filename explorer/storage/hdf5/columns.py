@@ -33,7 +33,7 @@ import tables
 
 from ...values import NUMBER_TYPES, is_uniform, result_kind
 from .checksum import has_checksum, mark, seal, verify, verify_tree
-from .hdf5guard import check_chunks
+from .hdf5guard import check_chunks, copy_node
 from .nodes import attr, read_value, write_value
 
 __all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "ColumnIndex",
@@ -288,8 +288,8 @@ def append_nodes(parent: tables.Group, item: str, part: Any, *, filters: tables.
     start = segment.group.runs.nrows
     for offset, node in enumerate(part.nodes):
         verify_tree(node)  # copied as it is: its damage must not be sealed anew
-        copy = node._f_copy(newparent=segment.group.data, newname=f"r{start + offset}",
-                            recursive=True)
+        copy_node(node, segment.group.data, f"r{start + offset}")
+        copy = segment.group.data._f_get_child(f"r{start + offset}")
         if has_checksum(node):
             seal(copy)  # its checksum covers its name
     segment.group.runs.append(np.asarray(part.runs, dtype=np.int64))
@@ -304,15 +304,13 @@ def packed_parts(column: tables.Group) -> list[Any]:
     from .encode import PACK_MIN_ROW_BYTES, NodesPart, PackedPart, RawPart
 
     parts: list[Any] = []
-    handle = column._v_file
     index = ColumnIndex(column)
     for number, (name, encoding, kind, dtype, shape) in enumerate(index.segments):
         group = column._f_get_child(name)
         runs = group.runs.read()
         row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype or "u1").itemsize
         data = group.data
-        if encoding == "fixed" and shape and row_bytes >= PACK_MIN_ROW_BYTES and \
-                data.nrows % data.chunkshape[0] == 0:
+        if encoding == "fixed" and shape and row_bytes >= PACK_MIN_ROW_BYTES:
             zeros = (0,) * len(shape)
             chunks = [(data.read_chunk((start, *zeros)),
                        data.chunk_info((start, *zeros)).filter_mask)
@@ -326,7 +324,7 @@ def packed_parts(column: tables.Group) -> list[Any]:
             parts.append(NodesPart(kind, [int(runs[row]) for row in rows],
                                    [data._f_get_child(f"r{row}") for row in rows]))
         else:
-            values = index.read_rows(handle, number, 0, len(runs))
+            values = index.read_rows(number, 0, len(runs))
             parts.append(RawPart([int(run) for run in runs if run >= 0],
                                  [value for value, run in zip(values, runs) if run >= 0]))
     return parts
@@ -399,24 +397,34 @@ def _checked_segment(group: tables.Group) -> tuple[np.ndarray, tuple[str, str, s
 class ColumnIndex:
     """Where each run's value of one column is: read once, then one lookup per run.
 
+    A column may be spread over several files (the layers of an explorer file,
+    oldest first): its segments are then those of each part in turn, and a
+    later row of a run replaces an earlier one as within one file.
+
     Parameters
     ----------
-    column : tables.Group
-        The column group (read at construction; no node is kept).
+    columns : tables.Group or list of tables.Group
+        The column group, or its parts in the layers holding it, oldest first
+        (read at construction; no node is kept).
     limit : int, optional
         The trajectory's number of runs: a run index from there on is damage.
     """
 
-    def __init__(self, column: tables.Group, limit: int | None = None):
-        verify(column, explorer=True)
-        self.path = column._v_pathname
+    def __init__(self, columns: tables.Group | Sequence[tables.Group], limit: int | None = None):
+        parts = [columns] if isinstance(columns, tables.Group) else list(columns)
+        self.path = parts[-1]._v_pathname
+        self.files = [part._v_file for part in parts]
         runs, segment_ids, rows, self.segments = [], [], [], []
-        for i, group in enumerate(column._f_iter_nodes("Group")):
-            seg_runs, entry = _checked_segment(group)
-            runs.append(seg_runs)
-            segment_ids.append(np.full(len(seg_runs), i, dtype=np.int32))
-            rows.append(np.arange(len(seg_runs), dtype=np.int64))
-            self.segments.append(entry)
+        self._where: list[tuple[int, str]] = []  # (part, segment's path) of each segment
+        for number, column in enumerate(parts):
+            verify(column, explorer=True)
+            for group in column._f_iter_nodes("Group"):
+                seg_runs, entry = _checked_segment(group)
+                runs.append(seg_runs)
+                segment_ids.append(np.full(len(seg_runs), len(self.segments), dtype=np.int32))
+                rows.append(np.arange(len(seg_runs), dtype=np.int64))
+                self.segments.append(entry)
+                self._where.append((number, group._v_pathname))
         all_runs = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
         self._segment_ids = np.concatenate(segment_ids) if runs else np.zeros(0, np.int32)
         self._rows = np.concatenate(rows) if runs else np.zeros(0, np.int64)
@@ -435,6 +443,10 @@ class ColumnIndex:
             self._order = np.argsort(all_runs, kind="stable")
             self._sorted = all_runs[self._order]
 
+    def _group(self, segment: int) -> tables.Group:
+        number, path = self._where[segment]
+        return self.files[number].get_node(path)
+
     @property
     def runs(self) -> np.ndarray:
         """The run indices that have a value (unique, sorted)."""
@@ -449,15 +461,14 @@ class ColumnIndex:
             position = int(self._order[position])
         return int(self._segment_ids[position]), int(self._rows[position])
 
-    def read(self, handle: tables.File, run: int, allow_pickle: bool) -> Any:
+    def read(self, run: int, allow_pickle: bool) -> Any:
         """The value of ``run``; ``KeyError`` if the column has none."""
-        found = self.values(handle, [run], allow_pickle)
+        found = self.values([run], allow_pickle)
         if run not in found:
             raise KeyError(run)
         return found[run]
 
-    def values(self, handle: tables.File, runs: Sequence[int],
-               allow_pickle: bool = False) -> dict[int, Any]:
+    def values(self, runs: Sequence[int], allow_pickle: bool = False) -> dict[int, Any]:
         """``{run: value}`` for those of ``runs`` that have a value.
 
         The rows wanted from a segment are read in one go (the stretch from the
@@ -475,18 +486,18 @@ class ColumnIndex:
             first, last = min(rows)[0], max(rows)[0] + 1
             if self.segments[segment][1] == "nodes" or 8 * len(rows) < last - first:
                 for row, run in rows:
-                    values[run] = self.read_rows(handle, segment, row, row + 1, allow_pickle)[0]
+                    values[run] = self.read_rows(segment, row, row + 1, allow_pickle)[0]
             else:
-                stretch = self.read_rows(handle, segment, first, last, allow_pickle)
+                stretch = self.read_rows(segment, first, last, allow_pickle)
                 for row, run in rows:
                     values[run] = stretch[row - first]
         return values
 
-    def read_rows(self, handle: tables.File, segment: int, start: int, stop: int,
+    def read_rows(self, segment: int, start: int, stop: int,
                   allow_pickle: bool = False) -> list[Any]:
         """The values in rows ``start:stop`` of segment number ``segment``."""
         name, encoding, kind, dtype, shape = self.segments[segment]
-        group = handle.get_node(f"{self.path}/{name}")
+        group = self._group(segment)
         if encoding == "fixed":
             if kind == "none":
                 return [None] * (stop - start)
@@ -514,8 +525,7 @@ class ColumnIndex:
         return [read_value(group.data._f_get_child(f"r{row}"), allow_pickle)
                 for row in range(start, stop)]
 
-    def scalars(self, handle: tables.File,
-                python: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    def scalars(self, python: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """``(runs, values)`` when every segment holds scalars, latest value per run.
 
         With ``python=True``, only when they are Python numbers or ``None``, so
@@ -526,9 +536,9 @@ class ColumnIndex:
                                     or python and kind not in (*NUMBER_TYPES, "none")
                                     for _, enc, kind, _, shape in self.segments):
             return None
-        values = [np.full(handle.get_node(f"{self.path}/{name}/data").nrows, None, dtype=object)
-                  if kind == "none" else handle.get_node(f"{self.path}/{name}/data").read()
-                  for name, _, kind, *_ in self.segments]
+        values = [np.full(self._group(number).data.nrows, None, dtype=object)
+                  if kind == "none" else self._group(number).data.read()
+                  for number, (name, _, kind, *_) in enumerate(self.segments)]
         if len({v.dtype for v in values}) > 1:
             values = [v.astype(object) for v in values]
         flat = np.concatenate(values)[self._real]

@@ -1,18 +1,32 @@
-"""Open HDF5 files, one handle per path and process.
+"""Open explorer files: a base file and the segments beside it, as one view.
 
-Readers keep a read-only handle open between calls; a writer opens the file for
-appending only for the duration of a write and closes it afterwards, so that a
-file on disk is closed (and consistent) between batches. Nodes are never kept
-across calls: callers hold paths and ask for the handle each time.
+An explorer file is a *base* HDF5 file (the path the user names) and, beside it,
+a folder ``<file>.segments/`` of *segment* files: HDF5 files of the same layout,
+each holding what one commit added. Nothing is ever changed in place:
 
-Every write holds the file's claim (:mod:`..lockfile`), goes to a copy next to
-the file a path resolves to, and is checked before the copy replaces the file:
-HDF5 does not report every failed write (a chunk that could not be written for
-want of space reads back as zeros), so the copy is synced and searched for the
-holes that failed writes leave. A failed write raises
+* a write goes into a new file (a temporary name in the folder), which is
+  synced, checked and renamed to its final name when it commits: the rename is
+  the commit. A write costs what it adds, however large the file is;
+* the first write of a file creates the base the same way (renamed over the
+  path);
+* a *compaction* (:mod:`.compaction`) merges a run of consecutive layers into
+  one new file, which lists the names of the segments it replaces (root
+  attribute ``contains``; the base's is ``merged_segments``); those are then
+  deleted. A crash in between leaves them beside their replacement, which
+  readers skip.
+
+Readers see :class:`View`: the base, then the live segments in the order of
+their names (their commit order), plus, in the writing process, the write under
+way. Handles stay open between calls and nodes are not kept: callers hold paths.
+
+Every write holds the file's claim (:mod:`..lockfile`), except the segments that
+workers write in parallel (``storage="lock"``), whose commit needs no
+coordination. HDF5 does not report every failed write (a chunk that could not
+be written for want of space reads back as zeros), so a new file is synced and
+searched for holes before it is renamed into place. A failed write raises
 :class:`~explorer.errors.DiskFullError` and leaves the file as it was. Within
-these handles, PyTables unpickles nothing (:mod:`.unpickling`), and a file is
-checked for what would crash PyTables before it opens it (:mod:`.hdf5guard`).
+these handles PyTables unpickles nothing (:mod:`.unpickling`), and a file is
+checked for what would crash PyTables before it is opened (:mod:`.hdf5guard`).
 """
 from __future__ import annotations
 
@@ -20,9 +34,11 @@ import atexit
 import concurrent.futures
 import contextlib
 import errno
-import glob
+import itertools
+import json
 import os
 import shutil
+import socket
 import threading
 import time
 import warnings
@@ -34,10 +50,11 @@ from ...errors import DiskFullError, FileFormatError
 from ..lockfile import claimed
 from .checksum import seal_pending
 from .hdf5guard import check_file
+from .nodes import attr
 from .unpickling import refusing
 
-__all__ = ["reading", "writing", "rewriting", "release", "generation", "Transaction",
-           "remove_stale_copies", "disk_errors", "FORMAT"]
+__all__ = ["View", "reading", "writing", "writing_now", "adding", "replacing", "release", "generation", "Transaction",
+           "tidy", "disk_errors", "segment_folder", "FORMAT"]
 
 #: Root attribute that marks an explorer file, and its layout version.
 FORMAT = "explorer-hdf5/1"
@@ -45,13 +62,15 @@ FORMAT = "explorer-hdf5/1"
 warnings.filterwarnings("ignore", category=tables.NaturalNameWarning)
 
 _lock = threading.RLock()
-_readers: dict[str, tables.File] = {}
-_writers: dict[str, tuple[tables.File, int, str]] = {}
+_views: dict[str, "View"] = {}
+_writers: dict[str, "Layer"] = {}
 _write_backs: concurrent.futures.ThreadPoolExecutor | None = None
 _sync_data = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
-_identity: dict[str, tuple[int, int, int] | None] = {}
 _generations: dict[str, int] = {}
 _in_use: dict[str, int] = {}  # reads under way per path (nesting depth)
+_numbers = itertools.count()
+_HOST = socket.gethostname().replace("-", "_").replace(os.sep, "_") or "host"
+_OPEN_TRIES = 20
 
 
 def _write_back_thread() -> concurrent.futures.ThreadPoolExecutor:
@@ -75,8 +94,31 @@ def _stat(path: str) -> tuple[int, int, int] | None:
     return info.st_ino, info.st_mtime_ns, info.st_size
 
 
+def _has_base(real: str) -> bool:
+    return os.path.exists(real) and os.path.getsize(real) > 0
+
+
+def segment_folder(path: str) -> str:
+    """The folder of ``path``'s segments: next to the file a path resolves to."""
+    return f"{_key(path)}.segments"
+
+
+def _listing(folder: str) -> tuple[str, ...]:
+    """Names (without ``.h5``) of the committed segment files in ``folder``, sorted."""
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    return tuple(sorted(name[:-3] for name in names if name.endswith(".h5")))
+
+
+def _new_name() -> str:
+    """A segment's name: its commit time first, so that names sort in commit order."""
+    return f"{time.time_ns():020d}-{_HOST}-{os.getpid()}-{next(_numbers):06d}"
+
+
 def generation(path: str) -> int:
-    """A number that changes whenever ``path`` is (re)opened because its content changed.
+    """A number that changes whenever what a view of ``path`` holds changes.
 
     Caches of what was read from the file compare it to know they are stale.
     """
@@ -93,209 +135,370 @@ def _check_format(handle: tables.File, path: str) -> None:
         raise FileFormatError(f"{path!r} has layout {marker!r}; this explorer reads {FORMAT!r}")
 
 
-@contextlib.contextmanager
-def reading(path: str) -> Iterator[tables.File]:
-    """A handle to read ``path``: the writer's if a write is under way, else a cached reader.
+def _covered(handle: tables.File, name: str) -> set[str]:
+    """Names of the segments a file replaces (``merged_segments`` or ``contains``)."""
+    text = attr(handle.root, name, "[]")
+    try:
+        names = json.loads(text)
+    except (TypeError, ValueError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(item, str) for item in names):
+        raise FileFormatError(f"{handle.filename!r}: root attribute {name!r} is "
+                              f"{text!r:.80}, not a list of segment names")
+    return set(names)
 
-    Nested uses read the same version of the file, even if it is replaced meanwhile.
+
+class View:
+    """The layers of one file as a reader sees them: base, live segments, write under way.
+
+    Parameters
+    ----------
+    path : str
+        The file (its base).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.key = _key(path)
+        self.folder = segment_folder(path)
+        self.base: tables.File | None = None
+        self.names: list[str] = []  # the live segments, in commit order
+        self.writer: "Layer | None" = None
+        self._handles: dict[str, tables.File] = {}
+        self._identity: tuple | None = None
+        self._superseded: set[str] = set()
+
+    @property
+    def layers(self) -> list[tables.File]:
+        """Open handles, oldest first: base, live segments, then the write under way."""
+        found = [self.base] if self.base is not None else []
+        found += [self._handles[name] for name in self.names]
+        if self.writer is not None:
+            found.append(self.writer.handle)
+        return found
+
+    @property
+    def superseded(self) -> set[str]:
+        """Committed segments that a later file replaces (left by a crash; skipped)."""
+        return set(self._superseded)
+
+    def refresh(self) -> bool:
+        """Catch up with commits since the last look; whether anything changed."""
+        for _ in range(_OPEN_TRIES):
+            identity = (_stat(self.key), _listing(self.folder))
+            if identity == self._identity and self.base is not None and self.base.isopen:
+                return False
+            try:
+                self._load(identity)
+            except FileNotFoundError:  # a compaction removed a segment meanwhile
+                continue
+            self._identity = identity
+            _generations[self.key] = _generations.get(self.key, 0) + 1
+            return True
+        raise FileFormatError(f"{self.path!r} kept changing while it was opened")
+
+    def _load(self, identity: tuple) -> None:
+        base_id, listing = identity
+        if base_id is None:
+            self.close()
+            raise FileFormatError(f"no file {self.path!r}: expected an explorer HDF5 file")
+        if self._identity is None or self._identity[0] != base_id or \
+                self.base is None or not self.base.isopen:
+            self.close()
+            self.base = _open_checked(self.path, self.path)
+        for name in set(self._handles) - set(listing):
+            self._handles.pop(name).close()
+        for name in listing:
+            if name not in self._handles:
+                segment = os.path.join(self.folder, f"{name}.h5")
+                if not os.path.exists(segment):
+                    raise FileNotFoundError(segment)
+                self._handles[name] = _open_checked(segment, self.path)
+        superseded = _covered(self.base, "merged_segments")
+        for name in listing:
+            superseded |= _covered(self._handles[name], "contains")
+        self._superseded = superseded & set(listing)
+        self.names = [name for name in listing if name not in superseded]
+
+    def close(self) -> None:
+        """Close every handle."""
+        for handle in [self.base, *self._handles.values()]:
+            if handle is not None and handle.isopen:
+                handle.close()
+        self.base = None
+        self._handles.clear()
+        self.names = []
+        self._identity = None
+
+
+def _open_checked(path: str, name: str) -> tables.File:
+    """``path`` opened for reading and checked to be an explorer file."""
+    try:
+        handle = _open(path)
+    except (FileFormatError, FileNotFoundError):
+        raise
+    except Exception as err:  # HDF5 errors, or PyTables choking on its own attributes
+        if not os.path.exists(path):
+            raise FileNotFoundError(path) from None
+        raise FileFormatError(
+            f"{path!r} cannot be opened as an HDF5 file ({err}); expected an "
+            f"explorer HDF5 file{'' if path == name else f' (a segment of {name!r})'}") from None
+    try:
+        _check_format(handle, path)
+    except FileFormatError:
+        handle.close()
+        raise
+    return handle
+
+
+@contextlib.contextmanager
+def reading(path: str) -> Iterator[View]:
+    """The view of ``path`` as of now (with this process's write under way, if any).
+
+    Nested uses read the same version of the file, whatever is committed meanwhile.
     """
     key = _key(path)
     with _lock, refusing():
-        if key in _writers:
-            yield _writers[key][0]
-            return
-        handle = _readers.get(key)
-        if handle is not None and handle.isopen and _in_use.get(key, 0):
-            # an enclosing read is using this handle: stay on the same version of
-            # the file (a replaced file stays readable through its open handle)
-            _in_use[key] += 1
+        view = _views.get(key)
+        if view is None or not _in_use.get(key, 0):
+            if view is None:
+                if not os.path.exists(path):
+                    raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
+                view = _views[key] = View(path)
             try:
-                yield handle
-            finally:
-                _in_use[key] -= 1
-            return
-        if handle is not None and (not handle.isopen or _identity.get(key) != _stat(path)):
-            # closed, or the file was replaced (by a transaction here or elsewhere)
-            if handle.isopen:
-                handle.close()
-            handle = None
-            _readers.pop(key, None)
-        if handle is None:
-            if not os.path.exists(path):
-                raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
-            try:
-                handle = _open(path)
+                view.refresh()
             except FileFormatError:
+                view.close()
+                _views.pop(key, None)
                 raise
-            except Exception as err:  # HDF5 errors, or PyTables choking on its own attributes
-                raise FileFormatError(
-                    f"{path!r} cannot be opened as an HDF5 file ({err}); expected an "
-                    "explorer HDF5 file") from None
-            try:
-                _check_format(handle, path)
-            except FileFormatError:
-                handle.close()
-                raise
-            _readers[key] = handle
-            _identity[key] = _stat(path)
-            _generations[key] = _generations.get(key, 0) + 1
+        view.writer = _writers.get(key)
         _in_use[key] = _in_use.get(key, 0) + 1
         try:
-            yield handle
+            yield view
         finally:
             _in_use[key] -= 1
 
 
+class Layer:
+    """A new file being written: a segment, a file's first base, or a compaction's result.
+
+    Parameters
+    ----------
+    path : str
+        The explorer file (its base).
+    final : str, optional
+        Where the new file goes when committed; by default the base if the file
+        has none yet, else a new segment named at the commit.
+    covers : set of str
+        Names of the segments it replaces (recorded in it, see :func:`replacing`).
+    """
+
+    def __init__(self, path: str, final: str | None = None, covers: set[str] | None = None):
+        self.path = path
+        real = _key(path)
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        if final is None and not _has_base(real):
+            final = real
+        self.final = final or None  # "": a new segment, even if the base is missing
+        self.covers = covers or set()
+        if final == real:
+            self.temp = f"{real}.{os.getpid()}-{threading.get_ident()}.tmp"
+        else:
+            os.makedirs(segment_folder(path), exist_ok=True)
+            self.temp = os.path.join(segment_folder(path), f"{_HOST}-{os.getpid()}-"
+                                     f"{threading.get_ident()}-{next(_numbers)}.tmp")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.temp)
+            self.handle = tables.open_file(self.temp, "w")
+            self.handle.root._v_attrs.explorer_format = FORMAT
+            if self.covers:
+                self.handle.root._v_attrs["merged_segments" if final == real else "contains"] = \
+                    json.dumps(sorted(self.covers))
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                os.remove(self.temp)
+            _raise_as_disk_error(path, error)
+
+    def commit(self) -> str:
+        """Close, sync, check and move the new file into place; its final path."""
+        try:
+            seal_pending(self.handle)
+            self.handle.close()
+            descriptor = os.open(self.temp, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+                hole = _first_hole(descriptor, 0)
+            finally:
+                os.close(descriptor)
+            if hole is not None:
+                raise OSError(errno.ENOSPC, f"{hole[1]} bytes at offset {hole[0]} of "
+                              f"{self.temp!r} were never written")
+            final = self.final or os.path.join(segment_folder(self.path), f"{_new_name()}.h5")
+            os.replace(self.temp, final)
+        except BaseException as error:
+            self.discard()
+            _raise_as_disk_error(self.path, error)
+        return final
+
+    def discard(self) -> None:
+        """Close and remove the new file: nothing of it is kept."""
+        with contextlib.suppress(Exception):
+            if self.handle.isopen:
+                self.handle.close()
+        with contextlib.suppress(OSError):
+            os.remove(self.temp)
+
+
 @contextlib.contextmanager
 def writing(path: str) -> Iterator[tables.File]:
-    """A handle to write ``path`` (created if missing); nested uses share it.
+    """A handle to write what a commit adds to ``path``; nested uses share it.
 
-    The outermost use claims the file, writes a copy of it and moves the copy
-    over the file with ``os.replace`` once the block ends without error and the
-    copy is checked: a crash, an exception or a failed write at any moment
-    leaves the previous file intact.
+    The outermost use claims the file and writes a new file (the base if
+    ``path`` does not exist yet, else a segment), committed when the block ends
+    without error: a crash, an exception or a failed write at any moment leaves
+    the file as it was. Reads of ``path`` in this process meanwhile see the
+    write as their last layer.
     """
     key = _key(path)
     with _lock, refusing():
-        reader = _readers.pop(key, None)
-        if reader is not None and reader.isopen:
-            reader.close()
         if key in _writers:
-            handle, depth, target = _writers[key]
-            _writers[key] = (handle, depth + 1, target)
-            try:
-                yield handle
-            finally:
-                handle, depth, target = _writers[key]
-                _writers[key] = (handle, depth - 1, target)
+            yield _writers[key].handle
             return
         with claimed(path, "a write of the file"):
-            handle, target, since = _open_for_writing(path)
-            _writers[key] = (handle, 1, target)
+            if os.path.exists(path):
+                with reading(path):
+                    pass  # an explorer file: segments may be added to it
+            layer = Layer(path)
+            _writers[key] = layer
             try:
-                yield handle
+                yield layer.handle
             except BaseException as error:
                 del _writers[key]
-                _discard(handle, target)
+                layer.discard()
                 _raise_as_disk_error(path, error)
             del _writers[key]
-            _commit(handle, target, since, path)
+            layer.commit()
+
+
+def writing_now(path: str) -> bool:
+    """Whether this process has a write of ``path`` under way."""
+    return _key(path) in _writers
 
 
 @contextlib.contextmanager
-def rewriting(path: str, *, claim: bool = True) -> Iterator[tuple[tables.File, tables.File | None]]:
-    """``(new, old)``: write a fresh file that replaces ``path`` when the block ends.
+def adding(path: str) -> Iterator[tables.File]:
+    """A segment of ``path`` written without the file's claim, committed when the block ends.
 
-    ``old`` is a read handle of the current file (``None`` if there is none), to
-    copy from what should be kept. Unlike :func:`writing`, nothing is copied
-    automatically, so space held by data left out is given back. ``claim=False``
-    is for files only their writer knows yet (journal shards).
+    For writers that add runs in parallel (workers, ``storage="lock"``): the
+    rename that commits a segment needs no coordination. The file must exist.
+    """
+    with refusing():
+        if not _has_base(_key(path)):
+            raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
+        layer = Layer(path, final="")
+        try:
+            yield layer.handle
+        except BaseException as error:
+            layer.discard()
+            _raise_as_disk_error(path, error)
+        layer.commit()
+
+
+@contextlib.contextmanager
+def replacing(path: str, names: list[str], *, base: bool) -> Iterator[tables.File]:
+    """Write one file that replaces consecutive layers of ``path``: a compaction.
+
+    ``names`` are the live segments replaced, in order, with the base first if
+    ``base`` (the new file then becomes the base). The new file records the
+    names of every segment file it makes obsolete, which are deleted once it is
+    committed; a crash before they are all gone leaves them to readers, which
+    skip them. The caller holds the file's claim.
     """
     key = _key(path)
-    with _lock, refusing(), claimed(path, "a rewrite of the file") if claim \
-            else contextlib.nullcontext():
+    with _lock, refusing():
         if key in _writers:
-            raise RuntimeError(f"{path!r} is being written; cannot rewrite it now")
-        release(path)
-        os.makedirs(os.path.dirname(key), exist_ok=True)
-        target = _temporary(key)
-        old = None
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            with reading(path):
-                pass  # checks that it is an explorer file
-            old = _readers.pop(key)
+            raise RuntimeError(f"{path!r} is being written; cannot compact it now")
+        with reading(path) as view:
+            covered = set(names) | view.superseded
+        layer = Layer(path, final=key if base else
+                      os.path.join(segment_folder(path), f"{names[-1]}m.h5"), covers=covered)
         try:
-            new = tables.open_file(target, "w")
-            new.root._v_attrs.explorer_format = FORMAT
+            yield layer.handle
         except BaseException as error:
-            if old is not None:
-                old.close()
-            with contextlib.suppress(OSError):
-                os.remove(target)
+            layer.discard()
             _raise_as_disk_error(path, error)
-        _writers[key] = (new, 1, target)
-        try:
-            yield new, old
-        except BaseException as error:
-            _discard(new, target)
-            _raise_as_disk_error(path, error)
-        finally:
-            del _writers[key]
-            if old is not None:
-                old.close()
-        _commit(new, target, 0, path)
+        layer.commit()
+    for name in sorted(covered):
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(segment_folder(path), f"{name}.h5"))
 
 
 class Transaction:
     """A write of ``path`` that stays open across calls and is committed step by step.
 
-    Like :func:`writing`, but the copy being written is kept open between
-    calls: writes go to it as they come, and :meth:`commit` moves it over the
-    file with ``os.replace`` (a crash at any moment leaves the last committed
-    file intact). The next write after a commit starts a new copy. While it is
-    open, :func:`writing` and :func:`reading` in this process use its handle.
+    Like :func:`writing`, but the new segment is kept open between calls:
+    writes go to it as they come, and :meth:`commit` moves it into place (a
+    crash at any moment leaves the last committed state). The next write after
+    a commit starts a new segment. While it is open, :func:`writing` and
+    :func:`reading` in this process use it.
 
     Attributes
     ----------
     cost : float
-        Seconds the last commit took, reopening included (its copy of the file).
+        Seconds the last commit took, the new file's creation included.
     """
 
     def __init__(self, path: str):
         self.path = path
         self.cost = 0.0
         self._key = _key(path)
-        self._target: str | None = None
-        self._since = 0
+        self._layer: Layer | None = None
         self._claim = contextlib.ExitStack()
         self._opened = 0.0
         self._write_back: concurrent.futures.Future | None = None
 
     @property
     def is_open(self) -> bool:
-        """Whether writes since the last commit wait in the copy."""
-        return self._target is not None
+        """Whether writes since the last commit wait in the new segment."""
+        return self._layer is not None
 
     @property
     def handle(self) -> tables.File:
-        """The copy's handle (a copy of the file is made on first use after a commit)."""
+        """The new segment's handle (created on first use after a commit)."""
         with _lock, refusing():
-            if self._target is None:
+            if self._layer is None:
                 if self._key in _writers:
                     raise RuntimeError(f"{self.path!r} is being written; cannot open a "
                                        "transaction on it now")
-                reader = _readers.pop(self._key, None)
-                if reader is not None and reader.isopen:
-                    reader.close()
                 clock = time.perf_counter()
                 self._claim.enter_context(claimed(self.path, "a write of the file"))
                 try:
-                    handle, self._target, self._since = _open_for_writing(self.path)
+                    if os.path.exists(self.path):
+                        with reading(self.path):
+                            pass
+                    self._layer = Layer(self.path)
                 except BaseException:
                     self._claim.close()
                     raise
                 self._opened = time.perf_counter() - clock
-                _writers[self._key] = (handle, 1, self._target)
-            return _writers[self._key][0]
+                _writers[self._key] = self._layer
+            return self._layer.handle
 
     def write_back(self) -> None:
         """Start putting the data written so far on disk, in a background thread.
 
-        The commit then has little left to write: on ext4, ``os.replace`` over
-        the file first writes out the new file's data, which a write-back while
-        runs go on takes off the end of an exploration. Only what HDF5 has passed
-        to the operating system is written back: the bulk, as explorer writes its
-        compressed chunks directly; HDF5's caches (metadata, small appends) are
-        left to the commit, as flushing them costs milliseconds per batch. One
-        write-back runs at a time; a call while one runs does nothing (the next
-        one covers its data).
+        The commit then has less left to sync. Only what HDF5 has passed to the
+        operating system is written back (the bulk: explorer writes its
+        compressed chunks directly). One write-back runs at a time; a call while
+        one runs does nothing (the next one covers its data).
         """
         with _lock:
-            if self._target is None or \
+            if self._layer is None or \
                     (self._write_back is not None and not self._write_back.done()):
                 return
-            handle = _writers[self._key][0]
-            self._write_back = _write_back_thread().submit(_sync_data, handle.fileno())
+            self._write_back = _write_back_thread().submit(_sync_data,
+                                                           self._layer.handle.fileno())
 
     def _written_back(self) -> None:
         """Wait for the write-back running, if any; its error, if it failed."""
@@ -304,25 +507,25 @@ class Transaction:
             running.result()
 
     def commit(self) -> None:
-        """Make everything written so far the file's content.
+        """Make everything written so far part of the file.
 
         Raises
         ------
         DiskFullError
-            The copy could not be written whole; it is dropped (as by
+            The segment could not be written whole; it is dropped (as by
             :meth:`abort`) and the file keeps its last committed content.
         """
         with _lock:
-            if self._target is None:
+            if self._layer is None:
                 return
             clock = time.perf_counter()
-            handle, _, target = _writers.pop(self._key)
-            self._target = None
+            layer, self._layer = self._layer, None
+            del _writers[self._key]
             try:
                 self._written_back()
-                _commit(handle, target, self._since, self.path)
+                layer.commit()
             except BaseException as error:
-                _discard(handle, target)
+                layer.discard()
                 _raise_as_disk_error(self.path, error)
             finally:
                 self._claim.close()
@@ -331,28 +534,55 @@ class Transaction:
     def abort(self) -> None:
         """Drop what was written since the last commit."""
         with _lock:
-            if self._target is None:
+            if self._layer is None:
                 return
             with contextlib.suppress(OSError):
                 self._written_back()
-            handle, _, target = _writers.pop(self._key)
-            self._target = None
-            _discard(handle, target)
+            layer, self._layer = self._layer, None
+            del _writers[self._key]
+            layer.discard()
             self._claim.close()
 
 
-def remove_stale_copies(path: str) -> list[str]:
-    """Remove copies of ``path`` that writers killed on this host left behind; their names."""
+def tidy(path: str) -> list[str]:
+    """Remove what killed writers and compactions left beside ``path``; the paths removed.
+
+    Unfinished files of writers on this host that are no longer alive go, and
+    committed segments that a later file replaces. Call it holding the claim.
+    """
     removed = []
-    path = _key(path)
-    for copy in glob.glob(glob.escape(path) + ".*.tmp"):
-        owner = copy[len(path) + 1:-len(".tmp")].split("-")[0]
+    real = _key(path)
+    folder = segment_folder(path)
+    candidates = [(entry, entry[len(real) + 1:-len(".tmp")].split("-")[0])
+                  for entry in _glob_prefix(os.path.dirname(real), os.path.basename(real) + ".")
+                  if entry.endswith(".tmp")]
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if name.endswith(".tmp"):
+                parts = name.split("-")
+                if len(parts) >= 2 and parts[0] == _HOST:
+                    candidates.append((os.path.join(folder, name), parts[1]))
+    for entry, owner in candidates:
         if not owner.isdigit() or int(owner) == os.getpid() or _alive(int(owner)):
             continue
         with contextlib.suppress(OSError):
-            os.remove(copy)
-            removed.append(copy)
+            os.remove(entry)
+            removed.append(entry)
+    if os.path.exists(path):
+        with contextlib.suppress(FileFormatError), reading(path) as view:
+            for name in sorted(view.superseded):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, f"{name}.h5"))
+                    removed.append(os.path.join(folder, f"{name}.h5"))
     return removed
+
+
+def _glob_prefix(directory: str, prefix: str) -> list[str]:
+    try:
+        return [os.path.join(directory, name) for name in os.listdir(directory)
+                if name.startswith(prefix)]
+    except OSError:
+        return []
 
 
 def _alive(pid: int) -> bool:
@@ -363,67 +593,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _open_for_writing(path: str) -> tuple[tables.File, str, int]:
-    """A copy of ``path`` (or a new file) open for writing: handle, copy, bytes copied."""
-    real = _key(path)
-    os.makedirs(os.path.dirname(real), exist_ok=True)
-    fresh = not os.path.exists(real) or os.path.getsize(real) == 0
-    if not fresh and not tables.is_hdf5_file(real):
-        raise FileFormatError(
-            f"{path!r} exists and is not an HDF5 file; refusing to write into it")
-    if not fresh:
-        check_file(real)
-    target = _temporary(real)
-    try:
-        if fresh:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(target)
-        else:
-            shutil.copyfile(real, target)
-        handle = tables.open_file(target, "a")
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.remove(target)
-        if _disk_trouble(error):
-            _raise_as_disk_error(path, error)
-        raise FileFormatError(f"{path!r} cannot be opened for writing: {error}") from None
-    if fresh:
-        handle.root._v_attrs.explorer_format = FORMAT
-    else:
-        try:
-            _check_format(handle, path)
-        except FileFormatError:
-            _discard(handle, target)
-            raise
-    return handle, target, 0 if fresh else os.path.getsize(target)
-
-
-def _commit(handle: tables.File, target: str, since: int, path: str) -> None:
-    """Close ``handle`` (a copy of ``path`` being written), check it, move it over ``path``.
-
-    The copy is put on disk (``fsync``) and searched for holes past ``since``,
-    the bytes it started with: HDF5 extends a file to its full size on closing
-    it, so a chunk whose write failed is a hole that would read back as zeros.
-    The groups the write changed get their checksums first (:mod:`.checksum`).
-    """
-    try:
-        seal_pending(handle)
-        handle.close()
-        descriptor = os.open(target, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-            hole = _first_hole(descriptor, since)
-        finally:
-            os.close(descriptor)
-        if hole is not None:
-            raise OSError(errno.ENOSPC, f"{hole[1]} bytes at offset {hole[0]} of the copy "
-                          "were never written")
-        os.replace(target, _key(path))
-    except BaseException as error:
-        _discard(handle, target)
-        _raise_as_disk_error(path, error)
 
 
 def _first_hole(descriptor: int, since: int) -> tuple[int, int] | None:
@@ -442,15 +611,6 @@ def _first_hole(descriptor: int, since: int) -> tuple[int, int] | None:
     except OSError:  # ENXIO: a hole up to the end
         end = size
     return start, end - start
-
-
-def _discard(handle: tables.File, target: str) -> None:
-    """Close and remove a copy that will not be committed."""
-    with contextlib.suppress(Exception):
-        if handle.isopen:
-            handle.close()
-    with contextlib.suppress(OSError):
-        os.remove(target)
 
 
 def _disk_trouble(error: BaseException | None) -> bool:
@@ -524,23 +684,19 @@ def _open(path: str) -> tables.File:
         raise
 
 
-def _temporary(path: str) -> str:
-    """Where a transaction on ``path`` writes before moving its result into place."""
-    return f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
-
-
 def release(path: str) -> None:
-    """Close a cached read handle of ``path``, if any."""
+    """Close the handles of ``path`` kept open for reading, if any."""
     with _lock:
-        handle = _readers.pop(_key(path), None)
-        if handle is not None and handle.isopen:
-            handle.close()
+        key = _key(path)
+        view = _views.get(key)
+        if view is not None and not _in_use.get(key, 0):
+            view.close()
+            del _views[key]
 
 
 @atexit.register
 def _close_all() -> None:
     with _lock:
-        for handle in list(_readers.values()):
-            if handle.isopen:
-                handle.close()
-        _readers.clear()
+        for view in list(_views.values()):
+            view.close()
+        _views.clear()

@@ -27,7 +27,7 @@ import tables.hdf5extension
 
 from .damage import damaged
 
-__all__ = ["ACTIVE", "check_file", "check_chunks", "attribute_names", "install"]
+__all__ = ["ACTIVE", "check_file", "check_chunks", "attribute_names", "install", "copy_node"]
 
 _hid = ctypes.c_int64  # hid_t since HDF5 1.10 (PyTables 3.11 needs 1.10.5 or newer)
 _herr = ctypes.c_int
@@ -52,6 +52,7 @@ def _signatures(lib: ctypes.PyDLL) -> None:
             ("H5get_libversion", _herr, [uint_p, uint_p, uint_p]),
             ("H5Fopen", _hid, [char_p, ctypes.c_uint, _hid]),
             ("H5Fclose", _herr, [_hid]),
+            ("H5Ocopy", _herr, [_hid, char_p, _hid, char_p, _hid, _hid]),
             ("H5Aiterate2", _herr, [_hid, ctypes.c_int, ctypes.c_int, ctypes.POINTER(_hsize),
                                     _ITERATED, ctypes.py_object]),
             ("H5Aopen_by_name", _hid, [_hid, char_p, char_p, _hid, _hid]),
@@ -291,3 +292,20 @@ def install() -> None:
 
 
 install()
+
+
+def copy_node(node: tables.Node, target: tables.Group, name: str) -> None:
+    """Copy ``node`` (and what is below it) into ``target`` as ``name``, byte for byte.
+
+    HDF5 copies the objects as they are (``H5Ocopy``: compressed chunks are not
+    decompressed, attributes and data keep their exact bytes), where PyTables'
+    own copy reads and writes the data again, which changes some of it (a
+    string's trailing NULs). Without the library, PyTables copies.
+    """
+    if _lib is None:
+        node._f_copy(newparent=target, newname=name, recursive=True)
+        return
+    if _lib.H5Ocopy(node._v_parent._v_objectid, node._v_name.encode("utf-8"),
+                    target._v_objectid, name.encode("utf-8"), _H5P_DEFAULT, _H5P_DEFAULT) < 0:
+        raise tables.HDF5ExtError(f"HDF5 could not copy {node._v_pathname!r}")
+    target._g_add_children_names()  # PyTables learns of the new child

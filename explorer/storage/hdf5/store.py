@@ -4,13 +4,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import glob
 import json
 import os
-import shutil
 import uuid
-import warnings
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import tables
@@ -21,15 +18,16 @@ from ...errors import (FileFormatError, FileLockedError, TrajectoryExistsError,
 from ...naming import BRANCHES
 from ...results import LazyItem, Result
 from ...records import RunStatus
+from ...values import result_kind
 from ..base import RunTable, TrajectoryStore
-from ..lockfile import FileClaim, claimed
-from .checksum import mark, seal_pending, verify
-from .columns import ColumnIndex, append_column, append_nodes, append_packed, packed_parts
+from ..lockfile import claimed
+from .checksum import mark, verify
+from .columns import ColumnIndex, append_column, append_nodes, append_packed
+from .compaction import FRESH, STATE, compact, merge, trajectory_layers
 from .damage import count, damaged, reported
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
-from .files import generation, reading, release, rewriting, writing
+from .files import adding, generation, reading, release, writing, writing_now
 from .hdf5guard import check_chunks
-from .journal import Journal, journal_root
 from .nodes import attr, read_value, write_value
 
 if TYPE_CHECKING:
@@ -73,20 +71,57 @@ def _list_trajectories(handle: tables.File) -> None:
 
 def trajectory_names(filename: str) -> list[str]:
     """Names of the trajectories stored in ``filename``."""
-    with reading(filename) as handle, reported(filename, "the list of trajectories"):
-        verify(handle.root)
-        found = []
-        for group in handle.root._f_iter_nodes("Group"):
-            verify(group)
-            if attr(group, "explorer_node") == "trajectory":
-                found.append(group._v_name)
-        listed = json.loads(attr(handle.root, "trajectories", "[]"))
-        missing = sorted(set(listed) - set(found)) if isinstance(listed, list) else listed
-        if missing:
-            raise damaged(filename, "the list of trajectories",
-                          f"trajectories {missing!r:.80} are listed on the root group but "
-                          "their groups are missing or not marked as trajectories")
+    with reading(filename) as view, reported(filename, "the list of trajectories"):
+        found: list[str] = []
+        for handle in view.layers:
+            verify(handle.root)
+            here = []
+            for group in handle.root._f_iter_nodes("Group"):
+                verify(group)
+                if attr(group, "explorer_node") == "trajectory":
+                    here.append(group._v_name)
+            listed = json.loads(attr(handle.root, "trajectories", "[]"))
+            missing = sorted(set(listed) - set(here)) if isinstance(listed, list) else listed
+            if missing:
+                raise damaged(filename, "the list of trajectories",
+                              f"trajectories {missing!r:.80} are listed on the root group of "
+                              f"{handle.filename!r} but their groups are missing or not marked "
+                              "as trajectories")
+            found += [name for name in here if name not in found and
+                      _state_group(trajectory_layers(view.layers, name), f"/{name}") is not None]
         return found
+
+
+def _state_group(layers: Sequence[tables.File], path: str) -> tables.Group | None:
+    """The trajectory's group in the last layer that holds its state (attributes)."""
+    for handle in reversed(layers):
+        group = handle.get_node(path)
+        if attr(group, STATE) is not None:
+            return group
+    return None
+
+
+def _last(layers: Sequence[tables.File], path: str) -> tables.Node | None:
+    """The node at ``path`` in the last layer holding one."""
+    for handle in reversed(layers):
+        if path in handle:
+            return handle.get_node(path)
+    return None
+
+
+def _all(layers: Sequence[tables.File], path: str) -> list[tables.Node]:
+    """The nodes at ``path`` in every layer holding one, oldest first."""
+    return [handle.get_node(path) for handle in layers if path in handle]
+
+
+def _child_groups(nodes: Sequence[tables.Group]) -> dict[str, list[tables.Group]]:
+    """``{name: [group in each layer]}`` of the child groups of ``nodes``, in order."""
+    found: dict[str, list[tables.Group]] = {}
+    for node in nodes:
+        verify(node)
+        for child in node._f_iter_nodes("Group"):
+            found.setdefault(child._v_name, []).append(child)
+    return found
 
 
 class Hdf5Store(TrajectoryStore):
@@ -125,11 +160,22 @@ class Hdf5Store(TrajectoryStore):
     def same_file(self, filename: str) -> bool:
         return os.path.realpath(filename) == os.path.realpath(self.filename)
 
+    def _layers(self, view: Any) -> list[tables.File]:
+        """The layers of ``view`` that hold this trajectory (from its last fresh start)."""
+        return trajectory_layers(view.layers, self.name)
+
+    def _state(self, layers: Sequence[tables.File]) -> tables.Group:
+        group = _state_group(layers, self.path)
+        if group is None:
+            raise TrajectoryNotFoundError(f"{self.filename!r} holds no trajectory named "
+                                          f"{self.name!r}")
+        return group
+
     def exists(self) -> bool:
         if not os.path.exists(self.filename):
             return False
-        with reading(self.filename) as handle, reported(self.filename, self._what):
-            return self.path in handle
+        with reading(self.filename) as view, reported(self.filename, self._what):
+            return _state_group(self._layers(view), self.path) is not None
 
     def close(self) -> None:
         release(self.filename)
@@ -138,8 +184,8 @@ class Hdf5Store(TrajectoryStore):
     def uid(self) -> str:
         """A name unique to this trajectory's creation (a replaced one gets another)."""
         if self._uid is None:
-            with reading(self.filename) as handle, reported(self.filename, self._what):
-                self._uid = str(attr(handle.get_node(self.path), "uid", "") or "legacy")
+            with reading(self.filename) as view, reported(self.filename, self._what):
+                self._uid = str(attr(self._state(self._layers(view)), "uid", "") or "legacy")
         return self._uid
 
     @property
@@ -161,80 +207,104 @@ class Hdf5Store(TrajectoryStore):
     def _invalidate(self) -> None:
         self._indexes.clear()
 
-    def column_index(self, handle: tables.File, path: str) -> ColumnIndex:
-        """The (cached) index of the column at ``path``."""
+    def column_index(self, layers: Sequence[tables.File], path: str) -> ColumnIndex | None:
+        """The (cached) index of the column at ``path``, or ``None`` if no layer has it."""
         current = generation(self.filename)
         if current != self._generation:
             self._indexes.clear()
             self._generation = current
         index = self._indexes.get(path)
         if index is None:
-            n_runs = attr(handle.get_node(self.path), "n_runs")
+            parts = _all(layers, path)
+            if not parts:
+                return None
+            n_runs = attr(self._state(layers), "n_runs")
             limit = n_runs if type(n_runs) is int and n_runs > 0 else None
-            index = self._indexes[path] = ColumnIndex(handle.get_node(path), limit)
+            index = self._indexes[path] = ColumnIndex(parts, limit)
         return index
+
+    def compact(self) -> None:
+        """Merge the file's newest layers if they are due (see :mod:`.compaction`)."""
+        with claimed(self.filename, "explorer compacting the file"), \
+                reported(self.filename, "merging its segments"):
+            compact(self.filename)
+        self._invalidate()
 
     # ---------------------------------------------------------------- creating
     def create(self, trajectory: "Trajectory", *, overwrite: bool,
                copy_from: TrajectoryStore | None = None) -> None:
         with claimed(self.filename, "explorer creating a trajectory"):  # check + replace
             self._create(trajectory, overwrite, copy_from)
+            if os.path.exists(self.filename):
+                compact(self.filename)
 
     def _create(self, trajectory: "Trajectory", overwrite: bool,
                 copy_from: TrajectoryStore | None) -> None:
         self.allow_pickle = trajectory.allow_pickle
+        fresh = False
         if self.exists():
             if not overwrite and not self.is_unused():
                 raise TrajectoryExistsError(
                     f"{self.filename!r} already holds a trajectory named {self.name!r}; "
                     "pass overwrite_file=True to replace it, or load it with "
                     "ex.load_trajectory / ex.Environment.resume")
-            # a fresh file with everything but this trajectory: no space is left behind
-            with rewriting(self.filename) as (new, old), \
-                    reported(self.filename, f"{self._what}: replacing it"):
-                for node in old.root._f_iter_nodes():
-                    if node._v_name != self.name:
-                        node._f_copy(newparent=new.root, recursive=True)
-            for stale in glob.glob(os.path.join(journal_root(self.filename), f"{self.name}-*")):
-                shutil.rmtree(stale, ignore_errors=True)
+            fresh = True  # what the file held of it is ignored from now on
         self._uid = None
         with writing(self.filename) as handle, \
                 reported(self.filename, f"{self._what}: creating it"):
             if copy_from is not None and copy_from.exists():
                 with reading(copy_from.filename) as source:
-                    copy = source.get_node(copy_from.path)._f_copy(
-                        newparent=handle.root, newname=self.name, recursive=True)
-                mark(copy)  # its checksum covers its name
-                _list_trajectories(handle)
-                return
-            self.create_skeleton(handle)
-            _set(handle.get_node(self.path), comment=trajectory.comment)
-            for branch in BRANCHES:
-                _group(handle, self.path, branch, explorer_node="group", comment="")
-            created = self._stored_state(handle.get_node(self.path))
+                    merge(handle, trajectory_layers(source.layers, copy_from.name),
+                          keep_fresh=False, only=copy_from.name, rename=self.name)
+                group = handle.get_node(self.path)
+            else:
+                group = self.create_skeleton(handle)
+                _set(group, comment=trajectory.comment)
+                for branch in BRANCHES:
+                    _group(handle, self.path, branch, explorer_node="group", comment="")
+            if fresh:
+                _set(group, **{FRESH: 1})
+            created = self._stored_state(group)
         self._seen = created  # committed
+        self._invalidate()
 
     def is_unused(self) -> bool:
         """Whether the stored trajectory holds nothing to keep: no parameters, results,
         exploration, runs or config but an Environment's seed (a process stopped right
         after creating it), so that starting it afresh loses nothing."""
-        with reading(self.filename) as handle, reported(self.filename, self._what):
-            group = handle.get_node(self.path)
-            runs = f"{self.path}/runs"
-            empty = all(f"{self.path}/{branch}" not in handle or
-                        not handle.get_node(f"{self.path}/{branch}")._v_nchildren
-                        for branch in ("parameters", "derived_parameters", "results"))
-            config = f"{self.path}/config"
-            if config in handle:  # nothing but the seed an Environment stores first
-                leaves = [node._v_pathname[len(config) + 1:]
-                          for node in handle.get_node(config)._f_walknodes("Leaf")]
+        with reading(self.filename) as view, reported(self.filename, self._what):
+            layers = self._layers(view)
+            group = self._state(layers)
+            empty = True
+            for branch in ("parameters", "derived_parameters"):
+                node = _last(layers, f"{self.path}/{branch}")
+                empty = empty and (node is None or not node._v_nchildren)
+            empty = empty and all(not node._v_nchildren
+                                  for node in _all(layers, f"{self.path}/results"))
+            config = _last(layers, f"{self.path}/config")
+            if config is not None:  # nothing but the seed an Environment stores first
+                root = config._v_pathname
+                leaves = [node._v_pathname[len(root) + 1:] for node in config._f_walknodes("Leaf")]
                 empty = empty and leaves in ([], ["environment/seed"])
             return empty and int(attr(group, "explored_runs", 0) or 0) == 0 and \
-                (runs not in handle or handle.get_node(runs).nrows == 0) and \
-                not glob.glob(os.path.join(journal_root(self.filename),
-                                           f"{self.name}-*", "*.h5"))
+                all(node.nrows == 0 for node in _all(layers, f"{self.path}/runs"))
 
     # ----------------------------------------------------------------- writing
+    def _own_group(self, handle: tables.File, state: tables.Group | None) -> tables.Group:
+        """The trajectory's group in the layer being written, holding its state."""
+        if self.path in handle:
+            group = handle.get_node(self.path)
+        else:
+            group = handle.create_group("/", self.name)
+            group._v_attrs.explorer_node = "trajectory"
+            _list_trajectories(handle)
+        if state is not None and state is not group:
+            for key in state._v_attrs._f_list("user"):
+                if key not in ("crc", FRESH):
+                    group._v_attrs[key] = state._v_attrs[key]
+        mark(group)
+        return group
+
     def write_trajectory(self, trajectory: "Trajectory") -> None:
         self.allow_pickle = trajectory.allow_pickle
         state = (id(trajectory), trajectory._revision)
@@ -242,15 +312,17 @@ class Hdf5Store(TrajectoryStore):
                 all(result.stored for result in trajectory.results_list()):
             return
         tree = (id(trajectory), trajectory._tree_revision)
-        with writing(self.filename) as handle, reported(self.filename, f"{self._what}: storing it"):
-            group = handle.get_node(self.path)
-            self._check_unchanged(group, trajectory, rewrite_tree=tree != self._tree_written)
+        with writing(self.filename) as handle, reading(self.filename) as view, \
+                reported(self.filename, f"{self._what}: storing it"):
+            stored = self._state(self._layers(view))
+            self._check_unchanged(stored, trajectory, rewrite_tree=tree != self._tree_written)
+            group = self._own_group(handle, stored)
             _set(group, comment=trajectory.comment)
-            if tree != self._tree_written:  # rewritten nodes leave space HDF5 never reuses
+            if tree != self._tree_written:
                 for branch in _PARAMETER_BRANCHES:
                     self._write_parameter_branch(handle, trajectory, branch)
                 _set(group, tree_stamp=uuid.uuid4().hex)
-            self._write_exploration(handle, trajectory)
+            self._write_exploration(handle, group, trajectory)
             _set(group, n_runs=max(len(trajectory), int(attr(group, "explored_runs", 0))))
             # what this copy now knows of the file (not what others added meanwhile)
             stamp = self._stored_state(group)[0] \
@@ -268,6 +340,12 @@ class Hdf5Store(TrajectoryStore):
             result.stored = True
         self._written, self._tree_written, self._seen = state, tree, seen
         self._invalidate()
+        self._compact_after_write()
+
+    def _compact_after_write(self) -> None:
+        """Merge layers as due, unless a write of this process is still open."""
+        if not writing_now(self.filename):
+            self.compact()
 
     @staticmethod
     def _stored_state(group: tables.Group) -> tuple[str | None, int]:
@@ -295,31 +373,25 @@ class Hdf5Store(TrajectoryStore):
 
     def _write_parameter_branch(self, handle: tables.File, trajectory: "Trajectory",
                                 branch: str) -> None:
-        # written beside the old branch, then swapped in: a crash keeps one of them
-        fresh = f"{branch}_new"
+        """Write a parameter branch whole (readers take the latest layer's)."""
         group = handle.get_node(self.path)
-        if f"{self.path}/{fresh}" in handle:
-            handle.remove_node(f"{self.path}/{fresh}", recursive=True)
+        if f"{self.path}/{branch}" in handle:  # written earlier in this transaction
+            handle.remove_node(f"{self.path}/{branch}", recursive=True)
             mark(group)
         root = trajectory._roots[branch]
-        target = _group(handle, self.path, fresh, explorer_node="group", comment=root.comment)
+        _group(handle, self.path, branch, explorer_node="group", comment=root.comment)
         for node in root.walk():
-            parent = f"{self.path}/{fresh}/" + "/".join(node.full_name.split(".")[1:-1])
+            parent = f"{self.path}/{branch}/" + "/".join(node.full_name.split(".")[1:-1])
             parent = parent.rstrip("/")
             if hasattr(node, "children"):
                 _group(handle, parent, node.name, explorer_node="group", comment=node.comment)
             else:
                 write_value(handle.get_node(parent), node.name, node.default, node.kind,
                             self.filters, comment=node.comment)
-        seal_pending(handle)  # the fresh groups, before their paths change
-        if f"{self.path}/{branch}" in handle:
-            handle.remove_node(f"{self.path}/{branch}", recursive=True)
-        handle.rename_node(target, branch)
-        mark(target)  # its checksum covers its name
-        mark(group)
 
-    def _write_exploration(self, handle: tables.File, trajectory: "Trajectory") -> None:
-        group = handle.get_node(self.path)
+    def _write_exploration(self, handle: tables.File, group: tables.Group,
+                           trajectory: "Trajectory") -> None:
+        """Add the explored points not stored yet (``group`` holds the stored state)."""
         names = trajectory.explored_parameters
         if not names:
             return
@@ -363,8 +435,6 @@ class Hdf5Store(TrajectoryStore):
             for item, value in result._raw_items().items():
                 if isinstance(value, LazyItem):
                     value = value.load()
-                from ...values import result_kind
-
                 write_value(target, item, value,
                             result_kind(item, value, trajectory.allow_pickle), self.filters)
             written.append(result)
@@ -376,10 +446,22 @@ class Hdf5Store(TrajectoryStore):
                 reported(self.filename, f"{self._what}: storing runs"):
             self.write_batch(handle, batch)
         self._invalidate()
+        self._compact_after_write()
+
+    def add_segment(self, batch: EncodedBatch) -> None:
+        """Write ``batch`` as a segment of its own, without the file's claim.
+
+        Workers storing their runs themselves (``storage="lock"``) write in
+        parallel this way: each segment is committed by its rename alone.
+        """
+        with adding(self.filename) as handle, \
+                reported(self.filename, f"{self._what}: storing runs"):
+            self.write_batch(handle, batch)
 
     def write_batch(self, handle: tables.File, batch: EncodedBatch) -> None:
-        """Write ``batch`` through an open handle of this store's file (or a shard's)."""
-        expected = max(1000, int(attr(handle.get_node(self.path), "n_runs", 0) or 0))
+        """Write ``batch`` into a layer being written of this store's file."""
+        self._runs_group(handle)
+        expected = 1000
         for (template, comment), items in batch.items.items():
             target = self._template_group(handle, template, comment)
             for item, parts in items.items():
@@ -397,6 +479,19 @@ class Hdf5Store(TrajectoryStore):
         if len(batch.run_rows):
             handle.get_node(f"{self.path}/runs").append(batch.run_rows)
 
+    def _runs_group(self, handle: tables.File) -> tables.Group:
+        """The trajectory's group and run table in a layer being written (made if missing)."""
+        if self.path not in handle:
+            group = handle.create_group("/", self.name)
+            _set(group, explorer_node="trajectory")
+            _list_trajectories(handle)
+        group = handle.get_node(self.path)
+        if f"{self.path}/runs" not in handle:
+            handle.create_table(group, "runs", RUN_ROW, "status of each run",
+                                filters=self.filters)
+            mark(group)
+        return group
+
     def _template_group(self, handle: tables.File, template: str, comment: str) -> tables.Group:
         parent = self.path
         for segment in template.split("."):
@@ -406,36 +501,18 @@ class Hdf5Store(TrajectoryStore):
             parent = f"{parent}/{segment}"
         return handle.get_node(parent)
 
-    def create_skeleton(self, handle: tables.File) -> None:
-        """Make the trajectory's group and run table in ``handle`` if missing."""
-        if self.path in handle:
-            return
-        group = handle.create_group("/", self.name)
+    def create_skeleton(self, handle: tables.File) -> tables.Group:
+        """Make the trajectory's group, holding its state, and its run table in ``handle``."""
+        group = self._runs_group(handle)
         _set(group, explorer_node="trajectory", comment="", explorer_version=__version__,
              uid=uuid.uuid4().hex,
              allow_pickle=self.allow_pickle, n_runs=0, explored="[]", explored_runs=0,
              created=_dt.datetime.now().isoformat(timespec="seconds"))
-        handle.create_table(group, "runs", RUN_ROW, "status of each run", filters=self.filters)
-        _list_trajectories(handle)
-
-    def read_batch(self, handle: tables.File) -> EncodedBatch:
-        """Everything the runs of this store's file wrote, as a batch that copies as is.
-
-        Parts may refer to nodes of ``handle``: write the batch while it is open.
-        """
-        batch = EncodedBatch(handle.get_node(f"{self.path}/runs").read())
-        for column in handle.get_node(self.path)._f_walk_groups():
-            if attr(column, "explorer_node") != "column":
-                continue
-            parent = column._v_parent
-            template = parent._v_pathname[len(self.path) + 1:].replace("/", ".")
-            comment = attr(_template_root(column), "comment", "") if "$" in template else ""
-            batch.items.setdefault((template, comment), {})[column._v_name] = \
-                packed_parts(column)
-        return batch
+        return group
 
     def write_session(self, handle: tables.File, session: dict[str, Any]) -> None:
         """Append one session record (JSON) to the trajectory's session log."""
+        self._runs_group(handle)
         path = f"{self.path}/sessions"
         if path not in handle:
             mark(handle.get_node(self.path))  # a new child
@@ -443,37 +520,43 @@ class Hdf5Store(TrajectoryStore):
             self.path, "sessions", tables.VLStringAtom(), "one JSON record per env.run")
         log.append(json.dumps(session, default=str).encode("utf-8"))
 
+    def add_session(self, session: dict[str, Any]) -> None:
+        """Commit one session record to the session log."""
+        with writing(self.filename) as handle, \
+                reported(self.filename, f"{self._what}: its sessions"):
+            self.write_session(handle, session)
+        self._compact_after_write()
+
     def sessions(self) -> list[dict[str, Any]]:
         """The session log: when, where and with what each exploration ran."""
-        with reading(self.filename) as handle, \
+        with reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: its sessions"):
-            path = f"{self.path}/sessions"
-            if path not in handle:
-                return []
-            return [json.loads(bytes(row).decode("utf-8")) for row in handle.get_node(path)]
+            return [json.loads(bytes(row).decode("utf-8"))
+                    for log in _all(self._layers(view), f"{self.path}/sessions") for row in log]
 
     # ----------------------------------------------------------------- reading
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
         """Every read of this store within the block sees one commit of the file.
 
-        The reads share one open handle, which keeps the version of the file it
-        opened even when a writer replaces the file meanwhile (writes never
-        change a file in place: they replace it).
+        The reads share one view, whose files stay readable even when a
+        compaction replaces them meanwhile (nothing is changed in place).
         """
         with reading(self.filename):
             yield
 
     def run_table(self) -> RunTable:
-        with reading(self.filename) as handle, \
+        with reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: its run table"):
-            node = handle.get_node(f"{self.path}/runs")
-            if not isinstance(node, tables.Table) or \
-                    not set(RUN_ROW.names) <= set(node.coldtypes):
-                raise damaged(self.filename, f"{self._what}: its run table",
-                              f"expected a table with columns {', '.join(RUN_ROW.names)}")
-            check_chunks(node)
-            table = node.read()
+            blocks = []
+            for node in _all(self._layers(view), f"{self.path}/runs"):
+                if not isinstance(node, tables.Table) or \
+                        not set(RUN_ROW.names) <= set(node.coldtypes):
+                    raise damaged(self.filename, f"{self._what}: its run table",
+                                  f"expected a table with columns {', '.join(RUN_ROW.names)}")
+                check_chunks(node)
+                blocks.append(node.read())
+        table = np.concatenate(blocks) if blocks else np.zeros(0, dtype=RUN_ROW)
         order = np.argsort(table["idx"], kind="stable")
         table = table[order]
         last = np.ones(len(table), dtype=bool)
@@ -492,19 +575,19 @@ class Hdf5Store(TrajectoryStore):
     def _per_run_values(self, column: str, runs: Iterable[int]) -> dict[int, Any]:
         wanted = list(runs)
         path = f"{self.path}/{column}"
-        with reading(self.filename) as handle, \
+        with reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: column {column!r}"):
-            if path not in handle:
+            index = self.column_index(self._layers(view), path)
+            if index is None:
                 return {}
-            index = self.column_index(handle, path)
-            scalars = index.scalars(handle, python=True)
+            scalars = index.scalars(python=True)
             if scalars is not None:
                 stored = scalars[0].tolist()
                 values = dict(zip(stored, scalars[1].tolist()))
                 if stored == wanted:  # every stored run, in order: what env.run asks
                     return values
                 return {idx: values[idx] for idx in wanted if idx in values}
-            found = index.values(handle, wanted, self.allow_pickle)
+            found = index.values(wanted, self.allow_pickle)
             return {idx: found[idx] for idx in wanted if idx in found}
 
     def run_results(self) -> "StoredRunResults":
@@ -512,12 +595,14 @@ class Hdf5Store(TrajectoryStore):
 
     def scalar_columns(self) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
         found: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        with reading(self.filename) as handle, \
+        with reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: its per-run scalars"):
+            layers = self._layers(view)
             for template in self._source.templates():
                 for item in self._source.items(template):
                     path = f"{self._template_path(template)}/{item}"
-                    scalars = self.column_index(handle, path).scalars(handle)
+                    index = self.column_index(layers, path)
+                    scalars = index.scalars() if index is not None else None
                     if scalars is not None:
                         found[(template, item)] = scalars
         return found
@@ -529,22 +614,22 @@ class Hdf5Store(TrajectoryStore):
         if load not in ("lazy", "parameters", "all"):
             raise ValueError(f"load must be 'lazy', 'parameters' or 'all', got {load!r}")
         self.allow_pickle = allow_pickle
-        with reading(self.filename) as handle, reported(self.filename, self._what):
-            if self.path not in handle or \
-                    attr(handle.get_node(self.path), "explorer_node") != "trajectory":
+        with reading(self.filename) as view, reported(self.filename, self._what):
+            layers = self._layers(view)
+            group = _state_group(layers, self.path)
+            if group is None or attr(group, "explorer_node") != "trajectory":
                 names = trajectory_names(self.filename)
                 raise TrajectoryNotFoundError(
                     f"{self.filename!r} holds no trajectory named {self.name!r}; it holds: "
                     f"{', '.join(names) or 'none'}")
-            group = handle.get_node(self.path)
             verify(group)
             traj = Trajectory(self.name, attr(group, "comment", ""), allow_pickle=allow_pickle)
             for branch in _PARAMETER_BRANCHES:
-                self._read_parameter_branch(handle, traj, branch, allow_pickle)
-            self._read_exploration(handle, traj)
+                self._read_parameter_branch(layers, traj, branch, allow_pickle)
+            self._read_exploration(layers, group, traj)
             self._seen = self._stored_state(group)
             if load != "parameters":
-                self._read_results(handle, traj, f"{self.path}/results", "results",
+                self._read_results(_all(layers, f"{self.path}/results"), traj, "results",
                                    eager=load == "all", allow_pickle=allow_pickle)
         traj._bind(self)
         # what is in memory is what is stored
@@ -552,30 +637,31 @@ class Hdf5Store(TrajectoryStore):
         self._tree_written = (id(traj), traj._tree_revision)
         return traj
 
-    def _read_parameter_branch(self, handle: tables.File, traj: "Trajectory", branch: str,
-                               allow_pickle: bool) -> None:
-        path = f"{self.path}/{branch}"
-        if path not in handle:
-            path = f"{path}_new"  # a store interrupted between writing and swapping
-            if path not in handle:
+    def _read_parameter_branch(self, layers: Sequence[tables.File], traj: "Trajectory",
+                               branch: str, allow_pickle: bool) -> None:
+        node = _last(layers, f"{self.path}/{branch}")
+        if node is None:
+            node = _last(layers, f"{self.path}/{branch}_new")  # an older version's swap
+            if node is None:
                 return
+        path = node._v_pathname
         adders = {"parameters": traj.add_parameter,
                   "derived_parameters": traj.add_derived_parameter, "config": traj.add_config}
-        verify(handle.get_node(path))
-        for node in handle.get_node(path)._f_walknodes():
-            if attr(node._v_parent, "explorer_node") != "group":
+        verify(node)
+        for child in node._f_walknodes():
+            if attr(child._v_parent, "explorer_node") != "group":
                 continue  # a part of a value node, read with it
-            name = node._v_pathname[len(path) + 1:].replace("/", ".")
-            if attr(node, "kind") is None:  # a group, or damage that hides a node's kind
-                verify(node, explorer=True)
-            if attr(node, "explorer_node") == "group":
-                traj.add_group(f"{branch}.{name}", attr(node, "comment", ""))
-            elif attr(node, "kind") is not None:
-                value = read_value(node, allow_pickle)  # checked there
-                adders[branch](f"{branch}.{name}", value, attr(node, "comment", ""))
+            name = child._v_pathname[len(path) + 1:].replace("/", ".")
+            if attr(child, "kind") is None:  # a group, or damage that hides a node's kind
+                verify(child, explorer=True)
+            if attr(child, "explorer_node") == "group":
+                traj.add_group(f"{branch}.{name}", attr(child, "comment", ""))
+            elif attr(child, "kind") is not None:
+                value = read_value(child, allow_pickle)  # checked there
+                adders[branch](f"{branch}.{name}", value, attr(child, "comment", ""))
 
-    def _read_exploration(self, handle: tables.File, traj: "Trajectory") -> None:
-        group = handle.get_node(self.path)
+    def _read_exploration(self, layers: Sequence[tables.File], group: tables.Group,
+                          traj: "Trajectory") -> None:
         what = f"{self._what}: its exploration"
         names = json.loads(attr(group, "explored", "[]"))
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
@@ -585,72 +671,79 @@ class Hdf5Store(TrajectoryStore):
                        attr(group, "explored_runs", 0))
         if not names:
             return
-        verify(handle.get_node(f"{self.path}/exploration"))
+        for node in _all(layers, f"{self.path}/exploration"):
+            verify(node)
         ranges = {}
         for i, name in enumerate(names):
-            index = self.column_index(handle, f"{self.path}/exploration/p{i}")
-            stored = index.runs
+            index = self.column_index(layers, f"{self.path}/exploration/p{i}")
+            stored = index.runs if index is not None else np.zeros(0, dtype=np.int64)
             if n_runs and (len(stored) < n_runs or stored[0] != 0 or stored[n_runs - 1] != n_runs - 1):
                 raise damaged(self.filename, what,
                               f"{n_runs} explored runs, but the column of {name!r} holds values "
                               f"for {len(stored)} runs, not runs 0 to {n_runs - 1}")
-            scalars = index.scalars(handle)
+            if index is None:
+                ranges[name] = []
+                continue
+            scalars = index.scalars()
             if scalars is not None and len(scalars[0]) == n_runs:
                 ranges[name] = scalars[1].tolist()
                 kind = traj.get(name).kind
                 if kind == "npscalar":
                     ranges[name] = list(scalars[1])
             else:
-                found = index.values(handle, range(n_runs), traj.allow_pickle)
+                found = index.values(range(n_runs), traj.allow_pickle)
                 ranges[name] = [found[idx] for idx in range(n_runs)]
         traj._apply(ranges, append=False, checked=True)  # values were checked when stored
 
-    def _read_results(self, handle: tables.File, traj: "Trajectory", path: str, name: str,
+    def _read_results(self, nodes: list[tables.Group], traj: "Trajectory", name: str,
                       eager: bool, allow_pickle: bool) -> None:
-        if path not in handle:
-            return
-        verify(handle.get_node(path))
-        for node in handle.get_node(path)._f_iter_nodes("Group"):
-            verify(node, explorer=True)
-            child = f"{name}.{node._v_name}"
-            role = attr(node, "explorer_node")
+        for child_name, parts in _child_groups(nodes).items():
+            last = parts[-1]
+            verify(last, explorer=True)
+            child = f"{name}.{child_name}"
+            role = attr(last, "explorer_node")
             if role == "group":
-                traj.add_group(child, attr(node, "comment", ""))
-                self._read_results(handle, traj, node._v_pathname, child, eager, allow_pickle)
+                traj.add_group(child, attr(last, "comment", ""))
+                self._read_results(parts, traj, child, eager, allow_pickle)
             elif role == "result":
                 items = {}
-                for leaf in node._f_iter_nodes():
-                    loader = _ItemLoader(self.filename, leaf._v_pathname, allow_pickle)
+                for leaf in last._f_iter_nodes():
+                    loader = _ItemLoader(self, leaf._v_pathname, allow_pickle)
                     items[leaf._v_name] = loader() if eager else \
                         LazyItem(loader, f"{child}.{leaf._v_name} in {self.filename}")
-                result = Result("", items, attr(node, "comment", ""))
+                result = Result("", items, attr(last, "comment", ""))
                 result.stored = True
                 traj._put_result(child.split(".")[1:], result, overwrite=False)
             elif role == "runs":
-                self._register_templates(node, f"{name}.$", traj)
+                self._register_templates(parts, f"{name}.$", traj)
 
-    def _register_templates(self, group: tables.Group, template: str, traj: "Trajectory") -> None:
-        comment = attr(group, "comment", "")
+    def _register_templates(self, groups: list[tables.Group], template: str,
+                            traj: "Trajectory") -> None:
+        comment = attr(groups[-1], "comment", "")
         has_columns = False
-        for node in group._f_iter_nodes("Group"):
-            verify(node, explorer=True)
-            if attr(node, "explorer_node") == "column":
+        for child_name, parts in _child_groups(groups).items():
+            verify(parts[-1], explorer=True)
+            if attr(parts[-1], "explorer_node") == "column":
                 has_columns = True
             else:
-                self._register_templates(node, f"{template}.{node._v_name}", traj)
+                self._register_templates(parts, f"{template}.{child_name}", traj)
         if has_columns:
             traj._register_template(template, comment)
 
 
 class _ItemLoader:
-    """Reads one stored item by path, reopening the file as needed."""
+    """Reads one stored item by path, from the latest layer of the file holding it."""
 
-    def __init__(self, filename: str, path: str, allow_pickle: bool):
-        self.filename, self.path, self.allow_pickle = filename, path, allow_pickle
+    def __init__(self, store: Hdf5Store, path: str, allow_pickle: bool):
+        self.store, self.path, self.allow_pickle = store, path, allow_pickle
 
     def __call__(self) -> Any:
-        with reading(self.filename) as handle, reported(self.filename, f"item {self.path!r}"):
-            return read_value(handle.get_node(self.path), self.allow_pickle)
+        filename = self.store.filename
+        with reading(filename) as view, reported(filename, f"item {self.path!r}"):
+            node = _last(self.store._layers(view), self.path)
+            if node is None:
+                raise KeyError(self.path)
+            return read_value(node, self.allow_pickle)
 
 
 class StoredRunResults:
@@ -661,44 +754,46 @@ class StoredRunResults:
 
     def templates(self) -> dict[str, str]:
         found: dict[str, str] = {}
-        with reading(self._store.filename) as handle, \
-                reported(self._store.filename, f"{self._store._what}: its per-run results"):
-            root = f"{self._store.path}/results"
-            if root not in handle:
-                return found
-            for group in handle.get_node(root)._f_walk_groups():
-                if attr(group, "explorer_node") == "column":
-                    template_path = group._v_parent._v_pathname[len(self._store.path) + 1:]
-                    found.setdefault(template_path.replace("/", "."),
-                                     attr(_template_root(group), "comment", ""))
+        store = self._store
+        with reading(store.filename) as view, \
+                reported(store.filename, f"{store._what}: its per-run results"):
+            for root in _all(store._layers(view), f"{store.path}/results"):
+                for group in root._f_walk_groups():
+                    if attr(group, "explorer_node") == "column":
+                        template_path = group._v_parent._v_pathname[len(store.path) + 1:]
+                        found.setdefault(template_path.replace("/", "."),
+                                         attr(_template_root(group), "comment", ""))
         return found
 
     def items(self, template: str) -> list[str]:
-        path = self._store._template_path(template)
-        with reading(self._store.filename) as handle, \
-                reported(self._store.filename, f"{self._store._what}: results {template!r}"):
-            if path not in handle:
-                return []
-            verify(handle.get_node(path))
-            return [g._v_name for g in handle.get_node(path)._f_iter_nodes("Group")
-                    if attr(g, "explorer_node") == "column"]
+        store = self._store
+        path = store._template_path(template)
+        with reading(store.filename) as view, \
+                reported(store.filename, f"{store._what}: results {template!r}"):
+            found: list[str] = []
+            for node in _all(store._layers(view), path):
+                verify(node)
+                found += [g._v_name for g in node._f_iter_nodes("Group")
+                          if attr(g, "explorer_node") == "column" and g._v_name not in found]
+            return found
 
     def runs(self, template: str, item: str) -> np.ndarray:
-        with reading(self._store.filename) as handle, \
-                reported(self._store.filename, f"{self._store._what}: {template}.{item}"):
-            path = f"{self._store._template_path(template)}/{item}"
-            if path not in handle:
-                return np.zeros(0, dtype=np.int64)
-            return self._store.column_index(handle, path).runs
+        store = self._store
+        with reading(store.filename) as view, \
+                reported(store.filename, f"{store._what}: {template}.{item}"):
+            index = store.column_index(store._layers(view),
+                                       f"{store._template_path(template)}/{item}")
+            return index.runs if index is not None else np.zeros(0, dtype=np.int64)
 
     def get(self, template: str, item: str, idx: int) -> Any:
-        path = f"{self._store._template_path(template)}/{item}"
-        with reading(self._store.filename) as handle:
-            if path not in handle:
+        store = self._store
+        path = f"{store._template_path(template)}/{item}"
+        with reading(store.filename) as view:
+            layers = store._layers(view)
+            if _last(layers, path) is None:
                 raise KeyError(item)
-            with reported(self._store.filename, f"{self._store._what}: {template}.{item}"):
-                found = self._store.column_index(handle, path).values(
-                    handle, [idx], self._store.allow_pickle)
+            with reported(store.filename, f"{store._what}: {template}.{item}"):
+                found = store.column_index(layers, path).values([idx], store.allow_pickle)
         if idx not in found:
             raise KeyError(idx)
         return found[idx]
@@ -724,26 +819,7 @@ def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy
                     f"({', '.join(names) or 'none'}); pass the name of the one to load")
             name = names[0]
         store = Hdf5Store(filename, name)
-        _merge_journal(store)
         return store.read_trajectory(load, allow_pickle)
     except FileFormatError:
         release(filename)  # a damaged file is not kept open: it may be repaired meanwhile
         raise
-
-
-def _merge_journal(store: Hdf5Store) -> None:
-    """Move runs an interrupted session left in the journal into the file, if no one writes it."""
-
-    if not store.exists():
-        return
-    journal = Journal(store)
-    if not journal.shards():
-        journal.tidy()  # what writers killed mid-write left
-        return
-    try:
-        with FileClaim(store.filename, "explorer.load_trajectory merging finished runs"):
-            journal.compact()
-    except (FileLockedError, OSError) as err:
-        warnings.warn(f"{store.filename!r}: {len(journal.shards())} batch(es) of finished runs "
-                      f"wait in {journal.directory!r} and could not be merged now ({err}); "
-                      "they are merged by the next load or Environment.resume", stacklevel=3)

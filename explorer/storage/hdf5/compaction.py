@@ -1,0 +1,209 @@
+"""Merging layers of a file, so that it stays a few files and gives back unused space.
+
+Every commit adds a segment (:mod:`.files`). After a commit, the writer merges
+the newest layers while the one before them is no larger than they are
+together (:func:`plan`): sizes then grow geometrically from the newest segment
+to the base, so a file of ``n`` bytes committed in pieces of ``m`` has about
+``log2(n / m)`` layers, and each byte is rewritten about ``log2(n / m)``
+times in all, whatever the number of commits. The base is rewritten only when
+the segments hold as much as it does.
+
+A merge copies each trajectory's layers into one new file (:func:`merge`):
+per-run columns are concatenated (compressed chunks copied as they are), run
+tables and session logs appended, and for what a later write replaces whole
+(parameter branches, non-run results, the trajectory's attributes) the
+latest layer is kept. Space that earlier versions took is not carried over.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable
+
+import tables
+
+from .checksum import mark, verify
+from .columns import append_column, append_nodes, append_packed, packed_parts
+from .encode import NodesPart, PackedPart
+from .files import reading, replacing, segment_folder
+from .hdf5guard import copy_node
+from .nodes import attr
+
+__all__ = ["compact", "plan", "merge", "trajectory_layers", "REPLACED_WHOLE", "STATE"]
+
+#: Children of a trajectory that each write replaces whole: the latest is kept.
+REPLACED_WHOLE = ("parameters", "derived_parameters", "config")
+#: The attribute a trajectory's group carries in the layers that hold its state
+#: (its attributes); segments of runs alone (workers' ones) do not have it.
+STATE = "uid"
+#: The attribute of a trajectory's group in a layer that starts it afresh
+#: (a replaced trajectory): earlier layers' parts of it are ignored.
+FRESH = "fresh_start"
+
+
+def trajectory_layers(layers: Iterable[tables.File], name: str) -> list[tables.File]:
+    """The layers holding trajectory ``name``, from the last one that starts it afresh."""
+    path = f"/{name}"
+    found: list[tables.File] = []
+    for handle in layers:
+        if path in handle:
+            if attr(handle.get_node(path), FRESH):
+                found = []
+            found.append(handle)
+    return found
+
+
+def plan(sizes: list[int]) -> int | None:
+    """Where to start merging layers of these sizes (oldest first) up to the newest.
+
+    The newest layers are merged while the one before them is no larger than
+    their sum; ``None`` when nothing is to be merged.
+    """
+    start, total = len(sizes) - 1, sizes[-1] if sizes else 0
+    while start > 0 and sizes[start - 1] <= total:
+        start -= 1
+        total += sizes[start]
+    return start if start < len(sizes) - 1 else None
+
+
+def compact(path: str, *, everything: bool = False) -> bool:
+    """Merge layers of ``path`` as :func:`plan` says (all of them with ``everything``).
+
+    The caller holds the file's claim. Returns whether anything was merged.
+    """
+    with reading(path) as view:
+        names = list(view.names)
+        if not names:
+            return False
+        folder = segment_folder(path)
+        sizes = [os.path.getsize(view.base.filename)] + \
+            [os.path.getsize(os.path.join(folder, f"{name}.h5")) for name in names]
+        start = 0 if everything else plan(sizes)
+        if start is None:
+            return False
+        layers = view.layers[start:len(names) + 1]
+        base = start == 0
+        with replacing(path, names[max(start - 1, 0):], base=base) as target:
+            merge(target, layers, keep_fresh=not base)
+    return True
+
+
+def merge(target: tables.File, layers: list[tables.File], *, keep_fresh: bool = True,
+          only: str | None = None, rename: str | None = None) -> None:
+    """Write into ``target`` (a new file) what ``layers`` (oldest first) hold together.
+
+    Parameters
+    ----------
+    target : tables.File
+        The file written.
+    layers : list of tables.File
+        The layers merged, oldest first.
+    keep_fresh : bool
+        The merged layers are not the oldest: a trajectory one of them starts
+        afresh stays marked so.
+    only, rename : str, optional
+        Merge this trajectory alone, under another name.
+    """
+    names: list[str] = []
+    for handle in layers:
+        for group in handle.root._f_iter_nodes("Group"):
+            if attr(group, "explorer_node") == "trajectory" and group._v_name not in names:
+                names.append(group._v_name)
+    if only is not None:
+        names = [name for name in names if name == only]
+    for name in names:
+        parts = trajectory_layers(layers, name)
+        _merge_node(target, "/", "/", name, parts, rename=rename)
+        group = target.get_node(f"/{rename or name}")
+        if keep_fresh and attr(parts[0].get_node(f"/{name}"), FRESH):
+            group._v_attrs[FRESH] = 1
+        mark(group)
+    listed = {group._v_name for group in target.root._f_iter_nodes("Group")
+              if attr(group, "explorer_node") == "trajectory"}
+    target.root._v_attrs.trajectories = json.dumps(sorted(listed))
+    mark(target.root)
+
+
+def _copy_attrs(source: tables.Node, target: tables.Node) -> None:
+    for key in source._v_attrs._f_list("user"):
+        if key not in ("crc", FRESH):
+            target._v_attrs[key] = source._v_attrs[key]
+
+
+def _merge_node(target: tables.File, source: str, into: str, name: str,
+                layers: list[tables.File], rename: str | None = None) -> None:
+    """Merge node ``source/name`` of ``layers`` into group ``into`` of ``target``
+    (as ``rename``: a trajectory copied under another name)."""
+    path = f"{source.rstrip('/')}/{name}"
+    made = f"{into.rstrip('/')}/{rename or name}"
+    nodes = [(handle, handle.get_node(path)) for handle in layers if path in handle]
+    last = nodes[-1][1]
+    for _, node in nodes:
+        verify(node, explorer=isinstance(node, tables.Group))
+    role = attr(last, "explorer_node")
+    depth = path.count("/")
+    if role == "column":
+        _merge_column(target.get_node(into), name, [node for _, node in nodes])
+    elif isinstance(last, tables.Table) and name == "runs" and depth == 2:
+        rows = [node.read() for _, node in nodes]
+        table = target.create_table(into, name, rows[0].dtype, last.title,
+                                    filters=last.filters, expectedrows=sum(map(len, rows)))
+        for block in rows:
+            table.append(block)
+    elif isinstance(last, tables.VLArray) and name == "sessions" and depth == 2:
+        log = target.create_vlarray(into, name, tables.VLStringAtom(), last.title)
+        for _, node in nodes:
+            for row in node:
+                log.append(bytes(row))
+    elif name == "merged_shards" and depth == 2:
+        return  # the journal of older versions: its shards are in the file
+    elif not isinstance(last, tables.Group) or role == "result" or attr(last, "kind") or \
+            (depth == 2 and name in REPLACED_WHOLE):
+        copy_node(last, target.get_node(into), name)
+    else:
+        group = target.create_group(into, rename or name)
+        if role == "trajectory":
+            state = [node for _, node in nodes if attr(node, STATE) is not None]
+            _copy_attrs(state[-1] if state else last, group)
+            group._v_attrs.explorer_node = "trajectory"
+        else:
+            _copy_attrs(last, group)
+        children: list[str] = []
+        for _, node in nodes:
+            children += [child for child in node._v_children if child not in children]
+        for child in children:
+            _merge_node(target, path, made, child, [handle for handle, _ in nodes])
+        mark(group)
+    mark(target.get_node(into))
+
+
+def _merge_column(where: tables.Group, name: str, columns: list[tables.Group]) -> None:
+    """Concatenate a column's rows from several layers (chunks copied as they are)."""
+    expected = sum(int(group._f_get_child(child).runs.nrows)
+                   for group in columns for child in group._v_groups)
+    for column in columns:
+        for part in packed_parts(column):
+            filters = _filters_of(column)
+            if isinstance(part, PackedPart):
+                append_packed(where, name, part, filters=filters, allow_pickle=False,
+                              expected=max(expected, 1000))
+            elif isinstance(part, NodesPart):
+                append_nodes(where, name, part, filters=filters, expected=max(expected, 1000))
+            else:
+                append_column(where, name, part.runs, part.values, filters=filters,
+                              allow_pickle=False, expected=max(expected, 1000))
+    if name not in where:  # a column whose layers held no rows
+        _empty_column(where, name)
+
+
+def _empty_column(where: tables.Group, name: str) -> None:
+    column = where._v_file.create_group(where, name)
+    column._v_attrs.explorer_node = "column"
+    mark(column)
+
+
+def _filters_of(column: tables.Group) -> tables.Filters:
+    """The filters the column's data was written with (the file's settings)."""
+    for segment in column._v_groups.values():
+        return segment.runs.filters
+    return tables.Filters()
