@@ -131,6 +131,7 @@ class Environment:
         self._backend_options = (workers, scheduler, client)
         self._executor: Executor | None = None
         self._postprocessing: list[tuple[Postprocessing, tuple, dict]] = []
+        self._appender: Any = None  # a commits_every block's RunAppender
         self._closed = True
         #: Of the last runs executed: their time (summed over workers, encoding
         #: included) and the time spent compiling simulators' batch loops.
@@ -227,6 +228,40 @@ class Environment:
                 self._executor.close()
             self._store.close()
             self._claim.release()
+
+    @contextlib.contextmanager
+    def commits_every(self, seconds: float = COMMIT_SECONDS) -> Iterator[None]:
+        """Within the block, commit what is stored every ``seconds``, not at every call.
+
+        Each ``env.run`` (and ``traj.store()``) commits its writes when it
+        returns, which costs a few milliseconds. A loop of many small calls (an
+        adaptive search, a fit of a fast model) spends its time there; inside
+        this block, writes are committed every ``seconds`` and when the block
+        ends instead. A crash loses at most the runs of the last ``seconds``,
+        which ``Environment.resume`` runs again.
+
+        Parameters
+        ----------
+        seconds : float
+            Seconds between commits, at least.
+        """
+        from .storage.hdf5.appender import RunAppender
+
+        self._check_open()
+        if self._appender is not None:
+            raise ExplorerError("commits_every blocks do not nest")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+            raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        appender = self._appender = RunAppender(self._store, float(seconds))
+        try:
+            with self._full_disk_explained():
+                try:
+                    yield
+                finally:  # what completed is kept, whatever stopped the block
+                    appender.commit()
+        finally:
+            self._appender = None
+            appender.close()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -378,6 +413,8 @@ class Environment:
         early = self.storage == "lock" or not todo  # lock: workers store runs themselves
         if early:
             prepare()
+            if self._appender is not None and self.storage == "lock":
+                self._appender.commit()  # workers store runs of the exploration committed
         if not todo:
             return []
         from tqdm.auto import tqdm
@@ -420,7 +457,8 @@ class Environment:
         timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
         failed: list[tuple[int, str]] = []
         reported = 0
-        appender = RunAppender(self._store, COMMIT_SECONDS)
+        own = self._appender is None  # else a commits_every block's, committed on its clock
+        appender = RunAppender(self._store, COMMIT_SECONDS) if own else self._appender
         bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
                    desc=traj.name, dynamic_ncols=True)
         interruption = Interruption()
@@ -456,7 +494,14 @@ class Environment:
                     session.update(collect())
                 session.update(end=now(), runs=reported,
                                interrupted=interruption.signal_name, **timings)
-            appender.commit(session)
+            try:
+                if session is not None:
+                    appender.add_session(session)
+                if own or appender.due() or interruption.requested():
+                    appender.commit()
+            finally:
+                if own:
+                    appender.close()
         if interruption.requested():
             stored = int((self._store.run_table().status == RunStatus.COMPLETED).sum())
             raise InterruptedRunError(

@@ -26,7 +26,8 @@ class Parameter(Node):
     state : callable
         Returns ``(current_run_index or None, locked)`` of the owning trajectory.
     on_change : callable
-        Called after the value or range changed.
+        Called after the value changed, with ``True``, or the range, with
+        ``False`` (whether the parameter tree itself changed).
     """
 
     __slots__ = ("_default", "kind", "_range", "_allow_pickle", "_state", "_on_change")
@@ -34,7 +35,7 @@ class Parameter(Node):
     def __init__(self, full_name: str, default: Any, comment: str = "", *,
                  allow_pickle: bool = False,
                  state: Callable[[], tuple[int | None, bool]] = lambda: (None, False),
-                 on_change: Callable[[], None] = lambda: None):
+                 on_change: Callable[[bool], None] = lambda tree: None):
         super().__init__(full_name, comment)
         self.kind = parameter_kind(full_name, default, allow_pickle)
         self._default = default
@@ -64,7 +65,7 @@ class Parameter(Node):
         if self._range is not None:
             value = coerce_to_default(self.full_name, self._range[0], value)
         self._default = value
-        self._on_change()
+        self._on_change(True)
 
     @property
     def range(self) -> list[Any] | None:
@@ -84,7 +85,7 @@ class Parameter(Node):
     def _set_range(self, values: list[Any] | None) -> None:
         self._check_unlocked()
         self._range = values
-        self._on_change()
+        self._on_change(False)  # ranges are stored apart from the tree
 
     def _check_unlocked(self) -> None:
         if self._state()[1]:

@@ -253,12 +253,13 @@ class Optimizer:
         progress, self.env.progress = self.env.progress, False
         self._session = collect()
         self._session.update(optimizer=self.method, runs=0)
-        try:
-            Rendezvous(searches).run(self._evaluate)
-        finally:
-            self.env.progress = progress
-            self._session.update(end=now())
-            self.env._store.add_session(self._session)
+        with self.env.commits_every():  # generations are committed together
+            try:
+                Rendezvous(searches).run(self._evaluate)
+            finally:
+                self.env.progress = progress
+                self._session.update(end=now())
+                self.env._store.add_session(self._session)
         return self.fit()
 
     def _evaluate(self, requests: list[Request]) -> int:

@@ -30,6 +30,9 @@ class RunAppender:
 
     Batches are written as they arrive into an open segment, committed every
     ``interval`` seconds or more (at least ten times the last commit's cost).
+    Until :meth:`close`, the process's other writes of the file (the
+    trajectory's stores) go into the same segment: a commit holds the
+    exploration and the runs it defines together.
 
     Parameters
     ----------
@@ -43,7 +46,12 @@ class RunAppender:
         self.store = store
         self.interval = interval
         self._transaction = Transaction(store.filename)
+        self._transaction.absorb()  # the trajectory's stores go in with the runs
         self._committed = time.monotonic()
+
+    def close(self) -> None:
+        """Stop absorbing the process's writes of the file; what is not committed is dropped."""
+        self._transaction.close()
 
     @contextlib.contextmanager
     def _step(self) -> Iterator[None]:
@@ -74,11 +82,14 @@ class RunAppender:
         wait = max(self.interval if interval is None else interval, 10 * self._transaction.cost)
         return self._transaction.is_open and time.monotonic() - self._committed >= wait
 
-    def commit(self, session: dict[str, Any] | None = None) -> None:
-        """Add ``session`` to the session log, commit, and merge layers if due."""
+    def add_session(self, session: dict[str, Any]) -> None:
+        """Add ``session`` to the session log (committed with the runs)."""
         with self._step():
-            if session is not None:
-                self.store.write_session(self._transaction.handle, session)
+            self.store.write_session(self._transaction.handle, session)
+
+    def commit(self) -> None:
+        """Commit what was written since the last commit, and merge layers if due."""
+        with self._step():
             committed = self._transaction.is_open
             self._transaction.commit()
         if committed:

@@ -46,6 +46,10 @@ CHUNK_BYTES = 1024 * 1024
 #: rows compresses the chunk they land in again, so these chunks stay small.
 SMALL_CHUNK_BYTES = 64 * 1024
 SMALL_ROW_BYTES = 4096
+#: Rows per chunk of a variable-length dataset. Its chunks hold 16-byte
+#: references to the rows, uncompressed: PyTables' default for many expected
+#: rows (65,536) makes every such dataset take 1 MB, however few its rows.
+VARIABLE_CHUNK_ROWS = 256
 
 
 def chunk_rows(row_bytes: int, target: int | None = None) -> int:
@@ -122,12 +126,12 @@ class _Segment:
                                  chunkshape=(chunk_rows(row_bytes), *shape))
         elif encoding == "ragged":
             handle.create_vlarray(group, "data", tables.Atom.from_dtype(np.dtype(dtype)),
-                                  filters=_variable(filters), expectedrows=expected)
+                                  filters=_variable(filters), chunkshape=(VARIABLE_CHUNK_ROWS,))
             handle.create_earray(group, "shapes", tables.Int64Atom(), (0, len(shape)),
                                  filters=filters, expectedrows=expected)
         elif encoding == "strings":
             handle.create_vlarray(group, "data", tables.VLStringAtom(),
-                                  filters=_variable(filters), expectedrows=expected)
+                                  filters=_variable(filters), chunkshape=(VARIABLE_CHUNK_ROWS,))
         else:
             handle.create_group(group, "data")
         mark(group)

@@ -23,13 +23,15 @@ from typing import Iterable
 import tables
 
 from .checksum import mark, verify
-from .columns import append_column, append_nodes, append_packed, packed_parts
+from .columns import (VARIABLE_CHUNK_ROWS, append_column, append_nodes, append_packed,
+                      packed_parts)
 from .encode import NodesPart, PackedPart
 from .files import reading, replacing, segment_folder
 from .hdf5guard import copy_node
 from .nodes import attr
 
-__all__ = ["compact", "plan", "merge", "trajectory_layers", "REPLACED_WHOLE", "STATE"]
+__all__ = ["compact", "plan", "merge", "trajectory_layers", "REPLACED_WHOLE", "STATE", "FRESH",
+           "LEVEL", "FAN_IN"]
 
 #: Children of a trajectory that each write replaces whole: the latest is kept.
 REPLACED_WHOLE = ("parameters", "derived_parameters", "config")
@@ -39,6 +41,15 @@ STATE = "uid"
 #: The attribute of a trajectory's group in a layer that starts it afresh
 #: (a replaced trajectory): earlier layers' parts of it are ignored.
 FRESH = "fresh_start"
+#: Root attribute of a segment: how many merges its content went through.
+LEVEL = "level"
+#: Segments merged at once: each byte is rewritten once per level, about
+#: ``log(commits) / log(FAN_IN)`` times, and a file has at most
+#: ``FAN_IN - 1`` segments per level.
+FAN_IN = 8
+#: Segments holding this many bytes, and as many as the base, are merged into
+#: it at once (below, a merge is cheap, but its cost is mostly per node).
+BASE_MERGE_BYTES = 4 * 1024 * 1024
 
 
 def trajectory_layers(layers: Iterable[tables.File], name: str) -> list[tables.File]:
@@ -53,17 +64,24 @@ def trajectory_layers(layers: Iterable[tables.File], name: str) -> list[tables.F
     return found
 
 
-def plan(sizes: list[int]) -> int | None:
-    """Where to start merging layers of these sizes (oldest first) up to the newest.
+def plan(levels: list[int], segment_bytes: int, base_bytes: int) -> int | None:
+    """How many of the newest segments to merge (0: all of them into the base), or ``None``.
 
-    The newest layers are merged while the one before them is no larger than
-    their sum; ``None`` when nothing is to be merged.
+    ``levels`` are the segments' levels, oldest first (a commit is level 0, a
+    merge of ``FAN_IN`` segments of level ``L`` is level ``L + 1``): the
+    ``FAN_IN`` newest are merged when they share a level. Everything is merged
+    into the base once the segments hold as much as the base (so the base is
+    rewritten each time it has doubled, at most): at once from
+    ``BASE_MERGE_BYTES`` on, at the next merge of segments below that.
     """
-    start, total = len(sizes) - 1, sizes[-1] if sizes else 0
-    while start > 0 and sizes[start - 1] <= total:
-        start -= 1
-        total += sizes[start]
-    return start if start < len(sizes) - 1 else None
+    if not levels:
+        return None
+    if segment_bytes >= max(base_bytes, BASE_MERGE_BYTES):
+        return 0
+    newest = levels[-1]
+    if len(levels) < FAN_IN or any(level != newest for level in levels[-FAN_IN:]):
+        return None
+    return 0 if segment_bytes >= base_bytes else FAN_IN
 
 
 def compact(path: str, *, everything: bool = False) -> bool:
@@ -76,15 +94,21 @@ def compact(path: str, *, everything: bool = False) -> bool:
         if not names:
             return False
         folder = segment_folder(path)
-        sizes = [os.path.getsize(view.base.filename)] + \
-            [os.path.getsize(os.path.join(folder, f"{name}.h5")) for name in names]
-        start = 0 if everything else plan(sizes)
-        if start is None:
+        segments = view.layers[1:len(names) + 1]
+        levels = [int(attr(handle.root, LEVEL, 0) or 0) for handle in segments]
+        segment_bytes = sum(os.path.getsize(os.path.join(folder, f"{name}.h5"))
+                            for name in names)
+        count = 0 if everything else \
+            plan(levels, segment_bytes, os.path.getsize(view.base.filename))
+        if count is None:
             return False
-        layers = view.layers[start:len(names) + 1]
-        base = start == 0
-        with replacing(path, names[max(start - 1, 0):], base=base) as target:
+        base = count == 0
+        layers = view.layers[:len(names) + 1] if base else segments[-count:]
+        merged = names if base else names[-count:]
+        with replacing(path, merged, base=base) as target:
             merge(target, layers, keep_fresh=not base)
+            if not base:
+                target.root._v_attrs[LEVEL] = levels[-1] + 1
     return True
 
 
@@ -142,7 +166,9 @@ def _merge_node(target: tables.File, source: str, into: str, name: str,
         verify(node, explorer=isinstance(node, tables.Group))
     role = attr(last, "explorer_node")
     depth = path.count("/")
-    if role == "column":
+    if depth >= 2 and len(nodes) == 1:  # in one layer only: copied whole, as it is
+        copy_node(last, target.get_node(into), name)
+    elif role == "column":
         _merge_column(target.get_node(into), name, [node for _, node in nodes])
     elif isinstance(last, tables.Table) and name == "runs" and depth == 2:
         rows = [node.read() for _, node in nodes]
@@ -151,7 +177,8 @@ def _merge_node(target: tables.File, source: str, into: str, name: str,
         for block in rows:
             table.append(block)
     elif isinstance(last, tables.VLArray) and name == "sessions" and depth == 2:
-        log = target.create_vlarray(into, name, tables.VLStringAtom(), last.title)
+        log = target.create_vlarray(into, name, tables.VLStringAtom(), last.title,
+                                    chunkshape=(VARIABLE_CHUNK_ROWS,))
         for _, node in nodes:
             for row in node:
                 log.append(bytes(row))

@@ -42,7 +42,7 @@ import socket
 import threading
 import time
 import warnings
-from typing import Iterator, NoReturn
+from typing import Callable, Iterator, NoReturn
 
 import tables
 
@@ -53,7 +53,7 @@ from .hdf5guard import check_file
 from .nodes import attr
 from .unpickling import refusing
 
-__all__ = ["View", "reading", "writing", "writing_now", "adding", "replacing", "release", "generation", "Transaction",
+__all__ = ["View", "reading", "writing", "writing_now", "absorbing", "adding", "replacing", "release", "generation", "Transaction",
            "tidy", "disk_errors", "segment_folder", "FORMAT"]
 
 #: Root attribute that marks an explorer file, and its layout version.
@@ -64,6 +64,7 @@ warnings.filterwarnings("ignore", category=tables.NaturalNameWarning)
 _lock = threading.RLock()
 _views: dict[str, "View"] = {}
 _writers: dict[str, "Layer"] = {}
+_absorbing: dict[str, "Transaction"] = {}
 _write_backs: concurrent.futures.ThreadPoolExecutor | None = None
 _sync_data = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
 _generations: dict[str, int] = {}
@@ -358,12 +359,22 @@ def writing(path: str) -> Iterator[tables.File]:
     ``path`` does not exist yet, else a segment), committed when the block ends
     without error: a crash, an exception or a failed write at any moment leaves
     the file as it was. Reads of ``path`` in this process meanwhile see the
-    write as their last layer.
+    write as their last layer. While a :class:`Transaction` on ``path``
+    absorbs writes (:meth:`Transaction.absorb`), the write goes into it and is
+    committed with it (see :func:`absorbing`).
     """
     key = _key(path)
     with _lock, refusing():
+        transaction = _absorbing.get(key)
+        if transaction is not None and key not in _writers:
+            transaction.handle  # noqa: B018 - opens its segment, which the write joins
         if key in _writers:
-            yield _writers[key].handle
+            try:
+                yield _writers[key].handle
+            except BaseException as error:
+                if transaction is not None:  # a write absorbed in part is taken back whole
+                    transaction.abort()
+                _raise_as_disk_error(path, error)
             return
         with claimed(path, "a write of the file"):
             if os.path.exists(path):
@@ -384,6 +395,12 @@ def writing(path: str) -> Iterator[tables.File]:
 def writing_now(path: str) -> bool:
     """Whether this process has a write of ``path`` under way."""
     return _key(path) in _writers
+
+
+def absorbing(path: str) -> "Transaction | None":
+    """The transaction that absorbs this process's writes of ``path``, if any: what
+    is written is committed only when it commits (see :meth:`Transaction.when_done`)."""
+    return _absorbing.get(_key(path))
 
 
 @contextlib.contextmanager
@@ -457,6 +474,32 @@ class Transaction:
         self._claim = contextlib.ExitStack()
         self._opened = 0.0
         self._write_back: concurrent.futures.Future | None = None
+        self._outcomes: list[tuple[Callable[[], None], Callable[[], None]]] = []
+
+    def absorb(self) -> None:
+        """From now until :meth:`close`, every write of the file in this process
+        (:func:`writing`) goes into this transaction and is committed with it."""
+        with _lock:
+            if self._key in _absorbing and _absorbing[self._key] is not self:
+                raise RuntimeError(f"{self.path!r} has another transaction absorbing writes")
+            _absorbing[self._key] = self
+
+    def close(self) -> None:
+        """Stop absorbing writes; what is not committed is dropped (see :meth:`abort`)."""
+        with _lock:
+            if _absorbing.get(self._key) is self:
+                del _absorbing[self._key]
+            self.abort()
+
+    def when_done(self, committed: Callable[[], None], dropped: Callable[[], None]) -> None:
+        """Call ``committed()`` once what was written so far is committed, or ``dropped()``
+        if it is dropped instead (a failed write, :meth:`abort`)."""
+        self._outcomes.append((committed, dropped))
+
+    def _settle(self, committed: bool) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        for on_commit, on_drop in outcomes:
+            (on_commit if committed else on_drop)()
 
     @property
     def is_open(self) -> bool:
@@ -526,9 +569,11 @@ class Transaction:
                 layer.commit()
             except BaseException as error:
                 layer.discard()
+                self._settle(committed=False)
                 _raise_as_disk_error(self.path, error)
             finally:
                 self._claim.close()
+            self._settle(committed=True)
             self.cost = self._opened + time.perf_counter() - clock
 
     def abort(self) -> None:
@@ -542,6 +587,7 @@ class Transaction:
             del _writers[self._key]
             layer.discard()
             self._claim.close()
+            self._settle(committed=False)
 
 
 def tidy(path: str) -> list[str]:

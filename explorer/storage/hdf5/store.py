@@ -22,11 +22,12 @@ from ...values import result_kind
 from ..base import RunTable, TrajectoryStore
 from ..lockfile import claimed
 from .checksum import mark, verify
-from .columns import ColumnIndex, append_column, append_nodes, append_packed
+from .columns import (VARIABLE_CHUNK_ROWS, ColumnIndex, append_column, append_nodes,
+                      append_packed)
 from .compaction import FRESH, STATE, compact, merge, trajectory_layers
 from .damage import count, damaged, reported
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
-from .files import adding, generation, reading, release, writing, writing_now
+from .files import absorbing, adding, generation, reading, release, writing, writing_now
 from .hdf5guard import check_chunks
 from .nodes import attr, read_value, write_value
 
@@ -334,12 +335,26 @@ class Hdf5Store(TrajectoryStore):
                 for template, comment, idx, items in trajectory._memory_runs.entries():
                     encoder.add_items(template, comment, idx, items)
                 self.write_batch(handle, encoder.finish())
-        # committed (a failed write raised): only now is what was written stored
-        trajectory._memory_runs.clear()
-        for result in written:
-            result.stored = True
-        self._written, self._tree_written, self._seen = state, tree, seen
         self._invalidate()
+
+        def committed() -> None:  # only now is what was written stored
+            trajectory._memory_runs.clear()
+            for result in written:
+                result.stored = True
+            self._written, self._tree_written, self._seen = state, tree, seen
+
+        before = self._seen
+
+        def dropped() -> None:  # written again by the next store
+            self._written = self._tree_written = None
+            self._seen = before
+
+        transaction = absorbing(self.filename)
+        if transaction is not None:  # committed with the transaction, later
+            self._written, self._tree_written, self._seen = state, tree, seen
+            transaction.when_done(committed, dropped)
+            return
+        committed()
         self._compact_after_write()
 
     def _compact_after_write(self) -> None:
@@ -517,7 +532,8 @@ class Hdf5Store(TrajectoryStore):
         if path not in handle:
             mark(handle.get_node(self.path))  # a new child
         log = handle.get_node(path) if path in handle else handle.create_vlarray(
-            self.path, "sessions", tables.VLStringAtom(), "one JSON record per env.run")
+            self.path, "sessions", tables.VLStringAtom(), "one JSON record per env.run",
+            chunkshape=(VARIABLE_CHUNK_ROWS,))
         log.append(json.dumps(session, default=str).encode("utf-8"))
 
     def add_session(self, session: dict[str, Any]) -> None:
