@@ -1,18 +1,19 @@
 """Merging layers of a file, so that it stays a few files and gives back unused space.
 
-Every commit adds a segment (:mod:`.files`). After a commit, the writer merges
-the newest layers while the one before them is no larger than they are
-together (:func:`plan`): sizes then grow geometrically from the newest segment
-to the base, so a file of ``n`` bytes committed in pieces of ``m`` has about
-``log2(n / m)`` layers, and each byte is rewritten about ``log2(n / m)``
-times in all, whatever the number of commits. The base is rewritten only when
-the segments hold as much as it does.
+Every commit adds a segment (:mod:`.files`) of level 0. After a commit, the
+writer merges layers as :func:`plan` says: the ``FAN_IN`` newest segments into
+one of the next level when they share a level, so a file committed ``n`` times
+has at most ``FAN_IN - 1`` segments per level and each byte is rewritten about
+``log(n) / log(FAN_IN)`` times; everything into the base once the segments hold
+as much as the base (the base is rewritten each time it has doubled, at most);
+and a file smaller than ``BASE_MERGE_BYTES`` into one file after every commit.
 
 A merge copies each trajectory's layers into one new file (:func:`merge`):
 per-run columns are concatenated (compressed chunks copied as they are), run
 tables and session logs appended, and for what a later write replaces whole
 (parameter branches, non-run results, the trajectory's attributes) the
-latest layer is kept. Space that earlier versions took is not carried over.
+latest layer is kept, copied byte for byte. Space that earlier versions took
+is not carried over.
 """
 from __future__ import annotations
 
@@ -47,8 +48,8 @@ LEVEL = "level"
 #: ``log(commits) / log(FAN_IN)`` times, and a file has at most
 #: ``FAN_IN - 1`` segments per level.
 FAN_IN = 8
-#: Segments holding this many bytes, and as many as the base, are merged into
-#: it at once (below, a merge is cheap, but its cost is mostly per node).
+#: Files up to this size are merged into their base after every commit; from
+#: there on, segments are merged into the base once they hold as much as it.
 BASE_MERGE_BYTES = 4 * 1024 * 1024
 
 
@@ -71,12 +72,14 @@ def plan(levels: list[int], segment_bytes: int, base_bytes: int) -> int | None:
     merge of ``FAN_IN`` segments of level ``L`` is level ``L + 1``): the
     ``FAN_IN`` newest are merged when they share a level. Everything is merged
     into the base once the segments hold as much as the base (so the base is
-    rewritten each time it has doubled, at most): at once from
-    ``BASE_MERGE_BYTES`` on, at the next merge of segments below that.
+    rewritten each time it has doubled, at most), and while the whole file
+    is smaller than ``BASE_MERGE_BYTES`` (a small file stays one file: such a
+    merge costs milliseconds).
     """
     if not levels:
         return None
-    if segment_bytes >= max(base_bytes, BASE_MERGE_BYTES):
+    if base_bytes + segment_bytes <= BASE_MERGE_BYTES or \
+            segment_bytes >= max(base_bytes, BASE_MERGE_BYTES):
         return 0
     newest = levels[-1]
     if len(levels) < FAN_IN or any(level != newest for level in levels[-FAN_IN:]):
