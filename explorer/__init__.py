@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import os
 
 __version__ = "0.1.0"
 
@@ -12,6 +13,8 @@ from .exploration import cartesian_product
 from .parameters import Parameter
 from .results import Result
 from .trajectory import Trajectory
+from .trajectory import load_trajectory as _load
+from .trajectory import trajectory_names as _names
 from .tree import Group
 
 # running
@@ -71,14 +74,10 @@ def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy
     TrajectoryNotFoundError
         No trajectory of that name (or several and no name given).
     """
-    from .storage.hdf5 import load_trajectory as _load
-
-    return _load(filename, name, load=load, allow_pickle=allow_pickle)
+    return _load(os.fspath(filename), name, load=load, allow_pickle=allow_pickle)
 
 
 def trajectory_names(filename: str) -> list[str]:
     """Names of the trajectories stored in an explorer HDF5 file."""
-    from .storage.hdf5 import trajectory_names as _names
-
-    return _names(filename)
+    return _names(os.fspath(filename))
 

@@ -2,11 +2,11 @@
 
 The environment wires three independent parts together: the trajectory (what
 to run), an execution back end (where runs execute: this process, or dask
-workers) and a store (the HDF5 file). Runs are handed out in chunks; each chunk
-runs and encodes its results where it executes, and the encoded batches are
-written into a copy of the file that is committed every few seconds (see
-:mod:`explorer.storage.hdf5.journal`), so that a crash never damages the file
-and loses at most the runs of the last seconds, which a resume runs again.
+workers) and a store (the HDF5 file, through :mod:`explorer.storage.base`). Runs
+are handed out in chunks; each chunk runs and encodes its results where it
+executes, and the store's appender writes the encoded batches and commits them
+every few seconds, so that a crash never damages the file and loses at most
+the runs of the last seconds, which a resume runs again.
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from .provenance import collect, now
 from .records import RunStatus
 from .runner import RunJob, lost_chunk_records, report_records, run_job_chunk
 from .runview import context_from_trajectory
+from .storage.base import backend
 from .storage.lockfile import FileClaim
-from .trajectory import Trajectory
+from .trajectory import Trajectory, load_trajectory
 
 __all__ = ["Environment"]
 
@@ -65,9 +66,9 @@ class Environment:
         A dask client to use instead (left open).
     storage : {"queue", "lock"}
         ``"queue"``: workers send encoded results back and this process writes
-        them. ``"lock"``: workers write into the file's journal themselves, one
-        at a time under an OS lock beside the file (needs a file system the
-        workers share, with ``flock``). Both give the same stored items.
+        them. ``"lock"``: workers write their runs into the file themselves, each
+        batch a segment of its own, in parallel (needs a file system the workers
+        share, at the same path). Both give the same stored items.
     on_error : {"raise", "record"}
         After all runs, raise :class:`RunsFailedError` if some failed, or only
         record the failures in the file.
@@ -97,10 +98,6 @@ class Environment:
                  on_error: str = "raise", progress: bool = True, seed: int | None = None,
                  allow_pickle: bool = False, complib: str | None = None,
                  complevel: int | None = None, chunk_size: int | None = None):
-        from .storage.hdf5 import Hdf5Store
-        from .storage.hdf5.files import tidy
-        from .storage.hdf5.store import DEFAULT_COMPLEVEL, DEFAULT_COMPLIB
-
         if getattr(sys.modules.get("__main__"), "__name__", "") == "__mp_main__":
             raise ExplorerError(
                 "an Environment is being created while a worker process imports your script; "
@@ -142,13 +139,13 @@ class Environment:
             if bound is not None and bound.same_file(self.filename) and not overwrite_file:
                 store = bound
             else:
-                store = Hdf5Store(self.filename, trajectory.name,
-                                  complib=complib or DEFAULT_COMPLIB,
-                                  complevel=DEFAULT_COMPLEVEL if complevel is None else complevel)
-                store.create(trajectory, overwrite=overwrite_file, copy_from=bound)
-                trajectory._bind(store)
+                store = backend().open(self.filename, trajectory.name, complib=complib,
+                                       complevel=complevel)
+                store.create(trajectory.comment, trajectory.allow_pickle,
+                             overwrite=overwrite_file, copy_from=bound)
+                trajectory._bind(store, copied=bound is not None)
             self._store = store
-            tidy(self.filename)  # what killed writers left beside the file
+            backend().tidy(self.filename)  # what killed writers left beside the file
             self.seed = self._settle_seed(trajectory, seed)
             trajectory.store()
         except BaseException:
@@ -191,8 +188,6 @@ class Environment:
         returns the whole ``[(idx, value), ...]`` list. Runs that an interrupted
         session finished are kept; the seed stored with the trajectory is reused.
         """
-        from .storage.hdf5 import load_trajectory
-
         trajectory = load_trajectory(filename, name,
                                      allow_pickle=options.get("allow_pickle", False))
         if trajectory._store is not None and trajectory._store.is_unused():
@@ -245,14 +240,12 @@ class Environment:
         seconds : float
             Seconds between commits, at least.
         """
-        from .storage.hdf5.appender import RunAppender
-
         self._check_open()
         if self._appender is not None:
             raise ExplorerError("commits_every blocks do not nest")
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
-        appender = self._appender = RunAppender(self._store, float(seconds))
+        appender = self._appender = self._store.appender(float(seconds))
         try:
             with self._full_disk_explained():
                 try:
@@ -420,15 +413,11 @@ class Environment:
         from tqdm.auto import tqdm
 
         from .simulators import Simulator, call_simulator, plan_simulator
-        from .storage.hdf5.appender import RunAppender
-        from .storage.hdf5.locked import LockedAppender
 
         traj = self.trajectory
         executor = self._backend()
-        settings = self._store.settings
-        writer = None
-        if self.storage == "lock":
-            writer = LockedAppender(self._store.filename, traj.name, settings)
+        settings = self._store.encoding
+        writer = self._store.batch_writer() if self.storage == "lock" else None
         ranges = {name: traj.get(name).range for name in traj.explored_parameters}
         context = context_from_trajectory(traj, self.seed)
         plan = None
@@ -458,7 +447,7 @@ class Environment:
         failed: list[tuple[int, str]] = []
         reported = 0
         own = self._appender is None  # else a commits_every block's, committed on its clock
-        appender = RunAppender(self._store, COMMIT_SECONDS) if own else self._appender
+        appender = self._store.appender(COMMIT_SECONDS) if own else self._appender
         bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
                    desc=traj.name, dynamic_ncols=True)
         interruption = Interruption()

@@ -14,6 +14,7 @@ from .execution.chunking import Points
 from .records import RunRecord, RunStatus
 from .runview import RunContext, iter_runs
 from .simulators import SimulatorPlan, evaluate_batch
+from .storage.base import Encoding
 
 __all__ = ["ChunkReport", "RunJob", "run_job_chunk"]
 
@@ -58,13 +59,13 @@ class RunJob:
     context: RunContext
     args: Sequence[Any]
     kwargs: dict[str, Any]
-    settings: Any
+    settings: Encoding
     writer: Callable[..., None] | None = None
     token: str = ""
     simulator: SimulatorPlan | None = None
 
 
-def report_records(records: Iterable[RunRecord], settings: Any,
+def report_records(records: Iterable[RunRecord], settings: Encoding,
                    writer: Callable[..., None] | None = None,
                    name: str | None = None, budget: float | None = None) -> ChunkReport:
     """Encode ``records`` as they come and describe them; write them too when ``writer`` is given.
@@ -78,9 +79,7 @@ def report_records(records: Iterable[RunRecord], settings: Any,
     ``name`` identifies the chunk to the writer, so that a chunk run twice
     (its worker died after writing) is stored once.
     """
-    from .storage.hdf5.encode import BatchEncoder
-
-    encoder = BatchEncoder(settings)
+    encoder = settings.encoder()
     outcomes: list[tuple[int, int, str]] = []
     templates: dict[str, str] = {}
     seconds = 0.0
@@ -115,13 +114,11 @@ def _finish(encoder: Any, report: ChunkReport, writer: Callable[..., None] | Non
 
 
 def report_batch(plan: SimulatorPlan, chunk: Points,
-                 settings: Any, writer: Callable[..., None] | None = None,
+                 settings: Encoding, writer: Callable[..., None] | None = None,
                  name: str | None = None) -> ChunkReport | None:
     """Evaluate a chunk in a simulator's compiled loop, encoding block by block, and
     describe it; ``None`` if the chunk cannot be batched."""
-    from .storage.hdf5.encode import BatchEncoder
-
-    encoder = BatchEncoder(settings)
+    encoder = settings.encoder()
     encoding = 0.0
 
     def consume(runs: Any, outputs: dict[str, Any], started: float, seconds: float) -> None:

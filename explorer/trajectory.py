@@ -11,12 +11,14 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError,
-                     InvalidNameError,
-                     NodeNotFoundError, ParameterLockedError)
+                     FileFormatError, InvalidNameError, NodeNotFoundError, ParameterLockedError,
+                     TrajectoryNotFoundError)
 from .naming import (BRANCH_ALIASES, BRANCHES, CURRENT_RUN, RUN_WILDCARD, is_run_name,
                      run_index, run_name, split_branch, split_name)
 from .parameters import Parameter
-from .results import MemoryRunResults, Result, RunNode
+from .results import LazyItem, MemoryRunResults, Result, RunNode
+from .storage.base import (ResultRecord, StoredTrajectory, TrajectoryChanges, TrajectoryStore,
+                           TreeRecord, backend)
 from .tree import Group, Node
 from .values import result_kind
 
@@ -24,9 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .records import RunRecord
-    from .storage.base import TrajectoryStore
 
-__all__ = ["Trajectory"]
+__all__ = ["Trajectory", "load_trajectory", "trajectory_names"]
 
 _PARAMETER_BRANCHES = ("parameters", "derived_parameters", "config")
 
@@ -77,6 +78,8 @@ class Trajectory:
         d["_store"] = None
         d["_revision"] = 0
         d["_tree_revision"] = 0
+        d["_stored_at"] = None  # (revision, tree revision) of the last store committed
+        d["_stored_points"] = 0  # explored points stored
 
     # ---------------------------------------------------------------- adding nodes
     def add_parameter(self, name: str, value: Any, comment: str = "") -> Parameter:
@@ -562,23 +565,102 @@ class Trajectory:
         TrajectoryExistsError
             The file already holds another trajectory of this name.
         """
-        from .storage.hdf5 import Hdf5Store
-
         if filename is None:
             if self._store is None:
                 raise ExplorerError(
                     f"trajectory {self.name!r} has no file yet: call traj.store('file.h5')")
-            store = self._store
-        elif self._store is not None and self._store.same_file(filename):
-            store = self._store
-        else:
-            store = Hdf5Store(filename, self.name)
-            store.create(self, overwrite=overwrite_file, copy_from=self._store)
-            self.__dict__["_store"] = store
-        store.write_trajectory(self)
+        elif self._store is None or not self._store.same_file(filename):
+            store = backend().open(filename, self.name)
+            store.create(self.comment, self.allow_pickle, overwrite=overwrite_file,
+                         copy_from=self._store)
+            self._bind(store, copied=self._store is not None)
+        self._write()
 
-    def _bind(self, store: "TrajectoryStore") -> None:
-        self.__dict__["_store"] = store
+    def _write(self) -> None:
+        """Hand the store what changed since the last store (see ``TrajectoryChanges``)."""
+        store = self._store
+        assert store is not None
+        revision = (self._revision, self._tree_revision)
+        results = [result for result in self.results_list() if not result.stored]
+        if self._stored_at == revision and not results and not self._memory_runs:
+            return
+        stored_tree = self._stored_at[1] if self._stored_at is not None else None
+        tree = None if stored_tree == self._tree_revision else [
+            TreeRecord(node.full_name, node.comment, node.kind, node.default)
+            if isinstance(node, Parameter) else TreeRecord(node.full_name, node.comment)
+            for branch in _PARAMETER_BRANCHES for node in self._roots[branch].walk()]
+        start = min(self._stored_points, len(self)) if self._explored else 0
+        exploration = {name: self.get(name).range[start:] for name in self._explored}
+        records = [ResultRecord(result.full_name, result.comment,
+                                {item: value.load() if isinstance(value, LazyItem) else value
+                                 for item, value in result._raw_items().items()},
+                                self._result_groups(result.full_name))
+                   for result in results]
+        run_items = list(self._memory_runs.entries())
+        changes = TrajectoryChanges(
+            self.comment, len(self), tree,
+            {branch: self._roots[branch].comment for branch in _PARAMETER_BRANCHES},
+            list(self._explored), exploration, start, records, run_items)
+        points = len(self) if self._explored else 0
+
+        def stored() -> None:  # committed: only now is what was written stored
+            self._memory_runs.clear()
+            for result in results:
+                result.stored = True
+            self.__dict__["_stored_at"] = revision
+            self.__dict__["_stored_points"] = max(self._stored_points, points)
+
+        store.write(changes, stored)
+
+    def _result_groups(self, full_name: str) -> list[tuple[str, str]]:
+        """Full name and comment of the groups above a result, outermost first."""
+        segments = full_name.split(".")
+        groups = [("results", self._roots["results"].comment)]
+        for depth in range(2, len(segments)):
+            name = ".".join(segments[:depth])
+            groups.append((name, getattr(self.get(name), "comment", "")))
+        return groups
+
+    def _bind(self, store: "TrajectoryStore", *, copied: bool = False,
+              stored: bool = False) -> None:
+        """Belong to ``store``: what the trajectory holds is stored there if ``stored``
+        (it was read from it) or ``copied`` (the store copied its previous file)."""
+        d = self.__dict__
+        d["_store"] = store
+        if stored:
+            d["_stored_at"] = (self._revision, self._tree_revision)
+            d["_stored_points"] = len(self) if self._explored else 0
+        elif not copied:
+            d["_stored_at"] = None
+            d["_stored_points"] = 0
+            for result in self.results_list():
+                result.stored = False
+
+    @classmethod
+    def _from_stored(cls, name: str, stored: StoredTrajectory, store: "TrajectoryStore",
+                     allow_pickle: bool) -> "Trajectory":
+        """The trajectory a store read (see ``StoredTrajectory``), bound to it."""
+        traj = cls(name, stored.comment, allow_pickle=allow_pickle)
+        adders = {"parameters": traj.add_parameter,
+                  "derived_parameters": traj.add_derived_parameter, "config": traj.add_config}
+        for record in stored.tree:
+            if record.kind is None:
+                traj.add_group(record.full_name, record.comment)
+            else:
+                adders[record.full_name.split(".")[0]](record.full_name, record.value,
+                                                       record.comment)
+        if stored.exploration:
+            traj._apply(stored.exploration, append=False, checked=True)  # checked when stored
+        for group, comment in stored.result_groups:
+            traj.add_group(group, comment)
+        for record in stored.results:
+            result = Result("", record.items, record.comment)
+            result.stored = True
+            traj._put_result(record.full_name.split(".")[1:], result, overwrite=False)
+        for template, comment in stored.templates.items():
+            traj._register_template(template, comment)
+        traj._bind(store, stored=True)
+        return traj
 
     def _add_run_records(self, records: list["RunRecord"]) -> None:
         """Register the result templates of records the environment wrote."""
@@ -605,3 +687,35 @@ class Trajectory:
     def __repr__(self) -> str:
         return (f"<Trajectory {self.name!r}: {self._n_runs} run(s), explored "
                 f"{self._explored or 'nothing'}>")
+
+
+def trajectory_names(filename: str) -> list[str]:
+    """Names of the trajectories stored in ``filename``; see :func:`explorer.trajectory_names`."""
+    return backend().trajectory_names(filename)
+
+
+def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy",
+                    allow_pickle: bool = False) -> Trajectory:
+    """Open a stored trajectory; see :func:`explorer.load_trajectory`."""
+    storage = backend()
+    if name is None:
+        names = storage.trajectory_names(filename)
+        if len(names) != 1:
+            raise TrajectoryNotFoundError(
+                f"{filename!r} holds {len(names)} trajectories "
+                f"({', '.join(names) or 'none'}); pass the name of the one to load")
+        name = names[0]
+    store = storage.open(filename, name)
+    try:
+        stored = store.read(load, allow_pickle)
+        try:
+            return Trajectory._from_stored(name, stored, store, allow_pickle)
+        except FileFormatError:
+            raise
+        except ExplorerError as error:  # what the file holds does not fit together
+            raise FileFormatError(
+                f"{filename!r} is damaged or is not a valid explorer file: trajectory "
+                f"{name!r}: {type(error).__name__}: {error}") from error
+    except FileFormatError:
+        store.close()  # a damaged file is not kept open: it may be repaired meanwhile
+        raise

@@ -1,21 +1,43 @@
-"""The interface between a trajectory and the file that keeps it.
+"""The interface between explorer and the back ends that keep trajectories.
 
-A :class:`TrajectoryStore` is one trajectory inside one file. The trajectory and
-the environment call only these typed methods; each back end lives in its own
-module and is the only one that imports its library.
+A back end (:class:`Backend`) opens a :class:`TrajectoryStore`: one trajectory
+in one file (or in memory). The rest of explorer uses only these classes and
+the plain records below; it never imports a back end's module. The trajectory
+hands a store plain data (:class:`TrajectoryChanges`) and gets plain data
+back (:class:`StoredTrajectory`), as xarray's back ends do. Back ends are
+found by name (:func:`backend`), and each passes the conformance tests of
+``tests/test_backend_conformance.py``.
+
+Runs reach a store as *batches*: the back end's :class:`Encoding` encodes run
+records where the runs execute (a worker, say), its :class:`Appender` writes
+the batches and commits them, and :meth:`TrajectoryStore.batch_writer` lets
+workers write their batches themselves (``storage="lock"``).
 """
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Any, ContextManager, Iterable
+import dataclasses
+import importlib
+from typing import Any, Callable, ContextManager, Iterable
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ..results import RunResultSource
-    from ..trajectory import Trajectory
+from ..records import RunRecord
+from ..results import RunResultSource
 
-__all__ = ["TrajectoryStore", "RunTable"]
+__all__ = ["Backend", "TrajectoryStore", "RunTable", "RunResultSource", "TreeRecord",
+           "ResultRecord", "TrajectoryChanges", "StoredTrajectory", "Encoding", "BatchEncoder",
+           "Appender", "backend", "BACKENDS"]
+
+#: Back ends by name: the module that defines ``BACKEND``, imported when first used.
+BACKENDS = {"hdf5": "explorer.storage.hdf5", "memory": "explorer.storage.memory"}
+
+
+def backend(name: str = "hdf5") -> "Backend":
+    """The back end called ``name`` (see :data:`BACKENDS`)."""
+    if name not in BACKENDS:
+        raise ValueError(f"no storage back end {name!r}; there are: {', '.join(BACKENDS)}")
+    return importlib.import_module(BACKENDS[name]).BACKEND
 
 
 class RunTable:
@@ -39,6 +61,182 @@ class RunTable:
         return self.idx[self.status == status]
 
 
+@dataclasses.dataclass
+class TreeRecord:
+    """A node of a parameter branch: a group (``kind`` is ``None``) or a value.
+
+    Attributes
+    ----------
+    full_name : str
+        Dotted name with its branch, e.g. ``"parameters.neuron.tau_V"``.
+    comment : str
+        Its comment.
+    kind : str or None
+        The value's kind (see :mod:`explorer.values`); ``None`` for a group.
+    value : object
+        The value (a parameter's default).
+    """
+
+    full_name: str
+    comment: str = ""
+    kind: str | None = None
+    value: Any = None
+
+
+@dataclasses.dataclass
+class ResultRecord:
+    """A result added outside runs.
+
+    Attributes
+    ----------
+    full_name : str
+        Dotted name, e.g. ``"results.summary.rates"``.
+    comment : str
+        Its comment.
+    items : dict
+        Item values; when read, values may be :class:`~explorer.results.LazyItem`.
+    groups : list of (str, str)
+        Full name and comment of each group above it, outermost first.
+    """
+
+    full_name: str
+    comment: str
+    items: dict[str, Any]
+    groups: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class TrajectoryChanges:
+    """What a store writes: what changed since the trajectory's last store.
+
+    Attributes
+    ----------
+    comment : str
+        The trajectory's comment.
+    n_runs : int
+        The trajectory's number of runs.
+    tree : list of TreeRecord, optional
+        Every node of the parameter branches, when any changed (``None``: unchanged).
+    branch_comments : dict
+        Comment of each branch's root group.
+    explored : list of str
+        Full names of the explored parameters, in order.
+    exploration : dict
+        Values of each explored parameter for runs ``start`` on (the points
+        added since the last store; every point the first time).
+    start : int
+        The first run ``exploration`` holds values for.
+    results : list of ResultRecord
+        Results added (or replaced) outside runs.
+    run_items : list of (str, str, int, dict)
+        Per-run items added outside runs: template, comment, run, items.
+    """
+
+    comment: str
+    n_runs: int
+    tree: list[TreeRecord] | None
+    branch_comments: dict[str, str]
+    explored: list[str]
+    exploration: dict[str, list[Any]]
+    start: int
+    results: list[ResultRecord]
+    run_items: list[tuple[str, str, int, dict[str, Any]]]
+
+
+@dataclasses.dataclass
+class StoredTrajectory:
+    """What a store reads back.
+
+    Attributes
+    ----------
+    comment : str
+        The trajectory's comment.
+    tree : list of TreeRecord
+        Groups and values of the parameter branches, parents first.
+    exploration : dict
+        Values of each explored parameter, one per run, in the order explored.
+    results : list of ResultRecord
+        Results stored outside runs (items lazy unless loaded).
+    result_groups : list of (str, str)
+        Full name and comment of every group of the results branch.
+    templates : dict
+        Per-run result templates (``"results.neuron.$"``) and their comments.
+    """
+
+    comment: str
+    tree: list[TreeRecord]
+    exploration: dict[str, list[Any]]
+    results: list[ResultRecord]
+    result_groups: list[tuple[str, str]]
+    templates: dict[str, str]
+
+
+class BatchEncoder(abc.ABC):
+    """Encodes run records, one at a time, into a batch its back end writes."""
+
+    @abc.abstractmethod
+    def add(self, record: RunRecord) -> None:
+        """Encode one run's record."""
+
+    @abc.abstractmethod
+    def add_items(self, template: str, comment: str, idx: int, items: dict[str, Any]) -> None:
+        """Encode items of run ``idx`` (no run-table row)."""
+
+    @abc.abstractmethod
+    def add_block(self, runs: np.ndarray, started: float, seconds: float, template: str,
+                  comment: str, items: dict[str, np.ndarray]) -> None:
+        """Encode completed runs whose items come stacked (``items[name][i]`` is run ``runs[i]``'s)."""
+
+    @abc.abstractmethod
+    def finish(self) -> Any:
+        """The batch of everything added."""
+
+    @abc.abstractmethod
+    def abandon(self) -> None:
+        """Drop what was encoded (after an error)."""
+
+
+class Encoding(abc.ABC):
+    """How a store's batches are encoded; sent to where runs execute (picklable)."""
+
+    @property
+    @abc.abstractmethod
+    def allow_pickle(self) -> bool:
+        """Whether pickled values may be encoded."""
+
+    @abc.abstractmethod
+    def encoder(self) -> BatchEncoder:
+        """A new encoder."""
+
+
+class Appender(abc.ABC):
+    """Writes batches of runs while an exploration goes on, and commits them.
+
+    While it is open, the process's other writes of the trajectory's file (its
+    stores) go in with the runs and are committed with them.
+    """
+
+    @abc.abstractmethod
+    def add(self, batch: Any) -> None:
+        """Write a batch (committed later)."""
+
+    @abc.abstractmethod
+    def add_session(self, session: dict[str, Any]) -> None:
+        """Add a record to the session log (committed with the runs)."""
+
+    @abc.abstractmethod
+    def due(self, interval: float | None = None) -> bool:
+        """Whether a commit is due (``interval`` seconds since the last, if given)."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Commit everything written so far."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop; what is not committed is dropped."""
+
+
 class TrajectoryStore(abc.ABC):
     """One trajectory in one file.
 
@@ -54,6 +252,7 @@ class TrajectoryStore(abc.ABC):
         self.filename = filename
         self.name = name
 
+    # ----------------------------------------------------------------- the file
     @abc.abstractmethod
     def same_file(self, filename: str) -> bool:
         """Whether ``filename`` is this store's file."""
@@ -68,17 +267,47 @@ class TrajectoryStore(abc.ABC):
         exploration or runs), so that starting it afresh loses nothing."""
 
     @abc.abstractmethod
-    def create(self, trajectory: "Trajectory", *, overwrite: bool,
+    def close(self) -> None:
+        """Release the file."""
+
+    # ------------------------------------------------------------------ writing
+    @abc.abstractmethod
+    def create(self, comment: str, allow_pickle: bool, *, overwrite: bool,
                copy_from: "TrajectoryStore | None" = None) -> None:
-        """Make the trajectory's place in the file (copying ``copy_from``'s data)."""
+        """Make the trajectory's place in the file, or copy ``copy_from``'s data there.
+
+        Raises :class:`~explorer.errors.TrajectoryExistsError` if the file holds
+        a trajectory of this name with data and ``overwrite`` is off.
+        """
 
     @abc.abstractmethod
-    def write_trajectory(self, trajectory: "Trajectory") -> None:
-        """Write parameters, exploration, new results and runs held in memory."""
+    def write(self, changes: TrajectoryChanges, stored: Callable[[], None]) -> None:
+        """Write ``changes``; ``stored()`` is called once they are committed (at once,
+        or with the runs of an open :class:`Appender`)."""
 
     @abc.abstractmethod
-    def append_batch(self, batch: Any) -> None:
-        """Append an encoded batch of runs: status, return values, errors, results."""
+    def add_session(self, session: dict[str, Any]) -> None:
+        """Commit one record to the session log."""
+
+    @property
+    @abc.abstractmethod
+    def encoding(self) -> Encoding:
+        """How this store's batches are encoded."""
+
+    @abc.abstractmethod
+    def appender(self, interval: float) -> Appender:
+        """An appender committing every ``interval`` seconds or more."""
+
+    @abc.abstractmethod
+    def batch_writer(self) -> Callable[[Any], None]:
+        """A picklable callable that writes and commits a batch from another process
+        (``storage="lock"``); ``NotImplementedError`` if the back end cannot."""
+
+    # ------------------------------------------------------------------ reading
+    @abc.abstractmethod
+    def read(self, load: str, allow_pickle: bool) -> StoredTrajectory:
+        """The stored trajectory; results are lazy unless ``load="all"``, left out with
+        ``load="parameters"``."""
 
     @abc.abstractmethod
     def snapshot(self) -> ContextManager[None]:
@@ -103,7 +332,7 @@ class TrajectoryStore(abc.ABC):
         """``"ExceptionType: message"`` of the given runs that failed last time they ran."""
 
     @abc.abstractmethod
-    def run_results(self) -> "RunResultSource":
+    def run_results(self) -> RunResultSource:
         """The per-run results, read lazily."""
 
     @abc.abstractmethod
@@ -114,6 +343,22 @@ class TrajectoryStore(abc.ABC):
     def sessions(self) -> list[dict[str, Any]]:
         """The session log: when, where and with what each exploration ran."""
 
+
+class Backend(abc.ABC):
+    """A kind of storage: opens stores, lists trajectories, tidies files."""
+
+    #: The back end's name in :data:`BACKENDS`.
+    name: str = ""
+
     @abc.abstractmethod
-    def close(self) -> None:
-        """Release the file."""
+    def open(self, filename: str, name: str, *, complib: str | None = None,
+             complevel: int | None = None) -> TrajectoryStore:
+        """The store of trajectory ``name`` in ``filename`` (compression for new data)."""
+
+    @abc.abstractmethod
+    def trajectory_names(self, filename: str) -> list[str]:
+        """Names of the trajectories stored in ``filename``."""
+
+    @abc.abstractmethod
+    def tidy(self, filename: str) -> None:
+        """Remove what killed writers left beside ``filename`` (its writer holds the claim)."""

@@ -1,4 +1,8 @@
-"""HDF5 storage through PyTables: the only package of explorer that imports ``tables``."""
-from .store import Hdf5Store, load_trajectory, trajectory_names
+"""HDF5 storage through PyTables: the only package of explorer that imports ``tables``.
 
-__all__ = ["Hdf5Store", "load_trajectory", "trajectory_names"]
+Explorer reaches it only through :data:`BACKEND` (see :mod:`explorer.storage.base`).
+"""
+from .backend import BACKEND, Hdf5Backend
+from .store import Hdf5Store, trajectory_names
+
+__all__ = ["BACKEND", "Hdf5Backend", "Hdf5Store", "trajectory_names"]

@@ -21,6 +21,8 @@ import numpy as np
 import tables
 
 from ...records import RunRecord, RunStatus
+from .. import base
+from ..base import Encoding
 from .codec import chunk_compressor
 from .columns import chunk_rows, signature
 
@@ -36,7 +38,7 @@ _counter = itertools.count()
 
 
 @dataclass(frozen=True)
-class EncodeSettings:
+class EncodeSettings(Encoding):
     """How stacked data is compressed (must match the file's datasets)."""
 
     complib: str = "blosc:lz4"
@@ -44,6 +46,10 @@ class EncodeSettings:
     allow_pickle: bool = False
     #: HDF5's Fletcher32 checksum on every chunk, checked on read.
     checksum: bool = True
+
+    def encoder(self) -> "BatchEncoder":
+        """A new encoder of run records for a file of these settings."""
+        return BatchEncoder(self)
 
     def filters(self) -> tables.Filters:
         """The PyTables filters these settings describe."""
@@ -311,7 +317,7 @@ class _ItemRows:
             packer.abandon()
 
 
-class BatchEncoder:
+class BatchEncoder(base.BatchEncoder):
     """Encodes run records one at a time into an :class:`EncodedBatch`.
 
     Large fixed-shape arrays are compressed as soon as a chunk's worth of runs

@@ -7,7 +7,7 @@ import datetime as _dt
 import json
 import os
 import uuid
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import tables
@@ -16,25 +16,24 @@ from ... import __version__
 from ...errors import (FileFormatError, FileLockedError, TrajectoryExistsError,
                        TrajectoryNotFoundError)
 from ...naming import BRANCHES
-from ...results import LazyItem, Result
+from ...results import LazyItem
 from ...records import RunStatus
 from ...values import result_kind
-from ..base import RunTable, TrajectoryStore
+from ..base import (ResultRecord, RunTable, StoredTrajectory, TrajectoryChanges, TrajectoryStore,
+                    TreeRecord)
 from ..lockfile import claimed
 from .checksum import mark, verify
 from .columns import (VARIABLE_CHUNK_ROWS, ColumnIndex, append_column, append_nodes,
                       append_packed)
 from .compaction import FRESH, STATE, compact, merge, trajectory_layers
 from .damage import count, damaged, reported
+from .appender import RunAppender
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
 from .files import absorbing, adding, generation, reading, release, writing, writing_now
 from .hdf5guard import check_chunks
 from .nodes import attr, read_value, write_value
 
-if TYPE_CHECKING:
-    from ...trajectory import Trajectory
-
-__all__ = ["Hdf5Store", "load_trajectory", "trajectory_names"]
+__all__ = ["Hdf5Store", "SegmentWriter", "trajectory_names"]
 
 _PARAMETER_BRANCHES = ("parameters", "derived_parameters", "config")
 DEFAULT_COMPLIB = "blosc:lz4"
@@ -151,8 +150,6 @@ class Hdf5Store(TrajectoryStore):
         self.path = f"/{name}"
         self._indexes: dict[str, ColumnIndex] = {}
         self._source = StoredRunResults(self)
-        self._written: tuple[int, int] | None = None
-        self._tree_written: tuple[int, int] | None = None
         self._uid: str | None = None
         self._generation = -1
         self._seen: tuple[str | None, int] | None = None  # see _check_unchanged
@@ -232,16 +229,16 @@ class Hdf5Store(TrajectoryStore):
         self._invalidate()
 
     # ---------------------------------------------------------------- creating
-    def create(self, trajectory: "Trajectory", *, overwrite: bool,
+    def create(self, comment: str, allow_pickle: bool, *, overwrite: bool,
                copy_from: TrajectoryStore | None = None) -> None:
         with claimed(self.filename, "explorer creating a trajectory"):  # check + replace
-            self._create(trajectory, overwrite, copy_from)
+            self._create(comment, allow_pickle, overwrite, copy_from)
             if os.path.exists(self.filename):
                 compact(self.filename)
 
-    def _create(self, trajectory: "Trajectory", overwrite: bool,
+    def _create(self, comment: str, allow_pickle: bool, overwrite: bool,
                 copy_from: TrajectoryStore | None) -> None:
-        self.allow_pickle = trajectory.allow_pickle
+        self.allow_pickle = allow_pickle
         fresh = False
         if self.exists():
             if not overwrite and not self.is_unused():
@@ -250,6 +247,9 @@ class Hdf5Store(TrajectoryStore):
                     "pass overwrite_file=True to replace it, or load it with "
                     "ex.load_trajectory / ex.Environment.resume")
             fresh = True  # what the file held of it is ignored from now on
+        if copy_from is not None and copy_from.exists() and not isinstance(copy_from, Hdf5Store):
+            raise NotImplementedError(
+                f"copying a trajectory from a {type(copy_from).__name__} into an HDF5 file")
         self._uid = None
         with writing(self.filename) as handle, \
                 reported(self.filename, f"{self._what}: creating it"):
@@ -260,7 +260,7 @@ class Hdf5Store(TrajectoryStore):
                 group = handle.get_node(self.path)
             else:
                 group = self.create_skeleton(handle)
-                _set(group, comment=trajectory.comment)
+                _set(group, comment=comment)
                 for branch in BRANCHES:
                     _group(handle, self.path, branch, explorer_node="group", comment="")
             if fresh:
@@ -306,52 +306,43 @@ class Hdf5Store(TrajectoryStore):
         mark(group)
         return group
 
-    def write_trajectory(self, trajectory: "Trajectory") -> None:
-        self.allow_pickle = trajectory.allow_pickle
-        state = (id(trajectory), trajectory._revision)
-        if state == self._written and not trajectory._memory_runs and \
-                all(result.stored for result in trajectory.results_list()):
-            return
-        tree = (id(trajectory), trajectory._tree_revision)
+    def write(self, changes: TrajectoryChanges, stored: Callable[[], None]) -> None:
+        """Write ``changes`` (see :class:`~explorer.storage.base.TrajectoryChanges`)."""
         with writing(self.filename) as handle, reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: storing it"):
-            stored = self._state(self._layers(view))
-            self._check_unchanged(stored, trajectory, rewrite_tree=tree != self._tree_written)
-            group = self._own_group(handle, stored)
-            _set(group, comment=trajectory.comment)
-            if tree != self._tree_written:
-                for branch in _PARAMETER_BRANCHES:
-                    self._write_parameter_branch(handle, trajectory, branch)
+            state = self._state(self._layers(view))
+            self._check_unchanged(state, changes)
+            group = self._own_group(handle, state)
+            _set(group, comment=changes.comment)
+            if changes.tree is not None:
+                self._write_tree(handle, changes)
                 _set(group, tree_stamp=uuid.uuid4().hex)
-            self._write_exploration(handle, group, trajectory)
-            _set(group, n_runs=max(len(trajectory), int(attr(group, "explored_runs", 0))))
+            self._write_exploration(handle, group, changes)
+            _set(group, n_runs=max(changes.n_runs, int(attr(group, "explored_runs", 0))))
             # what this copy now knows of the file (not what others added meanwhile)
             stamp = self._stored_state(group)[0] \
-                if tree != self._tree_written or self._seen is None else self._seen[0]
-            seen = stamp, len(trajectory) if trajectory.explored_parameters else 0
-            written = self._write_results(handle, trajectory)
-            if trajectory._memory_runs:  # results only, no run rows
+                if changes.tree is not None or self._seen is None else self._seen[0]
+            seen = stamp, changes.n_runs if changes.explored else 0
+            for result in changes.results:
+                self._write_result(handle, result)
+            if changes.run_items:  # results only, no run rows
                 encoder = BatchEncoder(self.settings)
-                for template, comment, idx, items in trajectory._memory_runs.entries():
+                for template, comment, idx, items in changes.run_items:
                     encoder.add_items(template, comment, idx, items)
                 self.write_batch(handle, encoder.finish())
         self._invalidate()
-
-        def committed() -> None:  # only now is what was written stored
-            trajectory._memory_runs.clear()
-            for result in written:
-                result.stored = True
-            self._written, self._tree_written, self._seen = state, tree, seen
-
         before = self._seen
 
-        def dropped() -> None:  # written again by the next store
-            self._written = self._tree_written = None
+        def committed() -> None:
+            self._seen = seen
+            stored()
+
+        def dropped() -> None:
             self._seen = before
 
         transaction = absorbing(self.filename)
         if transaction is not None:  # committed with the transaction, later
-            self._written, self._tree_written, self._seen = state, tree, seen
+            self._seen = seen
             transaction.when_done(committed, dropped)
             return
         committed()
@@ -368,16 +359,15 @@ class Hdf5Store(TrajectoryStore):
         parameter tree and the number of explored runs."""
         return attr(group, "tree_stamp", None), int(attr(group, "explored_runs", 0) or 0)
 
-    def _check_unchanged(self, group: tables.Group, trajectory: "Trajectory",
-                         rewrite_tree: bool) -> None:
+    def _check_unchanged(self, group: tables.Group, changes: TrajectoryChanges) -> None:
         """Refuse to store over what another writer stored since this store last looked."""
         if self._seen is None:
             return
         stamp, explored = self._stored_state(group)
         changed = []
-        if rewrite_tree and stamp != self._seen[0]:
+        if changes.tree is not None and stamp != self._seen[0]:
             changed.append("its parameters")
-        if explored != self._seen[1] and len(trajectory) > self._seen[1]:
+        if explored != self._seen[1] and changes.n_runs > self._seen[1]:
             changed.append(f"its exploration ({explored} runs now, {self._seen[1]} then)")
         if changed:
             raise FileLockedError(
@@ -386,28 +376,29 @@ class Hdf5Store(TrajectoryStore):
                 "overwrite those changes, so nothing was stored. Load it again with "
                 "ex.load_trajectory and repeat the changes")
 
-    def _write_parameter_branch(self, handle: tables.File, trajectory: "Trajectory",
-                                branch: str) -> None:
-        """Write a parameter branch whole (readers take the latest layer's)."""
+    def _write_tree(self, handle: tables.File, changes: TrajectoryChanges) -> None:
+        """Write the parameter branches whole (readers take the latest layer's)."""
         group = handle.get_node(self.path)
-        if f"{self.path}/{branch}" in handle:  # written earlier in this transaction
-            handle.remove_node(f"{self.path}/{branch}", recursive=True)
-            mark(group)
-        root = trajectory._roots[branch]
-        _group(handle, self.path, branch, explorer_node="group", comment=root.comment)
-        for node in root.walk():
-            parent = f"{self.path}/{branch}/" + "/".join(node.full_name.split(".")[1:-1])
-            parent = parent.rstrip("/")
-            if hasattr(node, "children"):
-                _group(handle, parent, node.name, explorer_node="group", comment=node.comment)
+        for branch in _PARAMETER_BRANCHES:
+            if f"{self.path}/{branch}" in handle:  # written earlier in this transaction
+                handle.remove_node(f"{self.path}/{branch}", recursive=True)
+                mark(group)
+            _group(handle, self.path, branch, explorer_node="group",
+                   comment=changes.branch_comments.get(branch, ""))
+        for record in changes.tree or []:
+            segments = record.full_name.split(".")
+            parent = f"{self.path}/" + "/".join(segments[:-1])
+            if record.kind is None:
+                _group(handle, parent, segments[-1], explorer_node="group",
+                       comment=record.comment)
             else:
-                write_value(handle.get_node(parent), node.name, node.default, node.kind,
-                            self.filters, comment=node.comment)
+                write_value(handle.get_node(parent), segments[-1], record.value, record.kind,
+                            self.filters, comment=record.comment)
 
     def _write_exploration(self, handle: tables.File, group: tables.Group,
-                           trajectory: "Trajectory") -> None:
+                           changes: TrajectoryChanges) -> None:
         """Add the explored points not stored yet (``group`` holds the stored state)."""
-        names = trajectory.explored_parameters
+        names = changes.explored
         if not names:
             return
         stored_names = json.loads(attr(group, "explored", "[]"))
@@ -415,45 +406,37 @@ class Hdf5Store(TrajectoryStore):
             raise FileFormatError(
                 f"{self.filename!r}: trajectory {self.name!r} is stored explored over "
                 f"{stored_names}, not {names}")
-        start = int(attr(group, "explored_runs", 0))
-        stop = len(trajectory)
+        start = max(int(attr(group, "explored_runs", 0)), changes.start)
+        stop = changes.start + min(len(values) for values in changes.exploration.values())
         if stop <= start:
             return
         exploration = _group(handle, self.path, "exploration", explorer_node="exploration")
         runs = np.arange(start, stop)
         for i, name in enumerate(names):
-            values = trajectory.get(name).range[start:stop]
+            values = changes.exploration[name][start - changes.start:stop - changes.start]
             append_column(exploration, f"p{i}", runs, values, filters=self.filters,
-                          allow_pickle=trajectory.allow_pickle, expected=stop)
+                          allow_pickle=self.allow_pickle, expected=stop)
         _set(group, explored=json.dumps(names), explored_runs=stop)
 
-    def _write_results(self, handle: tables.File, trajectory: "Trajectory") -> list[Result]:
-        """Write the results not stored yet; those written."""
-        written = []
-        for result in trajectory.results_list():
-            if result.stored:
-                continue
-            segments = result.full_name.split(".")
-            parent = self.path
-            for depth, segment in enumerate(segments[:-1]):
-                group_node = trajectory._roots["results"] if depth == 0 else \
-                    trajectory.get(".".join(segments[:depth + 1]))
-                _group(handle, parent, segment, explorer_node="group",
-                       comment=getattr(group_node, "comment", ""))
-                parent = f"{parent}/{segment}"
-            path = f"{parent}/{segments[-1]}"
-            if path in handle:
-                handle.remove_node(path, recursive=True)
-            target = handle.create_group(parent, segments[-1])
-            _set(target, explorer_node="result", comment=result.comment)
-            mark(handle.get_node(parent))
-            for item, value in result._raw_items().items():
-                if isinstance(value, LazyItem):
-                    value = value.load()
-                write_value(target, item, value,
-                            result_kind(item, value, trajectory.allow_pickle), self.filters)
-            written.append(result)
-        return written
+    def _write_result(self, handle: tables.File, result: ResultRecord) -> None:
+        """Write one result outside runs, replacing one of the same name."""
+        segments = result.full_name.split(".")
+        comments = dict(result.groups)
+        parent = self.path
+        for depth, segment in enumerate(segments[:-1]):
+            name = ".".join(segments[:depth + 1])
+            _group(handle, parent, segment, explorer_node="group",
+                   comment=comments.get(name, ""))
+            parent = f"{parent}/{segment}"
+        path = f"{parent}/{segments[-1]}"
+        if path in handle:
+            handle.remove_node(path, recursive=True)
+        target = handle.create_group(parent, segments[-1])
+        _set(target, explorer_node="result", comment=result.comment)
+        mark(handle.get_node(parent))
+        for item, value in result.items.items():
+            write_value(target, item, value, result_kind(item, value, self.allow_pickle),
+                        self.filters)
 
     def append_batch(self, batch: EncodedBatch) -> None:
         """Write an encoded batch of runs into the file (see :mod:`.encode`)."""
@@ -535,6 +518,19 @@ class Hdf5Store(TrajectoryStore):
             self.path, "sessions", tables.VLStringAtom(), "one JSON record per env.run",
             chunkshape=(VARIABLE_CHUNK_ROWS,))
         log.append(json.dumps(session, default=str).encode("utf-8"))
+
+    @property
+    def encoding(self) -> EncodeSettings:
+        """How runs' data is encoded for this file (its compression)."""
+        return self.settings
+
+    def appender(self, interval: float) -> RunAppender:
+        """An appender of runs committing every ``interval`` seconds or more."""
+        return RunAppender(self, interval)
+
+    def batch_writer(self) -> "SegmentWriter":
+        """Writes a batch as a segment of the file, from a worker (``storage="lock"``)."""
+        return SegmentWriter(self.filename, self.name, self.settings)
 
     def add_session(self, session: dict[str, Any]) -> None:
         """Commit one session record to the session log."""
@@ -623,10 +619,8 @@ class Hdf5Store(TrajectoryStore):
                         found[(template, item)] = scalars
         return found
 
-    def read_trajectory(self, load: str, allow_pickle: bool) -> "Trajectory":
-        """Build the stored trajectory; results are lazy unless ``load="all"``."""
-        from ...trajectory import Trajectory
-
+    def read(self, load: str, allow_pickle: bool) -> StoredTrajectory:
+        """The stored trajectory; results are lazy unless ``load="all"``."""
         if load not in ("lazy", "parameters", "all"):
             raise ValueError(f"load must be 'lazy', 'parameters' or 'all', got {load!r}")
         self.allow_pickle = allow_pickle
@@ -639,45 +633,44 @@ class Hdf5Store(TrajectoryStore):
                     f"{self.filename!r} holds no trajectory named {self.name!r}; it holds: "
                     f"{', '.join(names) or 'none'}")
             verify(group)
-            traj = Trajectory(self.name, attr(group, "comment", ""), allow_pickle=allow_pickle)
+            tree: list[TreeRecord] = []
             for branch in _PARAMETER_BRANCHES:
-                self._read_parameter_branch(layers, traj, branch, allow_pickle)
-            self._read_exploration(layers, group, traj)
-            self._seen = self._stored_state(group)
+                tree += self._read_branch(layers, branch, allow_pickle)
+            kinds = {record.full_name: record.kind for record in tree}
+            exploration = self._read_exploration(layers, group, kinds)
+            stored = StoredTrajectory(attr(group, "comment", ""), tree, exploration, [], [], {})
             if load != "parameters":
-                self._read_results(_all(layers, f"{self.path}/results"), traj, "results",
+                self._read_results(_all(layers, f"{self.path}/results"), stored, "results",
                                    eager=load == "all", allow_pickle=allow_pickle)
-        traj._bind(self)
-        # what is in memory is what is stored
-        self._written = (id(traj), traj._revision)
-        self._tree_written = (id(traj), traj._tree_revision)
-        return traj
+            self._seen = self._stored_state(group)
+        return stored
 
-    def _read_parameter_branch(self, layers: Sequence[tables.File], traj: "Trajectory",
-                               branch: str, allow_pickle: bool) -> None:
+    def _read_branch(self, layers: Sequence[tables.File], branch: str,
+                     allow_pickle: bool) -> list[TreeRecord]:
         node = _last(layers, f"{self.path}/{branch}")
         if node is None:
             node = _last(layers, f"{self.path}/{branch}_new")  # an older version's swap
             if node is None:
-                return
+                return []
         path = node._v_pathname
-        adders = {"parameters": traj.add_parameter,
-                  "derived_parameters": traj.add_derived_parameter, "config": traj.add_config}
         verify(node)
+        found = []
         for child in node._f_walknodes():
             if attr(child._v_parent, "explorer_node") != "group":
                 continue  # a part of a value node, read with it
-            name = child._v_pathname[len(path) + 1:].replace("/", ".")
+            name = f"{branch}.{child._v_pathname[len(path) + 1:].replace('/', '.')}"
             if attr(child, "kind") is None:  # a group, or damage that hides a node's kind
                 verify(child, explorer=True)
             if attr(child, "explorer_node") == "group":
-                traj.add_group(f"{branch}.{name}", attr(child, "comment", ""))
+                found.append(TreeRecord(name, attr(child, "comment", "")))
             elif attr(child, "kind") is not None:
                 value = read_value(child, allow_pickle)  # checked there
-                adders[branch](f"{branch}.{name}", value, attr(child, "comment", ""))
+                found.append(TreeRecord(name, attr(child, "comment", ""), attr(child, "kind"),
+                                        value))
+        return found
 
     def _read_exploration(self, layers: Sequence[tables.File], group: tables.Group,
-                          traj: "Trajectory") -> None:
+                          kinds: dict[str, str | None]) -> dict[str, list[Any]]:
         what = f"{self._what}: its exploration"
         names = json.loads(attr(group, "explored", "[]"))
         if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
@@ -686,10 +679,10 @@ class Hdf5Store(TrajectoryStore):
         n_runs = count(self.filename, f"{what} (attribute 'explored_runs')",
                        attr(group, "explored_runs", 0))
         if not names:
-            return
+            return {}
         for node in _all(layers, f"{self.path}/exploration"):
             verify(node)
-        ranges = {}
+        ranges: dict[str, list[Any]] = {}
         for i, name in enumerate(names):
             index = self.column_index(layers, f"{self.path}/exploration/p{i}")
             stored = index.runs if index is not None else np.zeros(0, dtype=np.int64)
@@ -702,16 +695,14 @@ class Hdf5Store(TrajectoryStore):
                 continue
             scalars = index.scalars()
             if scalars is not None and len(scalars[0]) == n_runs:
-                ranges[name] = scalars[1].tolist()
-                kind = traj.get(name).kind
-                if kind == "npscalar":
-                    ranges[name] = list(scalars[1])
+                ranges[name] = list(scalars[1]) if kinds.get(name) == "npscalar" else \
+                    scalars[1].tolist()
             else:
-                found = index.values(range(n_runs), traj.allow_pickle)
+                found = index.values(range(n_runs), self.allow_pickle)
                 ranges[name] = [found[idx] for idx in range(n_runs)]
-        traj._apply(ranges, append=False, checked=True)  # values were checked when stored
+        return ranges
 
-    def _read_results(self, nodes: list[tables.Group], traj: "Trajectory", name: str,
+    def _read_results(self, nodes: list[tables.Group], stored: StoredTrajectory, name: str,
                       eager: bool, allow_pickle: bool) -> None:
         for child_name, parts in _child_groups(nodes).items():
             last = parts[-1]
@@ -719,22 +710,20 @@ class Hdf5Store(TrajectoryStore):
             child = f"{name}.{child_name}"
             role = attr(last, "explorer_node")
             if role == "group":
-                traj.add_group(child, attr(last, "comment", ""))
-                self._read_results(parts, traj, child, eager, allow_pickle)
+                stored.result_groups.append((child, attr(last, "comment", "")))
+                self._read_results(parts, stored, child, eager, allow_pickle)
             elif role == "result":
                 items = {}
                 for leaf in last._f_iter_nodes():
                     loader = _ItemLoader(self, leaf._v_pathname, allow_pickle)
                     items[leaf._v_name] = loader() if eager else \
                         LazyItem(loader, f"{child}.{leaf._v_name} in {self.filename}")
-                result = Result("", items, attr(last, "comment", ""))
-                result.stored = True
-                traj._put_result(child.split(".")[1:], result, overwrite=False)
+                stored.results.append(ResultRecord(child, attr(last, "comment", ""), items))
             elif role == "runs":
-                self._register_templates(parts, f"{name}.$", traj)
+                self._register_templates(parts, f"{name}.$", stored)
 
     def _register_templates(self, groups: list[tables.Group], template: str,
-                            traj: "Trajectory") -> None:
+                            stored: StoredTrajectory) -> None:
         comment = attr(groups[-1], "comment", "")
         has_columns = False
         for child_name, parts in _child_groups(groups).items():
@@ -742,9 +731,9 @@ class Hdf5Store(TrajectoryStore):
             if attr(parts[-1], "explorer_node") == "column":
                 has_columns = True
             else:
-                self._register_templates(parts, f"{template}.{child_name}", traj)
+                self._register_templates(parts, f"{template}.{child_name}", stored)
         if has_columns:
-            traj._register_template(template, comment)
+            stored.templates[template] = comment
 
 
 class _ItemLoader:
@@ -822,20 +811,31 @@ def _template_root(column: tables.Group) -> tables.Group:
     return node
 
 
-def load_trajectory(filename: str, name: str | None = None, *, load: str = "lazy",
-                    allow_pickle: bool = False) -> "Trajectory":
-    """Open a stored trajectory; see :func:`explorer.load_trajectory`."""
-    filename = os.fspath(filename)
-    try:
-        if name is None:
-            names = trajectory_names(filename)
-            if len(names) != 1:
-                raise TrajectoryNotFoundError(
-                    f"{filename!r} holds {len(names)} trajectories "
-                    f"({', '.join(names) or 'none'}); pass the name of the one to load")
-            name = names[0]
-        store = Hdf5Store(filename, name)
-        return store.read_trajectory(load, allow_pickle)
-    except FileFormatError:
-        release(filename)  # a damaged file is not kept open: it may be repaired meanwhile
-        raise
+class SegmentWriter:
+    """Writes batches from a worker, each as a segment of the file (``storage="lock"``).
+
+    Workers write in parallel: a segment is written under a temporary name and
+    committed by its rename (see :mod:`.files`), so a worker killed mid-write
+    leaves nothing half-written and holds no one up. The environment's commits
+    merge segments when due. Picklable: it is sent to the workers.
+
+    Parameters
+    ----------
+    filename, name : str
+        The file and the trajectory.
+    settings : EncodeSettings
+        Compression settings of the file.
+    """
+
+    def __init__(self, filename: str, name: str, settings: EncodeSettings):
+        self.filename = filename
+        self.name = name
+        self.settings = settings
+
+    def __call__(self, batch: EncodedBatch, name: str | None = None) -> None:
+        """Write ``batch`` (``name``, the chunk's, is not needed: a rerun's rows come later
+        and replace the earlier ones when read)."""
+        store = Hdf5Store(self.filename, self.name, complib=self.settings.complib,
+                          complevel=self.settings.complevel)
+        store.allow_pickle = self.settings.allow_pickle
+        store.add_segment(batch)
