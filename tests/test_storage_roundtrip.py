@@ -703,3 +703,22 @@ def test_a_loaded_trajectory_stores_back_into_its_file(make_env, h5path, square_
     loaded.store()
     _assert_main_intact(h5path)
     assert ex.load_trajectory(h5path, "Main").res.summary.extra.v == 1
+
+
+def test_a_run_stored_again_reads_its_latest_value_whatever_its_type(h5path):
+    # each value after the first goes to a column segment after the one it replaces, and
+    # the segments (more than ten: s10 sorts before s2 by name) are read in their order
+    traj = ex.Trajectory("Again")
+    traj.add_parameter("x", 0)
+    traj.explore({"x": list(range(8))})
+    traj.store(h5path)
+    values = [1.5, 7, 2.5, "text", 3.5, None, 4.5, 8, 5.5, "more", 6.5, 9, 7.5, 10, 8.5]
+    for value in values:
+        traj.set_run(5)
+        traj.add_result("out.$", v=value)
+        traj.restore_default()
+        traj.store()
+        loaded = ex.load_trajectory(h5path, "Again")
+        stored = loaded.res.out[loaded.run_names[5]].v
+        assert stored == value and type(stored) is type(value), (value, stored)
+        loaded.close()

@@ -189,7 +189,7 @@ def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: 
                   *, filters: tables.Filters, allow_pickle: bool, expected: int = 1000) -> None:
     """Append ``values`` (one per run in ``runs``) to column ``item`` below ``parent``."""
     column = _column(parent, item)
-    segments = [_Segment(group) for group in column._f_iter_nodes("Group")]
+    segments = [_Segment(group) for group in _segments(column)]
     batches: dict[tuple[str, str, str, tuple[int, ...]], tuple[list[int], list[Any]]] = {}
     uniform = _uniform_signature(values, allow_pickle)
     if uniform is not None:
@@ -220,10 +220,30 @@ def append_column(parent: tables.Group, item: str, runs: Sequence[int], values: 
         else:
             segment = next((s for s in segments if (s.encoding, s.kind) == (encoding, kind)),
                            None)
+        if segment is not None and _rerun_after(segments, segment, batch_runs):
+            segment = None  # its rows must come after the later segment's to replace them
         if segment is None:
             segment = _Segment.create(column, encoding, kind, dtype, shape, filters, expected)
             segments.append(segment)
         segment.append(batch_runs, batch_values, filters)
+
+
+def _segments(column: tables.Group) -> list[tables.Group]:
+    """The column's segments in the order they were made (``s0, s1, ..., s10``)."""
+    groups = list(column._f_iter_nodes("Group"))
+    if all(group._v_name[1:].isdigit() for group in groups):
+        groups.sort(key=lambda group: int(group._v_name[1:]))
+    return groups
+
+
+def _rerun_after(segments: list[_Segment], segment: _Segment, runs: Sequence[int]) -> bool:
+    """Whether a segment after ``segment`` holds one of ``runs`` (a later row of a run
+    replaces an earlier one when read: appending to ``segment`` would undo that)."""
+    later = segments[segments.index(segment) + 1:]
+    if not later:
+        return False
+    wanted = np.asarray(runs, dtype=np.int64)
+    return any(np.isin(wanted, other.group.runs.read()).any() for other in later)
 
 
 def _column(parent: tables.Group, item: str) -> tables.Group:
@@ -251,12 +271,13 @@ def append_packed(parent: tables.Group, item: str, part: Any, *, filters: tables
     from .encode import unpack
 
     column = _column(parent, item)
-    segments = [_Segment(group) for group in column._f_iter_nodes("Group")]
+    segments = [_Segment(group) for group in _segments(column)]
     family = (part.kind, part.dtype, len(part.shape))
     ragged = any(s.key() == ("ragged", *family) for s in segments)
     fixed = [s for s in segments if s.key() == ("fixed", *family)]
     segment = next((s for s in fixed if s.shape == part.shape), None)
-    if segment is None and not ragged and not fixed:
+    rerun = segment is not None and _rerun_after(segments, segment, part.runs[part.runs >= 0])
+    if not ragged and (rerun or (segment is None and not fixed)):
         segment = _Segment.create(column, "fixed", part.kind, part.dtype, part.shape, filters,
                                   expected)
     data = segment.group.data if segment is not None else None
@@ -285,8 +306,10 @@ def append_nodes(parent: tables.Group, item: str, part: Any, *, filters: tables.
                  expected: int = 1000) -> None:
     """Append a :class:`~.encode.NodesPart` by copying its nodes (nothing is decoded)."""
     column = _column(parent, item)
-    segment = next((s for s in map(_Segment, column._f_iter_nodes("Group"))
-                    if (s.encoding, s.kind) == ("nodes", part.kind)), None)
+    segments = [_Segment(group) for group in _segments(column)]
+    segment = next((s for s in segments if (s.encoding, s.kind) == ("nodes", part.kind)), None)
+    if segment is not None and _rerun_after(segments, segment, part.runs):
+        segment = None
     if segment is None:
         segment = _Segment.create(column, "nodes", part.kind, "", (), filters, expected)
     start = segment.group.runs.nrows
@@ -422,7 +445,7 @@ class ColumnIndex:
         self._where: list[tuple[int, str]] = []  # (part, segment's path) of each segment
         for number, column in enumerate(parts):
             verify(column, explorer=True)
-            for group in column._f_iter_nodes("Group"):
+            for group in _segments(column):
                 seg_runs, entry = _checked_segment(group)
                 runs.append(seg_runs)
                 segment_ids.append(np.full(len(seg_runs), len(self.segments), dtype=np.int32))

@@ -54,10 +54,13 @@ from .nodes import attr
 from .unpickling import refusing
 
 __all__ = ["View", "reading", "writing", "writing_now", "absorbing", "adding", "replacing", "release", "generation", "Transaction",
-           "tidy", "disk_errors", "segment_folder", "FORMAT"]
+           "tidy", "disk_errors", "segment_folder", "FORMAT", "CHUNK"]
 
 #: Root attribute that marks an explorer file, and its layout version.
 FORMAT = "explorer-hdf5/1"
+#: Root attribute of a segment a worker wrote for a chunk of runs: a later
+#: segment of the same chunk (the chunk run again) replaces it.
+CHUNK = "chunk"
 
 warnings.filterwarnings("ignore", category=tables.NaturalNameWarning)
 
@@ -216,8 +219,15 @@ class View:
                     raise FileNotFoundError(segment)
                 self._handles[name] = _open_checked(segment, self.path)
         superseded = _covered(self.base, "merged_segments")
+        chunks: dict[str, str] = {}
         for name in listing:
-            superseded |= _covered(self._handles[name], "contains")
+            handle = self._handles[name]
+            superseded |= _covered(handle, "contains")
+            chunk = attr(handle.root, CHUNK, None)
+            if chunk is not None:  # a rerun of a chunk replaces its earlier segment
+                if chunk in chunks:
+                    superseded.add(chunks[chunk])
+                chunks[chunk] = name
         self._superseded = superseded & set(listing)
         self.names = [name for name in listing if name not in superseded]
 

@@ -29,7 +29,8 @@ from .compaction import FRESH, STATE, compact, merge, trajectory_layers
 from .damage import count, damaged, reported
 from .appender import RunAppender
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
-from .files import absorbing, adding, generation, reading, release, writing, writing_now
+from .files import (CHUNK, absorbing, adding, generation, reading, release, writing,
+                    writing_now)
 from .hdf5guard import check_chunks
 from .nodes import attr, read_value, write_value
 
@@ -225,7 +226,8 @@ class Hdf5Store(TrajectoryStore):
         """Merge the file's newest layers if they are due (see :mod:`.compaction`)."""
         with claimed(self.filename, "explorer compacting the file"), \
                 reported(self.filename, "merging its segments"):
-            compact(self.filename)
+            while compact(self.filename):  # a merge may fill the next level
+                pass
         self._invalidate()
 
     # ---------------------------------------------------------------- creating
@@ -233,8 +235,7 @@ class Hdf5Store(TrajectoryStore):
                copy_from: TrajectoryStore | None = None) -> None:
         with claimed(self.filename, "explorer creating a trajectory"):  # check + replace
             self._create(comment, allow_pickle, overwrite, copy_from)
-            if os.path.exists(self.filename):
-                compact(self.filename)
+        self.compact()
 
     def _create(self, comment: str, allow_pickle: bool, overwrite: bool,
                 copy_from: TrajectoryStore | None) -> None:
@@ -446,14 +447,18 @@ class Hdf5Store(TrajectoryStore):
         self._invalidate()
         self._compact_after_write()
 
-    def add_segment(self, batch: EncodedBatch) -> None:
+    def add_segment(self, batch: EncodedBatch, chunk: str | None = None) -> None:
         """Write ``batch`` as a segment of its own, without the file's claim.
 
         Workers storing their runs themselves (``storage="lock"``) write in
         parallel this way: each segment is committed by its rename alone.
+        ``chunk`` names the runs' chunk: a later segment of the same chunk (a
+        rerun after its worker died) replaces this one (see :mod:`.files`).
         """
         with adding(self.filename) as handle, \
                 reported(self.filename, f"{self._what}: storing runs"):
+            if chunk is not None:
+                handle.root._v_attrs[CHUNK] = chunk
             self.write_batch(handle, batch)
 
     def write_batch(self, handle: tables.File, batch: EncodedBatch) -> None:
@@ -833,9 +838,8 @@ class SegmentWriter:
         self.settings = settings
 
     def __call__(self, batch: EncodedBatch, name: str | None = None) -> None:
-        """Write ``batch`` (``name``, the chunk's, is not needed: a rerun's rows come later
-        and replace the earlier ones when read)."""
+        """Write ``batch``; ``name`` is its chunk's (a rerun of the chunk replaces it)."""
         store = Hdf5Store(self.filename, self.name, complib=self.settings.complib,
                           complevel=self.settings.complevel)
         store.allow_pickle = self.settings.allow_pickle
-        store.add_segment(batch)
+        store.add_segment(batch, name)
