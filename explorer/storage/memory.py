@@ -40,8 +40,6 @@ class _State:
     """One trajectory as stored; ``items[template][item][run]`` holds per-run values."""
 
     comment: str = ""
-    allow_pickle: bool = False
-    n_runs: int = 0
     tree: list = dataclasses.field(default_factory=list)
     branch_comments: dict = dataclasses.field(default_factory=dict)
     explored: list = dataclasses.field(default_factory=list)
@@ -87,16 +85,21 @@ class _File:
     def names(self) -> list[str]:
         return sorted(set(self.committed) | set(self.draft))
 
-    def change(self, name: str, changed: Callable[[_State | None], _State]) -> bool:
-        """Put ``changed(current)`` in place; whether it joined an open appender."""
+    def change(self, name: str, changed: Callable[[_State | None], _State],
+               stored: Callable[[], None] | None = None) -> None:
+        """Put ``changed(current)`` in place, in the open appender's draft if there is one;
+        ``stored()`` is called once that is committed."""
         with _lock:
             new = changed(self.state(name))  # raises before anything is changed
             if self.appender is not None:
                 self.draft[name] = new
                 self.appender._waiting = True
-                return True
+                if stored is not None:
+                    self.appender._stored.append(stored)
+                return
             self.committed[name] = new
-            return False
+        if stored is not None:
+            stored()
 
 
 _lock = threading.RLock()
@@ -141,6 +144,8 @@ class MemoryBatch:
 
 
 class MemoryEncoder(BatchEncoder):
+    """Encodes run records into a :class:`MemoryBatch` as the HDF5 encoder does."""
+
     def __init__(self) -> None:
         self._batch = MemoryBatch()
 
@@ -180,6 +185,8 @@ class MemoryEncoder(BatchEncoder):
 
 @dataclasses.dataclass(frozen=True)
 class MemoryEncoding(Encoding):
+    """Memory batches need no settings; ``allow_pickle`` is the store's."""
+
     pickle_allowed: bool = False
 
     @property
@@ -304,19 +311,14 @@ class MemoryStore(TrajectoryStore):
     # ------------------------------------------------------------------ writing
     def _write(self, changed: Callable[[_State | None], _State],
                stored: Callable[[], None] | None = None) -> None:
-        file = _file(self.filename, make=True)
-        if file.change(self.name, changed):
-            if stored is not None:
-                file.appender._stored.append(stored)
-        elif stored is not None:
-            stored()
+        _file(self.filename, make=True).change(self.name, changed, stored)
 
     def create(self, comment: str, allow_pickle: bool, *, overwrite: bool,
                copy_from: TrajectoryStore | None = None) -> None:
         self._allow_pickle = bool(allow_pickle)
-        new = _State(comment=comment, allow_pickle=bool(allow_pickle))
+        new = _State(comment=comment)
         if copy_from is not None and copy_from.exists():
-            new = _copied(copy_from, bool(allow_pickle))
+            new = _copied(copy_from)
 
         def created(state: _State | None) -> _State:
             if state is not None and not overwrite and not _unused(state):
@@ -355,7 +357,6 @@ class MemoryStore(TrajectoryStore):
                         raise ValueError(f"exploration of {name!r} starts at run "
                                          f"{changes.start}, but {len(column)} runs are stored")
                     column[changes.start:changes.start + len(values)] = values
-            new.n_runs = max(new.n_runs, changes.n_runs)
             for record in results:
                 new.results[record.full_name] = record
                 new.result_groups.update(record.groups)
@@ -402,7 +403,8 @@ class MemoryStore(TrajectoryStore):
                          for item, value in record.items.items()}
                 stored.results.append(ResultRecord(record.full_name, record.comment, items,
                                                    list(record.groups)))
-            stored.result_groups = list(state.result_groups.items())
+            stored.result_groups = [(name, comment) for name, comment
+                                    in state.result_groups.items() if "." in name]  # not the root
             stored.templates = dict(state.templates)
         return stored
 
@@ -455,7 +457,7 @@ class MemoryStore(TrajectoryStore):
         return copy.deepcopy(self._view().sessions)
 
 
-def _copied(source: TrajectoryStore, allow_pickle: bool) -> _State:
+def _copied(source: TrajectoryStore) -> _State:
     """Everything ``source`` (a store of any back end) holds, read through the interface."""
     with source.snapshot():
         stored = source.read("all", allow_pickle=True)
@@ -464,12 +466,11 @@ def _copied(source: TrajectoryStore, allow_pickle: bool) -> _State:
         returns = source.return_values(runs)
         errors = source.run_errors(runs)
         results = source.run_results()
-        state = _State(comment=stored.comment, allow_pickle=allow_pickle, tree=stored.tree,
+        state = _State(comment=stored.comment, tree=stored.tree,
                        explored=list(stored.exploration), exploration=stored.exploration,
                        results={record.full_name: record for record in stored.results},
                        result_groups=dict(stored.result_groups),
                        sessions=source.sessions())
-        state.n_runs = max((len(values) for values in stored.exploration.values()), default=0)
         state.rows = list(zip(runs, table.status.tolist(), table.started.tolist(),
                               table.duration.tolist()))
         for template, comment in results.templates().items():
