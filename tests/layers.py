@@ -3,7 +3,8 @@
 Tests that look at the stored bytes (rather than through explorer) read every
 layer: the base file, then the live segments of ``<file>.segments/`` in the
 order of their names, skipping the segments a later file replaces (listed in
-the base's ``merged_segments`` or another segment's ``contains``).
+the base's ``merged_segments`` or another segment's ``contains``, or an earlier
+segment of the same ``chunk`` as a later one).
 """
 from __future__ import annotations
 
@@ -29,9 +30,15 @@ def layer_files(filename: str) -> list[str]:
         if os.path.isdir(folder) else []
     with tables.open_file(real, "r") as handle:
         covered = _covered(handle, "merged_segments")
+    chunks: dict[str, str] = {}
     for name in names:
         with tables.open_file(os.path.join(folder, f"{name}.h5"), "r") as handle:
             covered |= _covered(handle, "contains")
+            if "chunk" in handle.root._v_attrs._f_list():  # a later one of a chunk replaces it
+                chunk = str(handle.root._v_attrs["chunk"])
+                if chunk in chunks:
+                    covered.add(chunks[chunk])
+                chunks[chunk] = name
     return [real] + [os.path.join(folder, f"{name}.h5") for name in names if name not in covered]
 
 

@@ -192,7 +192,8 @@ def assert_same_content(got: TrajectoryStore, expected: TrajectoryStore) -> None
     assert by_name(a).keys() == by_name(b).keys()
     for name, record in by_name(b).items():
         assert by_name(a)[name].comment == record.comment
-        assert_same(by_name(a)[name].items, record.items, name)
+        # item order is not kept by every back end (HDF5 lists a group's children by name)
+        assert_same(dict(sorted(by_name(a)[name].items.items())), dict(sorted(record.items.items())), name)
     assert a.templates == b.templates
     ta, tb = got.run_table(), expected.run_table()
     for column in ("idx", "status", "started", "duration"):

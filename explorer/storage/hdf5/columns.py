@@ -33,8 +33,8 @@ import tables
 
 from ...values import NUMBER_TYPES, is_uniform, result_kind
 from .checksum import has_checksum, mark, seal, verify, verify_tree
-from .hdf5guard import check_chunks, copy_node
-from .nodes import attr, read_value, write_value
+from .hdf5guard import check_chunks
+from .nodes import attr, copy_node, read_value, write_value
 
 __all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "ColumnIndex",
            "chunk_rows", "signature"]
@@ -315,8 +315,7 @@ def append_nodes(parent: tables.Group, item: str, part: Any, *, filters: tables.
     start = segment.group.runs.nrows
     for offset, node in enumerate(part.nodes):
         verify_tree(node)  # copied as it is: its damage must not be sealed anew
-        copy_node(node, segment.group.data, f"r{start + offset}")
-        copy = segment.group.data._f_get_child(f"r{start + offset}")
+        copy = copy_node(node, segment.group.data, f"r{start + offset}")
         if has_checksum(node):
             seal(copy)  # its checksum covers its name
     segment.group.runs.append(np.asarray(part.runs, dtype=np.int64))

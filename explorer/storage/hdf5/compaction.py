@@ -27,9 +27,8 @@ from .checksum import mark, verify
 from .columns import (VARIABLE_CHUNK_ROWS, append_column, append_nodes, append_packed,
                       packed_parts)
 from .encode import NodesPart, PackedPart
-from .files import reading, replacing, segment_folder
-from .hdf5guard import copy_node
-from .nodes import attr
+from .files import private_view, release, replacing, segment_folder
+from .nodes import attr, copy_node
 
 __all__ = ["compact", "plan", "merge", "trajectory_layers", "REPLACED_WHOLE", "STATE", "FRESH",
            "LEVEL", "FAN_IN"]
@@ -92,7 +91,8 @@ def compact(path: str, *, everything: bool = False) -> bool:
 
     The caller holds the file's claim. Returns whether anything was merged.
     """
-    with reading(path) as view:
+    release(path)  # H5Ocopy is safe only where no other handle has the file open
+    with private_view(path) as view:
         names = list(view.names)
         if not names:
             return False

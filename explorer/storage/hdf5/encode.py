@@ -342,6 +342,10 @@ class BatchEncoder(base.BatchEncoder):
         for item, value in items.items():
             target[item].add(idx, value, self.settings)
 
+    def add_row(self, idx: int, status: int, started: float, duration: float) -> None:
+        """Add a run-table row alone (its items come through :meth:`add_items`)."""
+        self._rows.append((idx, int(status), started, duration))
+
     def add(self, record: RunRecord) -> None:
         """Encode one run's record (its arrays are not kept)."""
         self._rows.append((record.idx, int(record.status), record.started, record.duration))

@@ -53,7 +53,7 @@ from .hdf5guard import check_file
 from .nodes import attr
 from .unpickling import refusing
 
-__all__ = ["View", "reading", "writing", "writing_now", "absorbing", "adding", "replacing", "release", "generation", "Transaction",
+__all__ = ["View", "reading", "writing", "writing_now", "absorbing", "adding", "private_view", "replacing", "release", "generation", "Transaction",
            "tidy", "disk_errors", "segment_folder", "FORMAT", "CHUNK"]
 
 #: Root attribute that marks an explorer file, and its layout version.
@@ -122,11 +122,16 @@ def _new_name() -> str:
 
 
 def generation(path: str) -> int:
-    """A number that changes whenever what a view of ``path`` holds changes.
+    """A number that changes whenever what a view of ``path`` holds changes: a commit,
+    or a write under way in this process (written to, committed or dropped).
 
     Caches of what was read from the file compare it to know they are stale.
     """
     return _generations.get(_key(path), 0)
+
+
+def _changed(key: str) -> None:
+    _generations[key] = _generations.get(key, 0) + 1
 
 
 def _check_format(handle: tables.File, path: str) -> None:
@@ -197,7 +202,7 @@ class View:
             except FileNotFoundError:  # a compaction removed a segment meanwhile
                 continue
             self._identity = identity
-            _generations[self.key] = _generations.get(self.key, 0) + 1
+            _changed(self.key)
             return True
         raise FileFormatError(f"{self.path!r} kept changing while it was opened")
 
@@ -290,6 +295,24 @@ def reading(path: str) -> Iterator[View]:
             _in_use[key] -= 1
 
 
+@contextlib.contextmanager
+def private_view(path: str) -> Iterator[View]:
+    """A view of ``path`` on handles of its own, closed when the block ends.
+
+    For copying objects out of the file with HDF5 itself (``H5Ocopy``, see
+    :func:`.hdf5guard.copy_node`): that crashed the process when the objects
+    were also open through a reader's handles that had read them.
+    """
+    with _lock, refusing():
+        view = View(path)
+        try:
+            view.refresh()
+            view.writer = _writers.get(_key(path))
+            yield view
+        finally:
+            view.close()
+
+
 class Layer:
     """A new file being written: a segment, a file's first base, or a compaction's result.
 
@@ -379,6 +402,7 @@ def writing(path: str) -> Iterator[tables.File]:
         if transaction is not None and key not in _writers:
             transaction.handle  # noqa: B018 - opens its segment, which the write joins
         if key in _writers:
+            _changed(key)
             try:
                 yield _writers[key].handle
             except BaseException as error:
@@ -392,13 +416,16 @@ def writing(path: str) -> Iterator[tables.File]:
                     pass  # an explorer file: segments may be added to it
             layer = Layer(path)
             _writers[key] = layer
+            _changed(key)
             try:
                 yield layer.handle
             except BaseException as error:
                 del _writers[key]
+                _changed(key)
                 layer.discard()
                 _raise_as_disk_error(path, error)
             del _writers[key]
+            _changed(key)
             layer.commit()
 
 
@@ -446,7 +473,7 @@ def replacing(path: str, names: list[str], *, base: bool) -> Iterator[tables.Fil
     with _lock, refusing():
         if key in _writers:
             raise RuntimeError(f"{path!r} is being written; cannot compact it now")
-        with reading(path) as view:
+        with private_view(path) as view:
             covered = set(names) | view.superseded
         layer = Layer(path, final=key if base else
                       os.path.join(segment_folder(path), f"{names[-1]}m.h5"), covers=covered)
@@ -536,6 +563,7 @@ class Transaction:
                     raise
                 self._opened = time.perf_counter() - clock
                 _writers[self._key] = self._layer
+            _changed(self._key)  # what is read of it is stale from now on
             return self._layer.handle
 
     def write_back(self) -> None:
@@ -574,6 +602,7 @@ class Transaction:
             clock = time.perf_counter()
             layer, self._layer = self._layer, None
             del _writers[self._key]
+            _changed(self._key)
             try:
                 self._written_back()
                 layer.commit()
@@ -595,6 +624,7 @@ class Transaction:
                 self._written_back()
             layer, self._layer = self._layer, None
             del _writers[self._key]
+            _changed(self._key)
             layer.discard()
             self._claim.close()
             self._settle(committed=False)

@@ -27,7 +27,7 @@ import tables.hdf5extension
 
 from .damage import damaged
 
-__all__ = ["ACTIVE", "check_file", "check_chunks", "attribute_names", "install", "copy_node"]
+__all__ = ["ACTIVE", "check_file", "check_chunks", "attribute_names", "install", "copy_exactly"]
 
 _hid = ctypes.c_int64  # hid_t since HDF5 1.10 (PyTables 3.11 needs 1.10.5 or newer)
 _herr = ctypes.c_int
@@ -294,18 +294,25 @@ def install() -> None:
 install()
 
 
-def copy_node(node: tables.Node, target: tables.Group, name: str) -> None:
-    """Copy ``node`` (and what is below it) into ``target`` as ``name``, byte for byte.
+def copy_exactly(node: tables.Node, target: tables.Group, name: str) -> bool:
+    """Copy ``node`` (and what is below it) into ``target`` as ``name`` with HDF5 itself.
 
-    HDF5 copies the objects as they are (``H5Ocopy``: compressed chunks are not
-    decompressed, attributes and data keep their exact bytes), where PyTables'
-    own copy reads and writes the data again, which changes some of it (a
-    string's trailing NULs). Without the library, PyTables copies.
+    ``H5Ocopy`` copies the objects as they are: compressed chunks are not
+    decompressed, attributes and data keep their exact bytes (PyTables' own
+    copy reads and writes the data again, which drops a string's trailing
+    NULs). Returns False, copying nothing, where that is not safe: without the
+    library, or when the file is open through another handle in this process
+    (``H5Ocopy`` of objects a reader's handle had read crashed the process).
     """
-    if _lib is None:
-        node._f_copy(newparent=target, newname=name, recursive=True)
-        return
-    if _lib.H5Ocopy(node._v_parent._v_objectid, node._v_name.encode("utf-8"),
-                    target._v_objectid, name.encode("utf-8"), _H5P_DEFAULT, _H5P_DEFAULT) < 0:
+    if _lib is None or len(tables.file._open_files.get_handlers_by_name(
+            node._v_file.filename)) > 1:
+        return False
+    # located from the roots, which stay open: PyTables may close other groups
+    # (its node cache), and a closed group's id can be reused by another object
+    into = f"{target._v_pathname.rstrip('/')}/{name}"
+    if _lib.H5Ocopy(node._v_file.root._v_objectid, node._v_pathname.encode("utf-8"),
+                    target._v_file.root._v_objectid, into.encode("utf-8"), _H5P_DEFAULT,
+                    _H5P_DEFAULT) < 0:
         raise tables.HDF5ExtError(f"HDF5 could not copy {node._v_pathname!r}")
     target._g_add_children_names()  # PyTables learns of the new child
+    return True

@@ -18,11 +18,11 @@ import tables
 
 from ...errors import UnsafeDataError, UnsupportedTypeError
 from ...values import NUMBER_TYPES, is_uniform, parameter_kind, result_kind
-from .checksum import seal_tree, verify_tree
-from .hdf5guard import check_chunks
+from .checksum import has_checksum, seal_tree, verify_tree
+from .hdf5guard import check_chunks, copy_exactly
 from .pandas_codec import Tree, frame_from_tree, frame_to_tree
 
-__all__ = ["write_value", "read_value", "to_array", "from_array", "attr", "FILTERS_SIZE"]
+__all__ = ["write_value", "read_value", "copy_node", "to_array", "from_array", "attr", "FILTERS_SIZE"]
 
 #: Arrays at least this large (bytes) are chunked and compressed.
 FILTERS_SIZE = 64 * 1024
@@ -292,3 +292,19 @@ def _read_tree(node: tables.Node) -> Tree:
         return Tree(attrs, array=from_array(node.read(), attrs))
     return Tree(attrs, children={child._v_name: _read_tree(child)
                                  for child in node._f_iter_nodes()})
+
+
+def copy_node(node: tables.Node, target: tables.Group, name: str) -> tables.Node:
+    """Copy a node explorer wrote (a value node, a group of them) into ``target`` as ``name``.
+
+    HDF5 copies it byte for byte where it can (:func:`.hdf5guard.copy_exactly`);
+    else PyTables copies it, after checking it against its checksums, and the
+    copy is sealed anew (PyTables drops a string's trailing NULs, which the
+    ``nbytes`` attribute gives back when read).
+    """
+    if not copy_exactly(node, target, name):
+        verify_tree(node)
+        copy = node._f_copy(newparent=target, newname=name, recursive=True)
+        if has_checksum(node):
+            seal_tree(copy)
+    return target._f_get_child(name)

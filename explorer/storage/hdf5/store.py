@@ -29,8 +29,8 @@ from .compaction import FRESH, STATE, compact, merge, trajectory_layers
 from .damage import count, damaged, reported
 from .appender import RunAppender
 from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
-from .files import (CHUNK, absorbing, adding, generation, reading, release, writing,
-                    writing_now)
+from .files import (CHUNK, absorbing, adding, generation, private_view, reading, release,
+                    writing, writing_now)
 from .hdf5guard import check_chunks
 from .nodes import attr, read_value, write_value
 
@@ -248,14 +248,13 @@ class Hdf5Store(TrajectoryStore):
                     "pass overwrite_file=True to replace it, or load it with "
                     "ex.load_trajectory / ex.Environment.resume")
             fresh = True  # what the file held of it is ignored from now on
-        if copy_from is not None and copy_from.exists() and not isinstance(copy_from, Hdf5Store):
-            raise NotImplementedError(
-                f"copying a trajectory from a {type(copy_from).__name__} into an HDF5 file")
+        foreign = copy_from is not None and copy_from.exists() and \
+            not isinstance(copy_from, Hdf5Store)
         self._uid = None
         with writing(self.filename) as handle, \
                 reported(self.filename, f"{self._what}: creating it"):
-            if copy_from is not None and copy_from.exists():
-                with reading(copy_from.filename) as source:
+            if copy_from is not None and copy_from.exists() and not foreign:
+                with private_view(copy_from.filename) as source:
                     merge(handle, trajectory_layers(source.layers, copy_from.name),
                           keep_fresh=False, only=copy_from.name, rename=self.name)
                 group = handle.get_node(self.path)
@@ -269,6 +268,43 @@ class Hdf5Store(TrajectoryStore):
             created = self._stored_state(group)
         self._seen = created  # committed
         self._invalidate()
+        if foreign:
+            assert copy_from is not None
+            self._copy_through_interface(copy_from, allow_pickle)
+
+    def _copy_through_interface(self, source: TrajectoryStore, allow_pickle: bool) -> None:
+        """Copy what another back end's store holds, read through the interface (in
+        two commits: the trajectory, then its runs)."""
+        stored = source.read("all", allow_pickle)
+        groups = dict(stored.result_groups)
+        results = [ResultRecord(record.full_name, record.comment, record.items,
+                                [(name, comment) for name, comment in groups.items()
+                                 if record.full_name.startswith(f"{name}.")])
+                   for record in stored.results]
+        n_runs = len(next(iter(stored.exploration.values()))) if stored.exploration else 1
+        self.write(TrajectoryChanges(stored.comment, n_runs, stored.tree, {},
+                                     list(stored.exploration), stored.exploration, 0, results,
+                                     []), lambda: None)
+        table = source.run_table()
+        encoder = self.settings.encoder()
+        for idx, status, started, duration in zip(table.idx.tolist(), table.status.tolist(),
+                                                  table.started.tolist(),
+                                                  table.duration.tolist()):
+            encoder.add_row(idx, status, started, duration)
+        runs = table.idx.tolist()
+        for idx, value in source.return_values(runs).items():
+            encoder.add_items("returns", "", idx, {"value": value})
+        for idx, error in source.run_errors(runs).items():
+            encoder.add_items("errors", "", idx, {"error": error, "traceback": ""})
+        results_source = source.run_results()
+        for template, comment in results_source.templates().items():
+            for item in results_source.items(template):
+                for idx in results_source.runs(template, item):
+                    encoder.add_items(template, comment, int(idx),
+                                      {item: results_source.get(template, item, int(idx))})
+        self.append_batch(encoder.finish())
+        for session in source.sessions():
+            self.add_session(session)
 
     def is_unused(self) -> bool:
         """Whether the stored trajectory holds nothing to keep: no parameters, results,

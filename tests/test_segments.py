@@ -1,0 +1,98 @@
+"""Segments and compaction on real files: what each commit adds, how layers merge.
+
+- A commit adds one segment holding what it adds; the base is not rewritten.
+- Merges keep a file to a few layers: at most ``FAN_IN - 1`` segments per level.
+- A lock-mode chunk written twice (its worker died after writing) is read once.
+- A file's content reads the same before and after every merge.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+import explorer as ex
+from explorer.storage.hdf5.compaction import BASE_MERGE_BYTES, FAN_IN, LEVEL, compact
+from explorer.storage.hdf5.encode import EncodeSettings
+from explorer.storage.hdf5.store import SegmentWriter
+from explorer.storage.lockfile import claimed
+from explorer.records import RunRecord, RunStatus
+
+from layers import layer_files, opened_layers, run_rows
+
+BIG = np.random.default_rng(0).random(BASE_MERGE_BYTES // 4)  # a file past 4 MB: segments stay
+
+
+def _big_file(path: str) -> ex.Trajectory:
+    traj = ex.Trajectory("S")
+    traj.add_parameter("x", 0)
+    traj.explore({"x": list(range(4))})
+    traj.add_result("big", values=BIG)
+    traj.store(path)
+    return traj
+
+
+def _contents(path: str) -> dict:
+    traj = ex.load_trajectory(path, "S", load="all")
+    frame = traj.to_frame()
+    notes = {name: traj.get(f"results.notes.{name}").value
+             for name in traj.res.notes.children} if "notes" in traj.res.children else {}
+    return {"frame": frame.drop(columns=["duration"]).to_dict(), "notes": notes,
+            "x": traj.get("x").range}
+
+
+def test_a_commit_adds_a_segment_and_leaves_the_base_alone(tmp_path):
+    path = str(tmp_path / "s.h5")
+    traj = _big_file(path)
+    base = os.stat(path)
+    traj.add_result("notes.n0", value=0)
+    traj.store()
+    layers = layer_files(path)
+    assert len(layers) == 2 and os.path.getsize(layers[1]) < 200_000
+    after = os.stat(path)
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == \
+        (base.st_ino, base.st_mtime_ns, base.st_size)
+    assert _contents(path)["notes"] == {"n0": 0}
+
+
+def test_merges_keep_few_layers_and_change_no_value(tmp_path):
+    path = str(tmp_path / "s.h5")
+    traj = _big_file(path)
+    seen = []
+    for number in range(3 * FAN_IN * FAN_IN // 2):
+        traj.add_result(f"notes.n{number}", value=number)
+        traj.store()
+        with opened_layers(path) as layers:
+            levels = [int(handle.root._v_attrs[LEVEL]) if LEVEL in handle.root._v_attrs
+                      else 0 for handle in layers[1:]]
+        for level in set(levels):  # at most FAN_IN - 1 segments of a level wait
+            assert levels.count(level) < FAN_IN, levels
+        assert levels == sorted(levels, reverse=True), levels  # older layers merged more
+        seen.append(len(levels))
+    assert max(seen) >= FAN_IN and max(levels) >= 2  # merges happened, up to level 2
+    contents = _contents(path)
+    assert contents["notes"] == {f"n{n}": n for n in range(3 * FAN_IN * FAN_IN // 2)}
+    with claimed(path, "the test"):
+        assert compact(path, everything=True)
+    assert layer_files(path) == [os.path.realpath(path)]
+    assert _contents(path) == contents
+
+
+def _batch(runs: list[int], value: float):
+    encoder = EncodeSettings().encoder()
+    for idx in runs:
+        encoder.add(RunRecord(idx, RunStatus.COMPLETED, value=value + idx, started=1.0,
+                              duration=0.5))
+    return encoder.finish()
+
+
+def test_a_chunk_written_again_replaces_its_first_segment(tmp_path):
+    path = str(tmp_path / "s.h5")
+    _big_file(path)
+    writer = SegmentWriter(path, "S", EncodeSettings())
+    writer(_batch([0, 1], 10.0), "token-000000000000-2")
+    writer(_batch([2, 3], 20.0), "token-000000000002-2")
+    writer(_batch([0, 1], 30.0), "token-000000000000-2")  # the first chunk run again
+    rows = ex.load_trajectory(path, "S").to_frame()
+    assert rows["return_value"].tolist() == [30.0, 31.0, 22.0, 23.0]
+    assert sorted(run_rows(path, "S")["idx"].tolist()) == [0, 1, 2, 3]  # once each
