@@ -28,6 +28,7 @@ from .provenance import collect, now
 from .records import RunStatus
 from .runner import RunJob, lost_chunk_records, report_records, run_job_chunk
 from .runview import context_from_trajectory
+from .simulators import Simulator, call_simulator, is_jitted, plan_simulator
 from .storage.base import backend
 from .storage.lockfile import FileClaim
 from .trajectory import Trajectory, load_trajectory
@@ -173,7 +174,7 @@ class Environment:
             workers, scheduler, client = self._backend_options
             if workers == 1 and scheduler is None and client is None:
                 self._executor = SerialExecutor()
-            else:
+            else:  # dask is imported only when used (a second or more)
                 from .execution.dask import DaskExecutor
 
                 self._executor = DaskExecutor(workers if workers > 1 else None, scheduler,
@@ -341,8 +342,6 @@ class Environment:
     def _as_simulator(func: Any, outputs: Sequence[str] | None, result: str | None,
                       args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         """``func``, or the :class:`Simulator` a numba function with ``outputs`` makes."""
-        from .simulators import Simulator, is_jitted
-
         if is_jitted(func):
             if outputs is None:
                 raise ExplorationError(
@@ -412,7 +411,6 @@ class Environment:
             return []
         from tqdm.auto import tqdm
 
-        from .simulators import Simulator, call_simulator, plan_simulator
 
         traj = self.trajectory
         executor = self._backend()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError,
                      FileFormatError, InvalidNameError, NodeNotFoundError, ParameterLockedError,
                      TrajectoryNotFoundError)
+from .frames import trajectory_frame
 from .naming import (BRANCH_ALIASES, BRANCHES, CURRENT_RUN, RUN_WILDCARD, is_run_name,
                      run_index, run_name, split_branch, split_name)
 from .parameters import Parameter
@@ -680,8 +681,6 @@ class Trajectory:
         item of the per-run results, ``return_value``, ``status`` and
         ``duration`` (seconds) of each run.
         """
-        from .frames import trajectory_frame
-
         return trajectory_frame(self)
 
     def __repr__(self) -> str:

@@ -75,7 +75,8 @@ def test_packed_chunks_travel_as_one_buffer_outside_the_pickle(complib):
     hands over as an out-of-band buffer instead of copying it into the stream."""
     import pickle
 
-    from explorer.storage.hdf5.encode import BatchEncoder, EncodeSettings, PackedPart, unpack
+    from explorer.storage.hdf5.encode import BatchEncoder, EncodeSettings
+    from explorer.storage.hdf5.parts import PackedPart, unpack
 
     encoder = BatchEncoder(EncodeSettings(complib=complib))
     traces = {idx: np.cos(np.arange(5000) * 0.003 * (idx + 1)) for idx in range(30)}

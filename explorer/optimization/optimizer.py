@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from ..environment import Environment
 from ..errors import ExplorationError
 from ..provenance import collect, now
 from ..records import RunStatus
@@ -29,8 +30,6 @@ from .methods import LOCAL_METHODS, METHODS, make_searches
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..environment import Environment
 
 __all__ = ["Optimizer", "Fit", "evaluate_candidate"]
 
@@ -140,8 +139,6 @@ class Optimizer:
                  method: str = "cmaes", seed: int | None = None, starts: int = 1,
                  validation_loss: Callable[[Any], Any] | None = None,
                  options: Mapping[str, Any] | None = None, store_outputs: bool = False):
-        from ..environment import Environment
-
         if not isinstance(env, Environment):
             raise TypeError(f"Optimizer needs an ex.Environment, got {type(env).__name__}")
         for name, value in (("experiment", experiment), ("loss", loss)):

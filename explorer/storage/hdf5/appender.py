@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .damage import reported
-from .encode import EncodedBatch
+from .parts import EncodedBatch
 from .files import Transaction, disk_errors
 from .unpickling import refusing
 

@@ -35,6 +35,7 @@ from ...values import NUMBER_TYPES, is_uniform, result_kind
 from .checksum import has_checksum, mark, seal, verify, verify_tree
 from .hdf5guard import check_chunks
 from .nodes import attr, copy_node, read_value, write_value
+from .parts import PACK_MIN_ROW_BYTES, NodesPart, PackedPart, RawPart, unpack
 
 __all__ = ["append_column", "append_packed", "append_nodes", "packed_parts", "ColumnIndex",
            "chunk_rows", "signature"]
@@ -268,8 +269,6 @@ def append_packed(parent: tables.Group, item: str, part: Any, *, filters: tables
     When the part cannot be copied (the column stores this item differently, or
     with other filters), its values are decoded and appended the usual way.
     """
-    from .encode import unpack
-
     column = _column(parent, item)
     segments = [_Segment(group) for group in _segments(column)]
     family = (part.kind, part.dtype, len(part.shape))
@@ -327,8 +326,6 @@ def packed_parts(column: tables.Group) -> list[Any]:
     Big fixed rows come as their compressed chunks, node rows as the nodes
     themselves (valid while ``column``'s file is open); nothing is unpickled.
     """
-    from .encode import PACK_MIN_ROW_BYTES, NodesPart, PackedPart, RawPart
-
     parts: list[Any] = []
     index = ColumnIndex(column)
     for number, (name, encoding, kind, dtype, shape) in enumerate(index.segments):

@@ -26,7 +26,7 @@ import tables
 from .checksum import mark, verify
 from .columns import (VARIABLE_CHUNK_ROWS, append_column, append_nodes, append_packed,
                       packed_parts)
-from .encode import NodesPart, PackedPart
+from .parts import NodesPart, PackedPart
 from .files import private_view, release, replacing, segment_folder
 from .nodes import attr, copy_node
 

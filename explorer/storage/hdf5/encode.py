@@ -10,12 +10,10 @@ does I/O and nothing else. Small and irregular items travel as plain values
 """
 from __future__ import annotations
 
-import itertools
 import math
-import os
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tables
@@ -25,17 +23,10 @@ from .. import base
 from ..base import Encoding
 from .codec import chunk_compressor
 from .columns import chunk_rows, signature
+from .parts import (PACK_MIN_ROW_BYTES, RUN_ROW, EncodedBatch, PackedPart, RawPart, filters,
+                    memory_file, unpack)
 
-__all__ = ["EncodeSettings", "PackedPart", "RawPart", "NodesPart", "EncodedBatch", "BatchEncoder",
-           "unpack", "RUN_ROW", "PACK_MIN_ROW_BYTES"]
-
-#: The run table's row: one per finished run.
-RUN_ROW = np.dtype([("idx", np.int64), ("status", np.int8),
-                    ("started", np.float64), ("duration", np.float64)])
-#: Items whose rows are at least this large are compressed where they are produced.
-PACK_MIN_ROW_BYTES = 4096
-_counter = itertools.count()
-
+__all__ = ["EncodeSettings", "BatchEncoder"]
 
 @dataclass(frozen=True)
 class EncodeSettings(Encoding):
@@ -53,96 +44,7 @@ class EncodeSettings(Encoding):
 
     def filters(self) -> tables.Filters:
         """The PyTables filters these settings describe."""
-        if not self.complevel:
-            return tables.Filters(complevel=0, fletcher32=self.checksum)
-        return tables.Filters(complevel=self.complevel, complib=self.complib, shuffle=True,
-                              fletcher32=self.checksum)
-
-
-@dataclass
-class PackedPart:
-    """Rows of one fixed-shape item, compressed into whole HDF5 chunks.
-
-    ``runs`` has one entry per row, ``-1`` for the padding rows that fill the
-    last chunk. The compressed chunks lie end to end in one buffer, ``data``:
-    pickle protocol 5, and so dask, sends such an array without copying it
-    (5 MB of chunks came from a worker in 3-5 ms, against 13-18 ms as a list
-    of bytes objects). Chunk ``i`` is ``data[bounds[i]:bounds[i + 1]]``, with
-    HDF5 filter mask ``masks[i]``. ``checksum``: the chunks end with HDF5's
-    Fletcher32 checksum (their dataset has that filter).
-    """
-
-    kind: str
-    dtype: str
-    shape: tuple[int, ...]
-    runs: np.ndarray
-    chunk_rows: int
-    data: np.ndarray
-    bounds: np.ndarray
-    masks: list[int]
-    complib: str
-    complevel: int
-    checksum: bool = False
-
-    @classmethod
-    def of_chunks(cls, kind: str, dtype: str, shape: tuple[int, ...], runs: np.ndarray,
-                  chunk_rows: int, chunks: list[tuple[Any, int]], complib: str,
-                  complevel: int, checksum: bool = False) -> "PackedPart":
-        """A part from its compressed chunks, given as ``(bytes-like, filter mask)`` pairs."""
-        bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
-        np.cumsum([memoryview(chunk).nbytes for chunk, _ in chunks], out=bounds[1:])
-        data = np.frombuffer(b"".join(chunk for chunk, _ in chunks), dtype=np.uint8)
-        return cls(kind, dtype, shape, runs, chunk_rows, data, bounds,
-                   [int(mask) for _, mask in chunks], complib, complevel, checksum)
-
-    def chunks(self) -> Iterator[tuple[np.ndarray, int]]:
-        """``(compressed chunk, filter mask)`` of each chunk, in row order (views of ``data``)."""
-        for i, mask in enumerate(self.masks):
-            yield self.data[self.bounds[i]:self.bounds[i + 1]], mask
-
-
-@dataclass
-class RawPart:
-    """Rows of one item as plain values, stacked by the writer."""
-
-    runs: list[int]
-    values: list[Any]
-
-
-@dataclass
-class NodesPart:
-    """Rows stored as one node each, copied from another open file as they are.
-
-    Used when moving runs between files: the nodes are copied, never decoded, so
-    nothing pickled is ever read on the way.
-    """
-
-    kind: str
-    runs: list[int]
-    nodes: list[Any]
-
-
-@dataclass
-class EncodedBatch:
-    """Everything a batch of runs writes: run-table rows and item parts.
-
-    ``items`` maps ``(template, comment)`` to ``{item: [parts]}``; templates
-    ``"returns"`` and ``"errors"`` hold return values and failures.
-    """
-
-    run_rows: np.ndarray
-    items: dict[tuple[str, str], dict[str, list[PackedPart | RawPart | NodesPart]]] = field(
-        default_factory=dict)
-
-    @property
-    def runs(self) -> np.ndarray:
-        """Indices of the runs in the batch."""
-        return self.run_rows["idx"]
-
-
-def _memory_file() -> tables.File:
-    name = f"explorer-pack-{os.getpid()}-{next(_counter)}.h5"
-    return tables.open_file(name, "w", driver="H5FD_CORE", driver_core_backing_store=0)
+        return filters(self.complib, self.complevel, self.checksum)
 
 
 class _Packer:
@@ -170,7 +72,7 @@ class _Packer:
                                             itemsize, self.rows * row_bytes, filters.fletcher32)
         self._handle = None
         if self._compressor is None:
-            self._handle = _memory_file()
+            self._handle = memory_file()
             self._data = self._handle.create_earray(
                 "/", "data", tables.Atom.from_dtype(np.dtype(dtype)), (0, *shape),
                 filters=filters, chunkshape=(self.rows, *shape))
@@ -230,28 +132,6 @@ class _Packer:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def unpack(part: PackedPart) -> RawPart:
-    """The plain values of a packed part (padding rows left out)."""
-    settings = EncodeSettings(part.complib, part.complevel, checksum=part.checksum)
-    handle = _memory_file()
-    try:
-        data = handle.create_earray("/", "data", tables.Atom.from_dtype(np.dtype(part.dtype)),
-                                    (0, *part.shape), filters=settings.filters(),
-                                    chunkshape=(part.chunk_rows, *part.shape))
-        data.truncate(len(part.runs))
-        zeros = (0,) * len(part.shape)
-        for i, (chunk, mask) in enumerate(part.chunks()):
-            data.write_chunk((i * part.chunk_rows, *zeros), chunk, filter_mask=mask)
-        block = data.read()
-    finally:
-        handle.close()
-    keep = part.runs >= 0
-    values = list(block[keep])
-    if part.kind in ("list", "tuple"):
-        values = [v.tolist() if part.kind == "list" else tuple(v.tolist()) for v in values]
-    return RawPart(part.runs[keep].tolist(), values)
 
 
 class _ItemRows:

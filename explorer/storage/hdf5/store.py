@@ -28,7 +28,8 @@ from .columns import (VARIABLE_CHUNK_ROWS, ColumnIndex, append_column, append_no
 from .compaction import FRESH, STATE, compact, merge, trajectory_layers
 from .damage import count, damaged, reported
 from .appender import RunAppender
-from .encode import RUN_ROW, BatchEncoder, EncodedBatch, EncodeSettings, NodesPart, PackedPart
+from .encode import BatchEncoder, EncodeSettings
+from .parts import RUN_ROW, EncodedBatch, NodesPart, PackedPart
 from .files import (CHUNK, absorbing, adding, generation, private_view, reading, release,
                     writing, writing_now)
 from .hdf5guard import check_chunks
