@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 import explorer as ex
-from explorer.storage.hdf5.compaction import BASE_MERGE_BYTES, FAN_IN, LEVEL, compact
+from explorer.storage.hdf5.compaction import FAN_IN, LEVEL, compact
 from explorer.storage.hdf5.encode import EncodeSettings
 from explorer.storage.hdf5.store import SegmentWriter
 from explorer.storage.lockfile import claimed
@@ -20,7 +20,7 @@ from explorer.records import RunRecord, RunStatus
 
 from layers import layer_files, opened_layers, run_rows
 
-BIG = np.random.default_rng(0).random(BASE_MERGE_BYTES // 4)  # a file past 4 MB: segments stay
+BIG = np.random.default_rng(0).random(1_000_000)  # 8 MB: small commits stay segments
 
 
 def _big_file(path: str) -> ex.Trajectory:

@@ -4,9 +4,9 @@ Every commit adds a segment (:mod:`.files`) of level 0. After a commit, the
 writer merges layers as :func:`plan` says: the ``FAN_IN`` newest segments into
 one of the next level when they share a level, so a file committed ``n`` times
 has at most ``FAN_IN - 1`` segments per level and each byte is rewritten about
-``log(n) / log(FAN_IN)`` times; everything into the base once the segments hold
-as much as the base (the base is rewritten each time it has doubled, at most);
-and a file smaller than ``BASE_MERGE_BYTES`` into one file after every commit.
+``log(n) / log(FAN_IN)`` times; and everything into the base once the segments
+hold as much as the base (the base is rewritten each time it has doubled, at
+most).
 
 A merge copies each trajectory's layers into one new file (:func:`merge`):
 per-run columns are concatenated (compressed chunks copied as they are), run
@@ -47,9 +47,6 @@ LEVEL = "level"
 #: ``log(commits) / log(FAN_IN)`` times, and a file has at most
 #: ``FAN_IN - 1`` segments per level.
 FAN_IN = 8
-#: Files up to this size are merged into their base after every commit; from
-#: there on, segments are merged into the base once they hold as much as it.
-BASE_MERGE_BYTES = 4 * 1024 * 1024
 
 
 def trajectory_layers(layers: Iterable[tables.File], name: str) -> list[tables.File]:
@@ -70,15 +67,14 @@ def plan(levels: list[int], segment_bytes: int, base_bytes: int) -> int | None:
     ``levels`` are the segments' levels, oldest first (a commit is level 0, a
     merge of ``FAN_IN`` segments of level ``L`` is level ``L + 1``): the
     ``FAN_IN`` newest are merged when they share a level. Everything is merged
-    into the base once the segments hold as much as the base (so the base is
-    rewritten each time it has doubled, at most), and while the whole file
-    is smaller than ``BASE_MERGE_BYTES`` (a small file stays one file: such a
-    merge costs milliseconds).
+    into the base once the segments hold as much as the base: the base is
+    rewritten each time it has doubled, at most (a file grows from its first
+    commits into one file, and stays one file while commits are as large as
+    it is).
     """
     if not levels:
         return None
-    if base_bytes + segment_bytes <= BASE_MERGE_BYTES or \
-            segment_bytes >= max(base_bytes, BASE_MERGE_BYTES):
+    if segment_bytes >= base_bytes:
         return 0
     newest = levels[-1]
     if len(levels) < FAN_IN or any(level != newest for level in levels[-FAN_IN:]):

@@ -75,6 +75,8 @@ _in_use: dict[str, int] = {}  # reads under way per path (nesting depth)
 _numbers = itertools.count()
 _HOST = socket.gethostname().replace("-", "_").replace(os.sep, "_") or "host"
 _OPEN_TRIES = 20
+#: Seconds between two background write-backs of an open segment, at least.
+WRITE_BACK_SECONDS = 0.5
 
 
 def _write_back_thread() -> concurrent.futures.ThreadPoolExecutor:
@@ -511,6 +513,7 @@ class Transaction:
         self._claim = contextlib.ExitStack()
         self._opened = 0.0
         self._write_back: concurrent.futures.Future | None = None
+        self._written_back_at = -WRITE_BACK_SECONDS
         self._outcomes: list[tuple[Callable[[], None], Callable[[], None]]] = []
 
     def absorb(self) -> None:
@@ -572,12 +575,15 @@ class Transaction:
         The commit then has less left to sync. Only what HDF5 has passed to the
         operating system is written back (the bulk: explorer writes its
         compressed chunks directly). One write-back runs at a time; a call while
-        one runs does nothing (the next one covers its data).
+        one runs, or within ``WRITE_BACK_SECONDS`` of the last one, does nothing
+        (the next one covers its data).
         """
         with _lock:
-            if self._layer is None or \
+            now = time.monotonic()
+            if self._layer is None or now - self._written_back_at < WRITE_BACK_SECONDS or \
                     (self._write_back is not None and not self._write_back.done()):
                 return
+            self._written_back_at = now
             self._write_back = _write_back_thread().submit(_sync_data,
                                                            self._layer.handle.fileno())
 
