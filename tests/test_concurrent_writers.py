@@ -9,17 +9,24 @@
 - Environments on one file through a symlink, or through a relative and an
   absolute path, share one claim; writing through a symlink keeps the symlink.
 - ``to_frame()`` sees one commit of the file while another process commits runs.
-- With ``storage="lock"``, a worker killed while it holds the writers' lock holds
-  the others up for moments, not for a lease; what it left in the journal goes.
+- With ``storage="lock"``, workers commit their runs as segments of their own, in
+  parallel and with no lock: a worker killed while it writes a segment holds
+  nobody up; the unfinished file it leaves is removed by the next environment on
+  the file, as are segments that a later (merged) file replaces.
+
+The file is a base and the committed segments of ``<file>.segments/``; the stored
+bytes are read over every layer (``tests/layers.py``). The segments folder may
+stay beside the file, empty.
 """
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import glob
 import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -31,6 +38,7 @@ import pytest
 import tables
 
 import explorer as ex
+from layers import column_runs, layer_files, leftovers, opened_layers, run_rows
 from processes import alive
 
 NAME = "Concurrent"
@@ -158,27 +166,52 @@ def slow_run(traj, go, go_at, delay):
 
 
 def assert_every_run_stored_once(filename: str, n_runs: int, name: str = NAME) -> None:
-    """Every run completed, with one row in the run table and one in each per-run column."""
+    """Every run completed, with one row in the run tables and one real row in each
+    per-run column, over all the file's layers."""
     frame = ex.load_trajectory(filename, name).to_frame()
     assert frame["status"].tolist() == ["completed"] * n_runs
     assert frame["return_value"].tolist() == [2 * idx for idx in range(n_runs)]
     assert frame["idx"].tolist() == list(range(n_runs))
-    with tables.open_file(filename, "r") as handle:
-        rows = handle.get_node(f"/{name}/runs").read()
-        assert sorted(rows["idx"].tolist()) == list(range(n_runs)), "a run has 0 or 2+ rows"
-        for column in ("returns/value", "results/out/$/idx"):
-            group = handle.get_node(f"/{name}/{column}")
-            runs = np.concatenate([segment.runs.read() for segment in group._f_iter_nodes("Group")])
-            assert sorted(runs[runs >= 0].tolist()) == list(range(n_runs)), column
+    rows = run_rows(filename, name)
+    assert sorted(rows["idx"].tolist()) == list(range(n_runs)), "a run has 0 or 2+ rows"
+    columns = column_runs(filename, name)
+    for column in ("returns/value", "results/out/$/idx"):
+        assert sorted(columns[f"/{name}/{column}"].tolist()) == list(range(n_runs)), column
 
 
-def journal_leftovers(filename: str) -> list[str]:
-    """Unfinished shards and empty folders in the file's journal, and copies beside it."""
-    journal = f"{os.path.realpath(filename)}.journal"
-    folders = [journal] + glob.glob(os.path.join(journal, "*"))
-    return (glob.glob(os.path.join(journal, "**", "*.tmp"), recursive=True)
-            + [folder for folder in folders if os.path.isdir(folder) and not os.listdir(folder)]
-            + glob.glob(f"{os.path.realpath(filename)}.*.tmp"))
+#: How segment files name this host (``<host>-<pid>-...``).
+HOST = socket.gethostname().replace("-", "_").replace(os.sep, "_") or "host"
+
+
+def unfinished_of(filename: str, pid: int) -> list[str]:
+    """Unfinished files of process ``pid``: ``<file>.<pid>-<thread>.tmp`` beside the
+    file, ``<host>-<pid>-<thread>-<n>.tmp`` in its segments folder."""
+    real = os.path.realpath(filename)
+    return sorted(glob.glob(f"{glob.escape(real)}.{pid}-*.tmp")
+                  + glob.glob(os.path.join(glob.escape(f"{real}.segments"),
+                                           f"{HOST}-{pid}-*.tmp")))
+
+
+def committed_segments(filename: str) -> list[str]:
+    """Names of the committed segment files in the file's segments folder (live or not)."""
+    try:
+        return sorted(name for name in os.listdir(f"{os.path.realpath(filename)}.segments")
+                      if name.endswith(".h5"))
+    except FileNotFoundError:
+        return []
+
+
+def assert_only_the_file_beside(directory, name: str, *others: str) -> None:
+    """``directory`` holds the file ``name`` (maybe its segments folder, with no
+    unfinished file in it) and ``others``, nothing else."""
+    found = sorted(os.listdir(directory))
+    expected = sorted([name, *others])
+    assert found in (expected, sorted(expected + [f"{name}.segments"])), found
+    segments = os.path.join(directory, f"{name}.segments")
+    if os.path.isdir(segments):
+        assert not [entry for entry in os.listdir(segments) if not entry.endswith(".h5")]
+        assert committed_segments(os.path.join(directory, name)) == \
+            [os.path.basename(path) for path in layer_files(os.path.join(directory, name))[1:]]
 
 
 # ------------------------------------------------------------------ another process writes
@@ -204,12 +237,13 @@ def test_writes_of_another_process_during_an_exploration_are_refused_or_kept(
         # the environment holds the file until every other process was refused once
         for other in others:
             other.wait_for(other.attempts, "first attempt")
-        with tables.open_file(filename, "r") as handle:  # refused writes changed nothing
-            assert f"/{NAME}/results/summary" not in handle
-            assert f"/{NAME}/results/notes" not in handle
-            assert "/Second" not in handle
-        for other in others:
-            assert glob.glob(f"{filename}.{other.proc.pid}-*.tmp") == []
+        with opened_layers(filename) as handles:   # refused writes changed nothing
+            for handle in handles:
+                assert f"/{NAME}/results/summary" not in handle
+                assert f"/{NAME}/results/notes" not in handle
+                assert "/Second" not in handle
+        for other in others:                      # and left nothing unfinished
+            assert unfinished_of(filename, other.proc.pid) == []
         released = time.time()
     finally:
         env.close()
@@ -217,7 +251,7 @@ def test_writes_of_another_process_during_an_exploration_are_refused_or_kept(
 
     assert results == [(idx, 2 * idx) for idx in range(N_RUNS)]
     assert_every_run_stored_once(filename, N_RUNS)
-    assert journal_leftovers(filename) == []
+    assert leftovers(filename) == []
     for mode, attempts in reports.items():
         first = attempts[0]
         assert first["start"] < runs_ended, f"{mode}: did not write while the runs went on"
@@ -243,9 +277,9 @@ def test_writes_of_another_process_during_an_exploration_are_refused_or_kept(
     assert sorted(ex.trajectory_names(filename)) == [NAME, "Second"]
     second = ex.load_trajectory(filename, "Second")
     assert second.y == 7 and second.res.summary.note.text == "second trajectory"
-    assert sorted(os.listdir(tmp_path)) == sorted(
-        ["shared.h5", "go", "other.py"] + [f"{m}.{k}" for m in ("note", "second", "notes")
-                                           for k in ("reports", "stderr")])
+    assert_only_the_file_beside(tmp_path, "shared.h5", "go", "other.py",
+                                *[f"{m}.{k}" for m in ("note", "second", "notes")
+                                  for k in ("reports", "stderr")])
 
 
 # ------------------------------------------------------------------ one claim per file
@@ -288,8 +322,8 @@ def test_a_symlinked_or_relative_path_shares_the_environments_claim(tmp_path, mo
     assert reports["note"][-1]["outcome"] == "stored"           # once the environment closed
 
     assert os.path.islink("link.h5") and os.readlink("link.h5") == "data/real.h5"
-    assert sorted(os.listdir(tmp_path)) == ["data", "link.h5", "scripts"]
-    assert os.listdir(tmp_path / "data") == ["real.h5"]         # no lock file, no copy left
+    assert sorted(os.listdir(tmp_path)) == ["data", "link.h5", "scripts"]  # no link.h5.segments
+    assert_only_the_file_beside(tmp_path / "data", "real.h5")   # no lock file, nothing unfinished
     assert ex.trajectory_names(real) == ["A"]                   # "B" never got in
     traj = ex.load_trajectory("link.h5", "A")
     assert traj.to_frame()["return_value"].tolist() == [idx * idx for idx in range(5)]
@@ -372,39 +406,23 @@ def test_to_frame_sees_one_commit_while_another_process_commits(tmp_path):
 # ------------------------------------------------------------------ a worker dies writing
 def noisy_run(traj, delay):
     time.sleep(delay)
-    rng = np.random.default_rng(traj.idx)   # incompressible: writing a shard takes a while
+    rng = np.random.default_rng(traj.idx)   # incompressible: writing a segment takes a while
     traj.add_result("out.$", idx=traj.idx, noise=rng.random(4000))
     return traj.idx * 2
 
 
-def _holds_writer_lock(lock_path: str, pid: int) -> bool:
-    """Whether process ``pid`` (stopped) holds the OS lock of ``lock_path``."""
-    try:
-        descriptor = os.open(lock_path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        try:
-            holder = json.loads(os.read(descriptor, 4096) or b"{}").get("pid")
-        except ValueError:
-            return False
-        if holder != pid:
-            return False
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True   # held, and only the holder writes its pid into the file
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(descriptor)
+def _segment_writer(name: str) -> int | None:
+    """The pid of the worker that committed segment ``name`` (``<time_ns>-<host>-<pid>-<n>.h5``);
+    ``None`` for a merged one (``...m.h5``), which the environment writes."""
+    fields = name[:-len(".h5")].split("-")
+    if len(fields) != 4 or not fields[3].isdigit():
+        return None
+    return int(fields[2])
 
 
 @pytest.mark.slow
-def test_a_worker_killed_holding_the_writers_lock_does_not_stall_the_others(tmp_path):
+def test_a_worker_killed_while_it_writes_a_segment_does_not_stall_the_others(tmp_path):
     filename = str(tmp_path / "locked.h5")
-    lock_path = f"{filename}.writer.lock"
-    journal = f"{filename}.journal"
     n_runs = 600
     env = ex.Environment(NAME, filename, workers=2, storage="lock", progress=False)
     try:
@@ -412,34 +430,34 @@ def test_a_worker_killed_holding_the_writers_lock_does_not_stall_the_others(tmp_
         env.trajectory.explore({"x": list(range(n_runs))})
         pids = sorted(env._backend().client.run(os.getpid).values())
         assert len(pids) == 2 and os.getpid() not in pids
-        victim = pids[0]
+        victim, survivor = pids
         killed: dict = {}
-        shards_seen: dict[str, float] = {}
+        segments_seen: dict[str, float] = {}   # committed segment -> when first seen
+
+        def look() -> None:
+            for name in committed_segments(filename):
+                segments_seen.setdefault(name, time.time())
 
         def kill_while_it_writes():
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not killed:
-                for shard in glob.glob(os.path.join(journal, "*", "*.h5")):
-                    shards_seen.setdefault(os.path.basename(shard), time.time())
-                try:
-                    holder = json.loads(pathlib.Path(lock_path).read_text() or "{}").get("pid")
-                except (OSError, ValueError):
-                    holder = None
-                if holder == victim:
+                look()
+                if unfinished_of(filename, victim):
                     os.kill(victim, signal.SIGSTOP)
-                    unfinished = glob.glob(os.path.join(journal, "*", f"*.h5.{victim}-*.tmp"))
-                    if unfinished and _holds_writer_lock(lock_path, victim):
-                        before = set(shards_seen)
+                    unfinished = unfinished_of(filename, victim)
+                    if unfinished:      # stopped while its segment is still unfinished
+                        look()
+                        before = set(segments_seen)
                         os.kill(victim, signal.SIGKILL)
                         killed.update(at=time.time(), unfinished=unfinished, before=before)
                         break
                     os.kill(victim, signal.SIGCONT)
                 time.sleep(0.0005)
-            # the others go on: shards written after the kill
+            # the other worker goes on: segments it commits after the kill
             while time.monotonic() < deadline:
-                for shard in glob.glob(os.path.join(journal, "*", "*.h5")):
-                    shards_seen.setdefault(os.path.basename(shard), time.time())
-                if killed and set(shards_seen) - killed["before"]:
+                look()
+                if killed and any(_segment_writer(name) == survivor
+                                  for name in set(segments_seen) - killed["before"]):
                     break
                 time.sleep(0.002)
 
@@ -448,44 +466,127 @@ def test_a_worker_killed_holding_the_writers_lock_does_not_stall_the_others(tmp_
         results = env.run(noisy_run, 0.004)
         ran = time.time()
         killer.join(timeout=60)
-        assert killed, "the worker was never caught holding the writers' lock"
+        assert killed, "the worker was never caught writing a segment"
         assert not alive(victim)
         assert results == [(idx, 2 * idx) for idx in range(n_runs)]
-        after = sorted(seen for name, seen in shards_seen.items() if name not in killed["before"])
+        after = sorted(seen for name, seen in segments_seen.items()
+                       if name not in killed["before"] and _segment_writer(name) == survivor)
         first = after[0] if after else ran
-        # the default lease of a distributed.Lock would have held them for 30 s
-        assert first - killed["at"] < 5.0, f"next shard {first - killed['at']:.1f} s after the kill"
-        # the dead writer's unfinished shard and the journal's folders are gone
-        assert journal_leftovers(filename) == [], killed["unfinished"]
+        assert first - killed["at"] < 5.0, \
+            f"next segment {first - killed['at']:.1f} s after the kill"
+        # the unfinished segment was never committed: no segment of the victim came after
+        assert not [name for name in set(segments_seen) - killed["before"]
+                    if _segment_writer(name) == victim]
     finally:
         env.close()
+    # the dead worker's unfinished segment is all that is left unfinished ...
+    assert set(leftovers(filename)) <= set(killed["unfinished"])
     assert_every_run_stored_once(filename, n_runs)
-    assert journal_leftovers(filename) == []
-    assert not os.path.exists(journal)
-    assert sorted(os.listdir(tmp_path)) == ["locked.h5"]
+    # ... and the next environment on the file removes it
+    ex.Environment(ex.load_trajectory(filename, NAME), filename, progress=False).close()
+    assert leftovers(filename) == []
+    assert not any(os.path.exists(path) for path in killed["unfinished"])
+    assert_every_run_stored_once(filename, n_runs)
+    assert_only_the_file_beside(tmp_path, "locked.h5")
 
 
-def test_loading_or_resuming_removes_what_killed_writers_left_in_the_journal(tmp_path):
+@contextlib.contextmanager
+def _compactions_killed_after_their_commit(filename: str):
+    """Within, the segments a compaction replaces stay in the folder, as if each
+    compaction were killed right after its commit, before it deleted them."""
+    folder = f"{os.path.realpath(filename)}.segments"
+    remove = os.remove
+
+    def remove_all_but_segments(path, *args, **kwargs):
+        if os.path.dirname(os.path.realpath(path)) == folder and os.fspath(path).endswith(".h5"):
+            return
+        remove(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "remove", remove_all_but_segments)
+        yield
+
+
+def test_an_environment_removes_what_killed_writers_left_beside_the_file(tmp_path):
+    """``Environment`` and ``Environment.resume`` remove the unfinished files of dead
+    writers of this host and the segments a later file replaces; ``load_trajectory``
+    only reads, and reads the file right with them present."""
     filename = str(tmp_path / "left.h5")
+    real = os.path.realpath(filename)
+    folder = f"{real}.segments"
     with ex.Environment(NAME, filename, workers=1, storage="lock", progress=False) as env:
         env.trajectory.add_parameter("x", 0)
         env.trajectory.explore({"x": list(range(4))})
         env.run(square)
-    assert not os.path.exists(f"{filename}.journal")
-    loaded = ex.load_trajectory(filename, NAME)
-    uid = loaded._store.uid
-    for opening in (lambda: ex.load_trajectory(filename, NAME),
-                    lambda: ex.Environment(loaded, filename, progress=False).close()):
-        # what a worker killed while writing a shard leaves: an unfinished copy of it in
-        # its trajectory's folder, and maybe an empty folder of a replaced trajectory
-        folder = pathlib.Path(f"{filename}.journal/{NAME}-{uid}")
-        folder.mkdir(parents=True)
-        (folder / "chunk-0-4.h5.999999-1.tmp").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
-        pathlib.Path(f"{filename}.journal/{NAME}-replaced").mkdir()
-        opening()
-        assert journal_leftovers(filename) == []
-        assert not os.path.exists(f"{filename}.journal")
-    assert sorted(os.listdir(tmp_path)) == ["left.h5"]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          check=True, capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    assert not alive(dead_pid)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        for number, opening in enumerate(
+                (lambda: ex.Environment(ex.load_trajectory(filename, NAME), filename,
+                                        progress=False).close(),
+                 lambda: ex.Environment.resume(filename, NAME, progress=False).close())):
+            n_runs = 6 + 2 * number
+            # more runs and a note, stored by compactions killed after their commit:
+            # the segments they merged stay, replaced (their runs are in a later file)
+            with _compactions_killed_after_their_commit(filename):
+                traj = ex.load_trajectory(filename, NAME)
+                traj.expand({"x": list(range(n_runs - 2, n_runs))})
+                traj.add_result(f"notes.n{number}", number=number)
+                traj.store()
+                with ex.Environment.resume(filename, NAME, workers=1, storage="lock",
+                                           progress=False) as env:
+                    env.run(square)
+            superseded = sorted({os.path.join(folder, name)
+                                 for name in committed_segments(filename)}
+                                - set(layer_files(filename)))
+            assert superseded, "no compaction left the segments it replaced"
+            replaced_rows = 0                  # what readers would count twice
+            for path in superseded:
+                with tables.open_file(path) as handle:
+                    if f"/{NAME}/runs" in handle:
+                        replaced_rows += handle.get_node(f"/{NAME}/runs").nrows
+            assert replaced_rows, "the replaced segments hold no runs"
+            # unfinished files: of dead writers of this host (the base's, a segment's),
+            # of a live writer, and of a writer on another host
+            header = b"\x89HDF\r\n\x1a\n" + bytes(100)
+            dead_files = [f"{real}.{dead_pid}-140000000000.tmp",
+                          os.path.join(folder, f"{HOST}-{dead_pid}-140000000000-3.tmp")]
+            alive_files = [os.path.join(folder, f"{HOST}-{sleeper.pid}-140000000001-0.tmp"),
+                           f"{real}.{sleeper.pid}-140000000001.tmp",
+                           os.path.join(folder, f"other_host-{dead_pid}-1-0.tmp")]
+            for path in dead_files + alive_files:
+                pathlib.Path(path).write_bytes(header)
+
+            def assert_read_right(n_runs=n_runs, number=number):
+                loaded = ex.load_trajectory(filename, NAME)
+                assert loaded.to_frame()["return_value"].tolist() == \
+                    [x * x for x in range(n_runs)]
+                assert all(loaded[f"results.notes.n{n}.number"] == n for n in range(number + 1))
+                rows = run_rows(filename, NAME)               # the replaced segments skipped
+                assert sorted(rows["idx"][rows["status"] == 1].tolist()) == list(range(n_runs))
+                returns = column_runs(filename, NAME)[f"/{NAME}/returns/value"]
+                assert sorted(returns.tolist()) == list(range(n_runs))
+
+            # loading reads the file right with them present, and removes nothing
+            assert_read_right()
+            assert all(os.path.exists(path) for path in superseded + dead_files + alive_files)
+
+            opening()
+            assert not [path for path in superseded + dead_files if os.path.exists(path)]
+            assert all(os.path.exists(path) for path in alive_files)  # not a dead writer's
+            assert sorted(leftovers(filename)) == sorted(alive_files)
+            for path in alive_files:
+                os.remove(path)
+            assert committed_segments(filename) == \
+                [os.path.basename(path) for path in layer_files(filename)[1:]]
+            assert_read_right()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert_only_the_file_beside(tmp_path, "left.h5")
 
 
 # ------------------------------------------------------- stale copies of a trajectory
@@ -515,5 +616,7 @@ def test_a_stale_copy_cannot_overwrite_what_another_writer_stored(tmp_path):
     assert stored.get("x").range == [1, 2, 3, 4, 5]
     assert stored.y == 1.5 and stored.z == 2 and "w" not in stored
     assert stored.res.summary.note.text == "results only: no conflict"
-    with tables.open_file(filename) as handle:
-        assert handle.root.T._v_attrs.n_runs == 5
+    with opened_layers(filename) as handles:    # the state: in the last layer with a uid
+        states = [handle.root.T for handle in handles
+                  if "/T" in handle and "uid" in handle.root.T._v_attrs._f_list()]
+        assert states[-1]._v_attrs.n_runs == 5

@@ -6,6 +6,11 @@ middle of the exploration, then checks that the file opens, that
 ``Environment.resume`` finishes it, and that every run is stored exactly once.
 Every run appends a line to its own marker file, so the tests also count how
 often each run executed and in which session.
+
+The file is a base and the committed segments beside it (``<file>.segments/``);
+the stored bytes are read over every layer (``tests/layers.py``). A killed writer
+may leave an unfinished ``*.tmp`` file (its pid in the name), which the next
+environment on the file removes.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import pytest
 import tables
 
 import explorer as ex
+from layers import column_runs, layer_files, leftovers, run_rows
 from processes import alive as _alive
 
 pytest.importorskip("distributed")
@@ -115,14 +121,15 @@ class Driver:
         return json.loads(pathlib.Path(f"{self.filename}.{mode}.pids").read_text())
 
     def runs_stored(self) -> bool:
-        """Whether finished runs are in the file, or in the journal (workers' shards)."""
-        if glob.glob(f"{self.filename}.journal/*/*.h5"):
-            return True
+        """Whether finished runs are committed: in the base or a segment (workers' ones too)."""
         try:
-            with tables.open_file(self.filename) as handle:
-                return handle.get_node(f"/{NAME}/runs").nrows > 0
-        except (OSError, tables.NoSuchNodeError, tables.HDF5ExtError):
-            return False
+            for path in layer_files(self.filename):
+                with tables.open_file(path) as handle:
+                    if f"/{NAME}/runs" in handle and handle.get_node(f"/{NAME}/runs").nrows:
+                        return True
+        except (OSError, tables.HDF5ExtError):   # not made yet, or merged meanwhile
+            pass
+        return False
 
     def resume(self) -> list[tuple[int, int]]:
         """Resume here, in the test process, with the driver's own run function."""
@@ -182,23 +189,18 @@ def assert_stored_once(filename: str, n_runs: int, name: str = NAME) -> None:
         np.testing.assert_array_equal(traj.res.out[traj.run_names[idx]].draws,
                                       expected.random(16))
     everything = list(range(n_runs))
-    with tables.open_file(filename, "r") as handle:
-        rows = handle.get_node(f"/{name}/runs").read()
-        completed = rows["idx"][rows["status"] == 1]      # docs/storage.md: 1 completed
-        assert sorted(completed.tolist()) == everything, \
-            f"completed rows in the run table: {_miscount(completed, n_runs)}"
-        columns = 0
-        for group in handle.get_node(f"/{name}")._f_walk_groups():
-            if getattr(group._v_attrs, "explorer_node", None) != "column" or \
-                    group._v_pathname.startswith(f"/{name}/errors") or \
-                    group._v_pathname.startswith(f"/{name}/exploration"):
-                continue
-            runs = np.concatenate([segment.runs.read()
-                                   for segment in group._f_iter_nodes("Group")])
-            assert sorted(runs[runs >= 0].tolist()) == everything, \
-                f"rows of column {group._v_pathname}: {_miscount(runs[runs >= 0], n_runs)}"
-            columns += 1
-        assert columns == 3    # returns/value, out/$/idx, out/$/draws
+    rows = run_rows(filename, name)                      # over every layer
+    completed = rows["idx"][rows["status"] == 1]         # docs/storage.md: 1 completed
+    assert sorted(completed.tolist()) == everything, \
+        f"completed rows in the run tables: {_miscount(completed, n_runs)}"
+    columns = 0
+    for path, runs in column_runs(filename, name).items():
+        if path.startswith((f"/{name}/errors", f"/{name}/exploration")):
+            continue
+        assert sorted(runs.tolist()) == everything, \
+            f"rows of column {path}: {_miscount(runs, n_runs)}"
+        columns += 1
+    assert columns == 3    # returns/value, out/$/idx, out/$/draws
 
 
 def _miscount(runs: np.ndarray, n_runs: int) -> str:
@@ -207,11 +209,31 @@ def _miscount(runs: np.ndarray, n_runs: int) -> str:
             f"runs never stored: {np.flatnonzero(counts == 0).tolist()}")
 
 
-def assert_journal_empty(filename: str) -> None:
-    """No shard waits in the journal, and killed writers left nothing there."""
-    assert glob.glob(f"{filename}.journal/*/*.h5") == []
-    assert glob.glob(f"{filename}.journal/*/*.tmp") == []     # unfinished shards
-    assert glob.glob(f"{filename}.journal/*/") == []          # folders left empty
+def _writer_pid(path: str) -> int:
+    """The pid in an unfinished file's name: ``<file>.<pid>-<thread>.tmp`` beside the
+    file, ``<host>-<pid>-<thread>-<n>.tmp`` in its segments folder."""
+    name = os.path.basename(path)[:-len(".tmp")]
+    if os.path.basename(os.path.dirname(path)).endswith(".segments"):
+        return int(name.split("-")[1])
+    return int(name.rsplit(".", 1)[1].split("-")[0])
+
+
+def _process_state(pid: int) -> str:
+    """``ps``'s state letter of process ``pid`` (``Z``: dead, not yet reaped), or ``gone``."""
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "gone"
+
+
+def assert_tidy(filename: str) -> None:
+    """No unfinished file of a writer is left, and no segment that a later file replaces."""
+    left = leftovers(filename)
+    assert left == [], [(path, _process_state(_writer_pid(path))) for path in left]
+    folder = f"{os.path.realpath(filename)}.segments"
+    committed = sorted(glob.glob(os.path.join(folder, "*.h5")))
+    assert committed == layer_files(filename)[1:], "superseded segments left"
 
 
 # ------------------------------------------------------------------ SIGKILL of the driver
@@ -230,14 +252,17 @@ def _kill_driver_then_resume(driver: Driver) -> None:
 
     stored = completed_runs(driver.filename)           # the file opens after the kill
     assert 0 < len(stored) < driver.n_runs
-    assert_journal_empty(driver.filename)              # loading merged what the journal held
+    # what the killed processes were writing is left unfinished, and only that;
+    # loading only reads: it removes nothing
+    left = leftovers(driver.filename)
+    assert {_writer_pid(path) for path in left} <= {proc.pid, *driver.worker_pids}, left
+    assert completed_runs(driver.filename) == stored and leftovers(driver.filename) == left
     before = driver.executions()
     assert all(before[idx] == ["start"] for idx in stored)
 
     assert driver.resume() == [(idx, 2 * idx) for idx in range(driver.n_runs)]
     assert_stored_once(driver.filename, driver.n_runs)
-    assert_journal_empty(driver.filename)
-    assert glob.glob(f"{driver.filename}.*.tmp") == []  # the killed writer's copy is gone
+    assert_tidy(driver.filename)                       # the killed writers' files are gone
     executions = driver.executions()
     for idx in range(driver.n_runs):
         resumed = executions[idx].count("resume")
@@ -275,7 +300,7 @@ def _terminate_driver_then_resume(driver: Driver) -> None:
     assert "SIGTERM" in stderr
     assert "Environment.resume" in stderr and driver.filename in stderr
     assert "start:" not in driver.output("start", "stdout")
-    assert_journal_empty(driver.filename)              # a clean stop merges everything
+    assert_tidy(driver.filename)                       # a clean stop leaves nothing unfinished
 
     stored = completed_runs(driver.filename)
     assert 0 < len(stored) < driver.n_runs
@@ -285,6 +310,7 @@ def _terminate_driver_then_resume(driver: Driver) -> None:
 
     assert driver.resume() == [(idx, 2 * idx) for idx in range(driver.n_runs)]
     assert_stored_once(driver.filename, driver.n_runs)
+    assert_tidy(driver.filename)
     executions = driver.executions()
     for idx in range(driver.n_runs):
         sessions_of_run = executions[idx]
@@ -320,8 +346,9 @@ def test_killing_a_worker_mid_exploration_still_stores_every_run_once(tmp_path, 
     markers = tmp_path / "markers"
     markers.mkdir()
     n_runs = 200
-    # a worker killed while it writes its shard (lock mode) holds the writers' OS
-    # lock, which the kernel releases at once: the others go on, with no lease to wait for
+    # lock mode: workers commit their own segments with no lock (the rename is the
+    # commit): a worker killed right after its commit holds nobody up, and its chunk,
+    # whose report never came, runs again elsewhere
     env = ex.Environment(NAME, filename, workers=2, storage=storage, seed=SEED,
                          progress=False)
     try:
@@ -333,19 +360,15 @@ def test_killing_a_worker_mid_exploration_still_stores_every_run_once(tmp_path, 
         victim = pids[0]
         killed = threading.Event()
 
-        def ran_on_victim(idx: int) -> bool:
-            marker = markers / f"{idx:05d}"
-            return marker.exists() and f" {victim}\n" in marker.read_text()
-
         def victim_is_busy() -> bool:
             if storage == "lock":
-                # right after a chunk was stored by the workers themselves, and by the
-                # victim if the shard's name tells its first run (``...-<first idx>-<n>``):
+                # right after the victim committed a segment of its own (its pid is in
+                # the name, ``<time_ns>-<host>-<pid>-<n>.h5``; a merge's ends in ``m``):
                 # the chunk's report has not reached this process yet
-                for shard in glob.glob(f"{filename}.journal/*/*.h5"):
-                    fields = os.path.basename(shard)[:-3].split("-")
-                    first = int(fields[-2]) if len(fields) > 1 and fields[-2].isdigit() else -1
-                    if not 0 <= first < n_runs or ran_on_victim(first):
+                for segment in glob.glob(f"{filename}.segments/*.h5"):
+                    fields = os.path.basename(segment)[:-3].split("-")
+                    if len(fields) == 4 and not fields[3].endswith("m") and \
+                            fields[2] == str(victim):
                         return True
                 return False
             return any(f" {victim}\n" in path.read_text() for path in markers.iterdir())
@@ -373,7 +396,11 @@ def test_killing_a_worker_mid_exploration_still_stores_every_run_once(tmp_path, 
     finally:
         env.close()
     assert_stored_once(filename, n_runs)
-    assert_journal_empty(filename)
+    left = leftovers(filename)           # only what the dead worker was writing, if anything
+    assert {_writer_pid(path) for path in left} <= {victim}, left
+    ex.Environment(ex.load_trajectory(filename, NAME), filename, progress=False).close()
+    assert_tidy(filename)                # the next environment on the file removed it
+    assert_stored_once(filename, n_runs)
     ran_on = {int(line.split()[1]) for path in markers.iterdir()
               for line in path.read_text().splitlines()}
     assert victim in ran_on and len(ran_on) >= 2

@@ -7,7 +7,6 @@ tests of ``workers=N`` start and close their own.
 from __future__ import annotations
 
 import contextlib
-import glob
 import importlib.metadata
 import io
 import json
@@ -19,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -29,7 +29,7 @@ import tables
 import explorer as ex
 from processes import alive as _alive
 from explorer.storage.hdf5 import Hdf5Store
-from explorer.storage.lockfile import FileClaim
+from layers import column_runs, leftovers, run_rows
 
 distributed = pytest.importorskip("distributed")
 
@@ -91,16 +91,9 @@ def _explore(env, n=N_RUNS):
 
 # ------------------------------------------------------------------ reading files back
 def _column_runs(filename: str, name: str) -> dict[str, np.ndarray]:
-    """Run index of every row of every stacked column (padding rows left out)."""
-    found = {}
-    with tables.open_file(filename, "r") as handle:
-        for group in handle.get_node(f"/{name}")._f_walk_groups():
-            if getattr(group._v_attrs, "explorer_node", None) != "column":
-                continue
-            runs = np.concatenate([segment.runs.read()
-                                   for segment in group._f_iter_nodes("Group")])
-            found[group._v_pathname[len(name) + 2:]] = runs[runs >= 0]
-    return found
+    """Run index of every row of every stacked column over all the file's layers
+    (padding rows left out), keyed by the column's path inside the trajectory."""
+    return {path[len(name) + 2:]: runs for path, runs in column_runs(filename, name).items()}
 
 
 def _snapshot(filename: str, name: str, skip=("results.where.$",)) -> dict:
@@ -157,9 +150,8 @@ def _assert_same_files(got: dict, expected: dict):
 
 
 def _leftovers(filename: str) -> list[str]:
-    """Journal shards and transaction copies left beside ``filename``."""
-    return (glob.glob(f"{filename}.journal/**/*.h5", recursive=True)
-            + glob.glob(f"{filename}.*.tmp"))
+    """Unfinished files of writers (``*.tmp``) beside ``filename`` or in its segments."""
+    return leftovers(filename)
 
 
 @pytest.fixture(scope="module")
@@ -773,9 +765,9 @@ def test_runs_complete_while_another_client_is_current(how, cluster, h5path):
         assert current.status == "running"
 
 
-# ------------------------------------------------------------------ journal
+# ------------------------------------------------------------------ segments
 @pytest.mark.parametrize("storage", ["queue", "lock"])
-def test_journal_holds_no_shards_after_a_completed_run(storage, client, h5path):
+def test_no_unfinished_segment_is_left_after_a_completed_run(storage, client, h5path):
     with ex.Environment("J", h5path, client=client, storage=storage, progress=False,
                         chunk_size=3) as env:
         _explore(env, 30)
@@ -785,6 +777,8 @@ def test_journal_holds_no_shards_after_a_completed_run(storage, client, h5path):
     assert ex.load_trajectory(h5path, "J").to_frame()["status"].tolist() == ["completed"] * 30
     returns = _column_runs(h5path, "J")["returns/value"]
     assert sorted(returns.tolist()) == list(range(30))
+    rows = run_rows(h5path, "J")
+    assert sorted(rows["idx"][rows["status"] == 1].tolist()) == list(range(30))
 
 
 # ------------------------------------------------------------------ file claims
@@ -810,20 +804,49 @@ def test_second_environment_on_a_file_being_written_is_refused(client, h5path):
     assert sorted(ex.trajectory_names(h5path)) == ["A", "B"]
 
 
-def test_lock_mode_writer_claim_refuses_a_second_writer(h5path):
-    first = FileClaim(h5path, "a worker writing runs", suffix=".writer.lock")
-    assert first.held
-    with pytest.raises(ex.FileLockedError) as info:
-        FileClaim(h5path, "another worker", suffix=".writer.lock")
-    assert h5path in str(info.value) and "a worker writing runs" in str(info.value)
-    assert isinstance(info.value, ex.ExplorerError)
-    # the environment's own claim is a different lock: both are held together
-    with FileClaim(h5path) as environment_claim:
-        assert environment_claim.held
-    first.release()
-    assert not first.held
-    with FileClaim(h5path, "another worker", suffix=".writer.lock") as second:
-        assert second.held
+def _slow_square(traj):
+    time.sleep(0.01)
+    return traj.x ** 2
+
+
+def test_lock_mode_workers_commit_their_own_segments_without_a_lock(client, h5path):
+    """In lock mode each worker commits its runs as segments of its own, while the
+    environment holds the file's claim; no writers' lock file is ever made."""
+    folder = f"{os.path.realpath(h5path)}.segments"
+    directory = os.path.dirname(os.path.realpath(h5path))
+    seen: set[str] = set()
+    beside: set[str] = set()
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                seen.update(os.listdir(folder))
+            beside.update(os.listdir(directory))
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    with ex.Environment("W", h5path, client=client, storage="lock", progress=False,
+                        chunk_size=2) as env:
+        _explore(env, 60)
+        pids = _worker_pids(env._backend().client)
+        watcher.start()
+        try:
+            assert env.run(_slow_square) == [(i, i * i) for i in range(60)]
+        finally:
+            stop.set()
+            watcher.join(timeout=10)
+    # committed segments: <time_ns>-<host>-<pid>-<n>.h5 (a merged one ends in "m.h5")
+    writers = {int(name.split("-")[2]) for name in seen
+               if name.endswith(".h5") and not name.endswith("m.h5")}
+    assert writers & pids, f"no segment committed by a worker: {sorted(seen)}"
+    assert writers <= pids | {os.getpid()}, sorted(seen)
+    assert not [name for name in beside if "writer" in name or name.endswith(".journal")]
+    assert sorted(os.listdir(directory)) in (["data.h5"], ["data.h5", "data.h5.segments"])
+    assert _leftovers(h5path) == []
+    frame = ex.load_trajectory(h5path, "W").to_frame()
+    assert frame["return_value"].tolist() == [i * i for i in range(60)]
+    assert sorted(_column_runs(h5path, "W")["returns/value"].tolist()) == list(range(60))
 
 
 # ------------------------------------------------------------------ provenance

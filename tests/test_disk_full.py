@@ -3,6 +3,11 @@
 Each test mounts a small tmpfs of its own (root only; skipped otherwise) and fills
 it with an exploration of incompressible per-run arrays. HDF5 does not report every
 failed write, so these tests are what shows that explorer notices.
+
+A write adds a segment to the file (``<file>.segments/``) under a temporary name,
+renamed into place only once it is whole: a write that fails leaves the base and
+the committed segments as they were, and no unfinished ``*.tmp`` file. The
+stored bytes are read over every layer (``tests/layers.py``).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import numpy as np
 import pytest
 
 import explorer as ex
+from layers import column_runs, layer_files, leftovers
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +67,7 @@ def noisy_run(traj):
 
 def _check_stored(filename: str, n_runs: int | None = None) -> int:
     """Every completed run's array is exactly its own; the number of completed runs."""
-    with warnings.catch_warnings():  # lock mode: shards that cannot be merged on a full disk
+    with warnings.catch_warnings():  # lock mode: segments that cannot be merged on a full disk
         warnings.simplefilter("ignore", UserWarning)
         traj = ex.load_trajectory(filename, "T")
     frame = traj.to_frame()
@@ -71,10 +77,20 @@ def _check_stored(filename: str, n_runs: int | None = None) -> int:
         np.testing.assert_array_equal(traj.res.out.crun.data, expected(traj.x))
     if n_runs is not None:
         assert completed == list(range(n_runs))
-        with h5py.File(filename, "r") as f:  # every run stored once
-            rows = f["T/runs"][:]
+        # every run stored once: one completed row over all layers' run tables (read
+        # with plain h5py, as docs/storage.md tells), one real row in each column
+        rows = []
+        for layer in layer_files(filename):
+            with h5py.File(layer, "r") as f:
+                if "T/runs" in f:
+                    rows.append(f["T/runs"][:])
+        rows = np.concatenate(rows)
         done = np.sort(rows["idx"][rows["status"] == 1])
         np.testing.assert_array_equal(done, np.arange(n_runs))
+        columns = column_runs(filename, "T")
+        for column in ("/T/returns/value", "/T/results/out/$/data"):
+            np.testing.assert_array_equal(np.sort(columns[column]), np.arange(n_runs),
+                                          err_msg=column)
     traj.close()
     return len(completed)
 
@@ -109,6 +125,7 @@ def test_a_full_disk_stops_cleanly_and_resume_finishes(small_disk, workers, stor
         results = env.run(noisy_run)
     assert results == [(idx, idx) for idx in range(1000)]
     assert _check_stored(filename, 1000) == 1000
+    assert leftovers(filename) == []
 
 
 def test_storing_a_trajectory_on_a_full_disk_keeps_the_file(small_disk):
@@ -119,13 +136,19 @@ def test_storing_a_trajectory_on_a_full_disk_keeps_the_file(small_disk):
     traj.add_result("small", values=np.arange(10.0))
     traj.store(filename)
     before = pathlib.Path(filename).read_bytes()
+    layers = layer_files(filename)
+    segments = f"{os.path.realpath(filename)}.segments"
     traj.add_derived_parameter("y", 2.0)  # the failed store rewrites the parameter tree too
     traj.add_result("big", values=np.random.default_rng(0).random(1_500_000))  # 12 MB
     with pytest.raises(ex.DiskFullError) as info:
         traj.store()
     assert "full" in str(info.value)
-    assert pathlib.Path(filename).read_bytes() == before  # the file was not touched
-    assert os.listdir(directory) == ["store.h5"]  # the partial copy was removed
+    assert pathlib.Path(filename).read_bytes() == before  # the file was not touched:
+    assert layer_files(filename) == layers                # no segment was committed
+    assert leftovers(filename) == []                      # the partial segment was removed
+    # nothing else is left on the disk (the segments folder may stay, empty)
+    assert sorted(os.listdir(directory)) in (["store.h5"], ["store.h5", "store.h5.segments"])
+    assert not os.path.isdir(segments) or os.listdir(segments) == []
     grow()
     traj.store()
     again = ex.load_trajectory(filename)
