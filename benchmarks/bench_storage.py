@@ -120,9 +120,9 @@ def store_checksummed(path: str, xs: list, traces: list, scalars: np.ndarray,
     os.sync()
     start = time.perf_counter()
     store = Hdf5Store(path, NAME, checksum=checksum)
-    store.create(traj, overwrite=False)
+    store.create(traj.comment, traj.allow_pickle, overwrite=False)
     traj._bind(store)
-    store.write_trajectory(traj)
+    traj._write()
     seconds = time.perf_counter() - start
     traj.close()
     return seconds

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
 
 import numpy as np
 
@@ -96,3 +98,25 @@ def test_a_chunk_written_again_replaces_its_first_segment(tmp_path):
     rows = ex.load_trajectory(path, "S").to_frame()
     assert rows["return_value"].tolist() == [30.0, 31.0, 22.0, 23.0]
     assert sorted(run_rows(path, "S")["idx"].tolist()) == [0, 1, 2, 3]  # once each
+
+
+def test_an_environment_removes_what_a_dead_unreaped_writer_left(tmp_path):
+    # a writer killed with its parent (a driver's workers) may stay a zombie a while
+    path = str(tmp_path / "z.h5")
+    with ex.Environment("Z", path, progress=False) as env:
+        env.trajectory.add_parameter("x", 0)
+        env.run(lambda traj: traj.x)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)  # dead, not reaped
+    try:
+        time.sleep(0.2)
+        host = socket.gethostname().replace("-", "_").replace(os.sep, "_")
+        os.makedirs(f"{os.path.realpath(path)}.segments", exist_ok=True)
+        left = os.path.join(f"{os.path.realpath(path)}.segments", f"{host}-{pid}-1-0.tmp")
+        with open(left, "wb") as stream:
+            stream.write(b"\x89HDF\r\n\x1a\n" + bytes(100))
+        ex.Environment.resume(path, "Z", progress=False).close()
+        assert not os.path.exists(left)
+    finally:
+        os.waitpid(pid, 0)

@@ -678,13 +678,18 @@ def _glob_prefix(directory: str, prefix: str) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): it answered the signal
+        return True
 
 
 def _first_hole(descriptor: int, since: int) -> tuple[int, int] | None:
