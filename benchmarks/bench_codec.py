@@ -97,6 +97,8 @@ except ImportError:  # explorer's current codec needs it; the blosc1 direct vari
     blosc = None
 import blosc2
 
+from explorer.storage.hdf5.codec import with_checksum  # HDF5's Fletcher32, as explorer writes it
+
 try:
     import h5py
     import hdf5plugin  # registers the blosc and blosc2 filters with h5py
@@ -109,36 +111,6 @@ SEED = 2024
 #: Explorer's chunk target (``columns.CHUNK_BYTES``).
 CHUNK_BYTES = 1024 * 1024
 MB = 1e6
-
-
-# ----------------------------------------------------------------------------- checksum
-
-_BLOCK_WORDS = 1 << 20
-_WEIGHTS = np.arange(_BLOCK_WORDS, 0, -1, dtype=np.int64)
-
-
-def _fold(total: int) -> int:
-    return 0 if total == 0 else (total - 1) % 65535 + 1
-
-
-def fletcher32(buffer) -> int:
-    """HDF5's Fletcher32 checksum of ``buffer`` (as in explorer's ``codec.fletcher32``)."""
-    data = np.frombuffer(buffer, dtype=np.uint8)
-    words = data[:len(data) - len(data) % 2].view(">u2")
-    first = second = 0
-    for start in range(0, len(words), _BLOCK_WORDS):
-        block = words[start:start + _BLOCK_WORDS].astype(np.int64)
-        second += first * len(block) + int(np.dot(block, _WEIGHTS[_BLOCK_WORDS - len(block):]))
-        first += int(block.sum())
-    if len(data) % 2:
-        first += int(data[-1]) << 8
-        second += first
-    return (_fold(second) << 16) | _fold(first)
-
-
-def with_checksum(chunk) -> bytes:
-    """``chunk`` followed by its Fletcher32 checksum, as HDF5's filter stores it."""
-    return bytes(chunk) + fletcher32(chunk).to_bytes(4, "little")
 
 
 # ----------------------------------------------------------------------------- data

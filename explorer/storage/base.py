@@ -22,7 +22,7 @@ from typing import Any, Callable, ContextManager, Iterable
 
 import numpy as np
 
-from ..records import RunRecord
+from ..records import RunRecord, RunStatus
 from ..results import RunResultSource
 
 __all__ = ["Backend", "TrajectoryStore", "RunTable", "RunResultSource", "TreeRecord",
@@ -174,9 +174,22 @@ class StoredTrajectory:
 class BatchEncoder(abc.ABC):
     """Encodes run records, one at a time, into a batch its back end writes."""
 
-    @abc.abstractmethod
     def add(self, record: RunRecord) -> None:
-        """Encode one run's record."""
+        """Encode one run's record: its run-table row, and its return value and results
+        (``returns``/``value``, its templates' items) or its failure
+        (``errors``/``error`` and ``traceback``)."""
+        self.add_row(record.idx, int(record.status), record.started, record.duration)
+        if record.status == RunStatus.COMPLETED:
+            self.add_items("returns", "", record.idx, {"value": record.value})
+            for template, (comment, items) in record.results.items():
+                self.add_items(template, comment, record.idx, items)
+        else:
+            self.add_items("errors", "", record.idx,
+                           {"error": record.error, "traceback": record.traceback})
+
+    @abc.abstractmethod
+    def add_row(self, idx: int, status: int, started: float, duration: float) -> None:
+        """Add a run-table row alone."""
 
     @abc.abstractmethod
     def add_items(self, template: str, comment: str, idx: int, items: dict[str, Any]) -> None:

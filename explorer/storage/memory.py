@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import FileFormatError, TrajectoryExistsError, TrajectoryNotFoundError
-from ..records import RunRecord, RunStatus
+from ..records import RunStatus
 from ..results import LazyItem
 from .base import (Appender, Backend, BatchEncoder, Encoding, ResultRecord, RunTable,
                    StoredTrajectory, TrajectoryChanges, TrajectoryStore)
@@ -149,16 +149,8 @@ class MemoryEncoder(BatchEncoder):
     def __init__(self) -> None:
         self._batch = MemoryBatch()
 
-    def add(self, record: RunRecord) -> None:
-        self._batch.rows.append((int(record.idx), int(record.status), float(record.started),
-                                 float(record.duration)))
-        if record.status == RunStatus.COMPLETED:
-            self.add_items("returns", "", record.idx, {"value": record.value})
-            for template, (comment, items) in record.results.items():
-                self.add_items(template, comment, record.idx, items)
-        else:
-            self.add_items("errors", "", record.idx,
-                           {"error": record.error, "traceback": record.traceback})
+    def add_row(self, idx: int, status: int, started: float, duration: float) -> None:
+        self._batch.rows.append((int(idx), int(status), float(started), float(duration)))
 
     def add_items(self, template: str, comment: str, idx: int, items: dict[str, Any]) -> None:
         self._batch.items.append((template, comment, int(idx), copy.deepcopy(items)))

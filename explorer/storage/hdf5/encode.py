@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import tables
 
-from ...records import RunRecord, RunStatus
+from ...records import RunStatus
 from .. import base
 from ..base import Encoding
 from .codec import chunk_compressor
@@ -225,17 +225,6 @@ class BatchEncoder(base.BatchEncoder):
     def add_row(self, idx: int, status: int, started: float, duration: float) -> None:
         """Add a run-table row alone (its items come through :meth:`add_items`)."""
         self._rows.append((idx, int(status), started, duration))
-
-    def add(self, record: RunRecord) -> None:
-        """Encode one run's record (its arrays are not kept)."""
-        self._rows.append((record.idx, int(record.status), record.started, record.duration))
-        if record.status == RunStatus.COMPLETED:
-            self.add_items("returns", "", record.idx, {"value": record.value})
-            for template, (comment, items) in record.results.items():
-                self.add_items(template, comment, record.idx, items)
-        else:
-            self.add_items("errors", "", record.idx,
-                           {"error": record.error, "traceback": record.traceback})
 
     def add_block(self, runs: np.ndarray, started: float, seconds: float, template: str,
                   comment: str, items: dict[str, np.ndarray]) -> None:
