@@ -252,7 +252,7 @@ class Environment:
                 try:
                     yield
                 finally:  # what completed is kept, whatever stopped the block
-                    appender.commit()
+                    appender.commit(final=True)
         finally:
             self._appender = None
             appender.close()
@@ -485,7 +485,7 @@ class Environment:
                 if session is not None:
                     appender.add_session(session)
                 if own or appender.due() or interruption.requested():
-                    appender.commit()
+                    appender.commit(final=own)
             finally:
                 if own:
                     appender.close()

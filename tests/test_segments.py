@@ -1,7 +1,7 @@
 """Segments and compaction on real files: what each commit adds, how layers merge.
 
 - A commit adds one segment holding what it adds; the base is not rewritten.
-- Merges keep a file to a few layers: at most ``FAN_IN - 1`` segments per level.
+- Merges keep a file to a few layers: at most ``FAN_IN - 1`` segments per size class.
 - A lock-mode chunk written twice (its worker died after writing) is read once.
 - A file's content reads the same before and after every merge.
 """
@@ -14,13 +14,13 @@ import time
 import numpy as np
 
 import explorer as ex
-from explorer.storage.hdf5.compaction import FAN_IN, LEVEL, compact
+from explorer.storage.hdf5.compaction import FAN_IN, compact, level
 from explorer.storage.hdf5.encode import EncodeSettings
 from explorer.storage.hdf5.store import SegmentWriter
 from explorer.storage.lockfile import claimed
 from explorer.records import RunRecord, RunStatus
 
-from layers import layer_files, opened_layers, run_rows
+from layers import layer_files, run_rows
 
 BIG = np.random.default_rng(0).random(1_000_000)  # 8 MB: small commits stay segments
 
@@ -64,14 +64,11 @@ def test_merges_keep_few_layers_and_change_no_value(tmp_path):
     for number in range(3 * FAN_IN * FAN_IN // 2):
         traj.add_result(f"notes.n{number}", value=number)
         traj.store()
-        with opened_layers(path) as layers:
-            levels = [int(handle.root._v_attrs[LEVEL]) if LEVEL in handle.root._v_attrs
-                      else 0 for handle in layers[1:]]
-        for level in set(levels):  # at most FAN_IN - 1 segments of a level wait
-            assert levels.count(level) < FAN_IN, levels
-        assert levels == sorted(levels, reverse=True), levels  # older layers merged more
+        levels = [level(os.path.getsize(layer)) for layer in layer_files(path)[1:]]
+        for size_class in set(levels):  # at most FAN_IN - 1 segments of a size wait
+            assert levels.count(size_class) < FAN_IN, levels
         seen.append(len(levels))
-    assert max(seen) >= FAN_IN and max(levels) >= 2  # merges happened, up to level 2
+    assert max(seen) == FAN_IN - 1 and min(seen[FAN_IN:]) < FAN_IN - 1  # merges happened
     contents = _contents(path)
     assert contents["notes"] == {f"n{n}": n for n in range(3 * FAN_IN * FAN_IN // 2)}
     with claimed(path, "the test"):

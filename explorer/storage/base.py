@@ -242,8 +242,9 @@ class Appender(abc.ABC):
         """Whether a commit is due (``interval`` seconds since the last, if given)."""
 
     @abc.abstractmethod
-    def commit(self) -> None:
-        """Commit everything written so far."""
+    def commit(self, final: bool = False) -> None:
+        """Commit everything written so far (``final``: the last commit of the work, after
+        which a back end may tidy the file up)."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -228,7 +228,7 @@ class MemoryAppender(Appender):
         wait = self.interval if interval is None else interval
         return self._waiting and time.monotonic() - self._committed >= wait
 
-    def commit(self) -> None:
+    def commit(self, final: bool = False) -> None:
         self._check_open()
         with _lock:
             self._file.committed.update(self._file.draft)

@@ -87,11 +87,12 @@ class RunAppender:
         with self._step():
             self.store.write_session(self._transaction.handle, session)
 
-    def commit(self) -> None:
-        """Commit what was written since the last commit, and merge layers if due."""
+    def commit(self, final: bool = False) -> None:
+        """Commit what was written since the last commit, and merge layers if due
+        (``final``: the last commit of the writer's work, see :mod:`.compaction`)."""
         with self._step():
             committed = self._transaction.is_open
             self._transaction.commit()
         if committed:
-            self.store.compact()
+            self.store.compact(settle=final)
         self._committed = time.monotonic()

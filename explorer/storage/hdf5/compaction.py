@@ -1,12 +1,13 @@
 """Merging layers of a file, so that it stays a few files and gives back unused space.
 
-Every commit adds a segment (:mod:`.files`) of level 0. After a commit, the
-writer merges layers as :func:`plan` says: the ``FAN_IN`` newest segments into
-one of the next level when they share a level, so a file committed ``n`` times
-has at most ``FAN_IN - 1`` segments per level and each byte is rewritten about
-``log(n) / log(FAN_IN)`` times; and everything into the base once the segments
-hold as much as the base (the base is rewritten each time it has doubled, at
-most).
+Every commit adds a segment (:mod:`.files`). After a commit, the writer merges
+layers as :func:`plan` says: the ``FAN_IN`` newest segments into one when they
+are of one size class (:func:`level`), so a file has at most ``FAN_IN - 1``
+segments per size class and each byte is rewritten about
+``log(n) / log(FAN_IN)`` times over ``n`` commits; and everything into the
+base once the segments hold as much as the base (half as much at the end of a
+writer's work), so the base is rewritten each time it has grown by half, at
+most.
 
 A merge copies each trajectory's layers into one new file (:func:`merge`):
 per-run columns are concatenated (compressed chunks copied as they are), run
@@ -18,6 +19,7 @@ is not carried over.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Iterable
 
@@ -30,8 +32,8 @@ from .parts import NodesPart, PackedPart
 from .files import private_view, release, replacing, segment_folder
 from .nodes import attr, copy_node
 
-__all__ = ["compact", "plan", "merge", "trajectory_layers", "REPLACED_WHOLE", "STATE", "FRESH",
-           "LEVEL", "FAN_IN"]
+__all__ = ["compact", "plan", "level", "merge", "trajectory_layers", "REPLACED_WHOLE", "STATE",
+           "FRESH", "FAN_IN", "LEVEL_BYTES", "SETTLE_SHARE"]
 
 #: Children of a trajectory that each write replaces whole: the latest is kept.
 REPLACED_WHOLE = ("parameters", "derived_parameters", "config")
@@ -41,12 +43,15 @@ STATE = "uid"
 #: The attribute of a trajectory's group in a layer that starts it afresh
 #: (a replaced trajectory): earlier layers' parts of it are ignored.
 FRESH = "fresh_start"
-#: Root attribute of a segment: how many merges its content went through.
-LEVEL = "level"
 #: Segments merged at once: each byte is rewritten once per level, about
 #: ``log(commits) / log(FAN_IN)`` times, and a file has at most
 #: ``FAN_IN - 1`` segments per level.
 FAN_IN = 8
+#: Segments up to ``FAN_IN`` times this size are of level 0.
+LEVEL_BYTES = 128 * 1024
+#: A writer that ends merges the segments into the base once they hold this
+#: share of the base's bytes.
+SETTLE_SHARE = 0.5
 
 
 def trajectory_layers(layers: Iterable[tables.File], name: str) -> list[tables.File]:
@@ -61,44 +66,59 @@ def trajectory_layers(layers: Iterable[tables.File], name: str) -> list[tables.F
     return found
 
 
-def plan(levels: list[int], segment_bytes: int, base_bytes: int) -> int | None:
+def level(size: int) -> int:
+    """A segment's level: 0 up to ``FAN_IN`` times ``LEVEL_BYTES``, one more for each
+    ``FAN_IN`` times larger."""
+    return max(0, int(math.log(max(size, 1) / LEVEL_BYTES, FAN_IN)))
+
+
+def plan(sizes: list[int], base_bytes: int, *, settle: bool = False) -> int | None:
     """How many of the newest segments to merge (0: all of them into the base), or ``None``.
 
-    ``levels`` are the segments' levels, oldest first (a commit is level 0, a
-    merge of ``FAN_IN`` segments of level ``L`` is level ``L + 1``): the
-    ``FAN_IN`` newest are merged when they share a level. Everything is merged
-    into the base once the segments hold as much as the base: the base is
-    rewritten each time it has doubled, at most (a file grows from its first
-    commits into one file, and stays one file while commits are as large as
-    it is).
+    ``sizes`` are the segments' sizes, oldest first. The ``FAN_IN`` newest are
+    merged when they share a level (:func:`level`), so a merge costs about
+    ``FAN_IN`` times the commit that made it due. Everything is merged into
+    the base once the segments hold as much as the base, or half as much when
+    a writer ``settle`` s at its end (the end of an ``env.run``, a
+    ``traj.store()``): the base is rewritten each time it has grown by half,
+    at most, by the writer whose data made it due, and the small writes that
+    follow a large one find little to merge.
     """
-    if not levels:
+    if not sizes:
         return None
-    if segment_bytes >= base_bytes:
+    if sum(sizes) >= base_bytes * (SETTLE_SHARE if settle else 1.0):
         return 0
-    newest = levels[-1]
-    if len(levels) < FAN_IN or any(level != newest for level in levels[-FAN_IN:]):
-        return None
-    return 0 if segment_bytes >= base_bytes else FAN_IN
+    newest = level(sizes[-1])
+    trailing = 0
+    for size in reversed(sizes):
+        if level(size) != newest:
+            break
+        trailing += 1
+    return FAN_IN if trailing >= FAN_IN else None
 
 
-def compact(path: str, *, everything: bool = False) -> bool:
+def compact(path: str, *, everything: bool = False, settle: bool = False) -> bool:
     """Merge layers of ``path`` as :func:`plan` says (all of them with ``everything``).
 
     The caller holds the file's claim. Returns whether anything was merged.
     """
+    folder = segment_folder(path)
+    listed = sorted(name for name in _names(folder))
+    if not listed:
+        return False
+    if not everything and plan([os.path.getsize(os.path.join(folder, f"{name}.h5"))
+                                for name in listed], os.path.getsize(path),
+                               settle=settle) is None:
+        return False  # decided from the sizes alone, without opening a file
     release(path)  # H5Ocopy is safe only where no other handle has the file open
     with private_view(path) as view:
         names = list(view.names)
         if not names:
             return False
-        folder = segment_folder(path)
         segments = view.layers[1:len(names) + 1]
-        levels = [int(attr(handle.root, LEVEL, 0) or 0) for handle in segments]
-        segment_bytes = sum(os.path.getsize(os.path.join(folder, f"{name}.h5"))
-                            for name in names)
         count = 0 if everything else \
-            plan(levels, segment_bytes, os.path.getsize(view.base.filename))
+            plan([os.path.getsize(os.path.join(folder, f"{name}.h5")) for name in names],
+                 os.path.getsize(view.base.filename), settle=settle)
         if count is None:
             return False
         base = count == 0
@@ -106,9 +126,14 @@ def compact(path: str, *, everything: bool = False) -> bool:
         merged = names if base else names[-count:]
         with replacing(path, merged, base=base) as target:
             merge(target, layers, keep_fresh=not base)
-            if not base:
-                target.root._v_attrs[LEVEL] = levels[-1] + 1
     return True
+
+
+def _names(folder: str) -> list[str]:
+    try:
+        return [name[:-3] for name in os.listdir(folder) if name.endswith(".h5")]
+    except OSError:
+        return []
 
 
 def merge(target: tables.File, layers: list[tables.File], *, keep_fresh: bool = True,

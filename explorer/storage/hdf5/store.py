@@ -223,11 +223,12 @@ class Hdf5Store(TrajectoryStore):
             index = self._indexes[path] = ColumnIndex(parts, limit)
         return index
 
-    def compact(self) -> None:
-        """Merge the file's newest layers if they are due (see :mod:`.compaction`)."""
+    def compact(self, *, settle: bool = True) -> None:
+        """Merge the file's layers as due (see :mod:`.compaction`); ``settle``: the
+        writer's work ends here."""
         with claimed(self.filename, "explorer compacting the file"), \
                 reported(self.filename, "merging its segments"):
-            while compact(self.filename):  # a merge may fill the next level
+            while compact(self.filename, settle=settle):  # a merge may fill the next level
                 pass
         self._invalidate()
 
