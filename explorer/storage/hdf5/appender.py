@@ -94,5 +94,5 @@ class RunAppender:
             committed = self._transaction.is_open
             self._transaction.commit()
         if committed:
-            self.store.compact(settle=final)
+            self.store.compact(added=self._transaction.added if final else 0)
         self._committed = time.monotonic()

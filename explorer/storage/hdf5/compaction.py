@@ -49,8 +49,8 @@ FRESH = "fresh_start"
 FAN_IN = 8
 #: Segments up to ``FAN_IN`` times this size are of level 0.
 LEVEL_BYTES = 128 * 1024
-#: A writer that ends merges the segments into the base once they hold this
-#: share of the base's bytes.
+#: A writer whose work ends merges the segments into the base once it added
+#: this share of the base's bytes.
 SETTLE_SHARE = 0.5
 
 
@@ -72,21 +72,21 @@ def level(size: int) -> int:
     return max(0, int(math.log(max(size, 1) / LEVEL_BYTES, FAN_IN)))
 
 
-def plan(sizes: list[int], base_bytes: int, *, settle: bool = False) -> int | None:
+def plan(sizes: list[int], base_bytes: int, *, added: int = 0) -> int | None:
     """How many of the newest segments to merge (0: all of them into the base), or ``None``.
 
     ``sizes`` are the segments' sizes, oldest first. The ``FAN_IN`` newest are
     merged when they share a level (:func:`level`), so a merge costs about
     ``FAN_IN`` times the commit that made it due. Everything is merged into
-    the base once the segments hold as much as the base, or half as much when
-    a writer ``settle`` s at its end (the end of an ``env.run``, a
-    ``traj.store()``): the base is rewritten each time it has grown by half,
-    at most, by the writer whose data made it due, and the small writes that
-    follow a large one find little to merge.
+    the base once the segments hold as much as the base, or when a writer
+    whose work ends (the end of an ``env.run``, a ``traj.store()``) ``added``
+    half as much: the base is rewritten each time it has grown by half, at
+    most, and a large write pays for its own merge, so that the small writes
+    after it find little to merge.
     """
     if not sizes:
         return None
-    if sum(sizes) >= base_bytes * (SETTLE_SHARE if settle else 1.0):
+    if sum(sizes) >= base_bytes or added >= base_bytes * SETTLE_SHARE:
         return 0
     newest = level(sizes[-1])
     trailing = 0
@@ -97,7 +97,7 @@ def plan(sizes: list[int], base_bytes: int, *, settle: bool = False) -> int | No
     return FAN_IN if trailing >= FAN_IN else None
 
 
-def compact(path: str, *, everything: bool = False, settle: bool = False) -> bool:
+def compact(path: str, *, everything: bool = False, added: int = 0) -> bool:
     """Merge layers of ``path`` as :func:`plan` says (all of them with ``everything``).
 
     The caller holds the file's claim. Returns whether anything was merged.
@@ -108,7 +108,7 @@ def compact(path: str, *, everything: bool = False, settle: bool = False) -> boo
         return False
     if not everything and plan([os.path.getsize(os.path.join(folder, f"{name}.h5"))
                                 for name in listed], os.path.getsize(path),
-                               settle=settle) is None:
+                               added=added) is None:
         return False  # decided from the sizes alone, without opening a file
     release(path)  # H5Ocopy is safe only where no other handle has the file open
     with private_view(path) as view:
@@ -118,7 +118,7 @@ def compact(path: str, *, everything: bool = False, settle: bool = False) -> boo
         segments = view.layers[1:len(names) + 1]
         count = 0 if everything else \
             plan([os.path.getsize(os.path.join(folder, f"{name}.h5")) for name in names],
-                 os.path.getsize(view.base.filename), settle=settle)
+                 os.path.getsize(view.base.filename), added=added)
         if count is None:
             return False
         base = count == 0

@@ -53,7 +53,7 @@ from .hdf5guard import check_file
 from .nodes import attr
 from .unpickling import refusing
 
-__all__ = ["View", "reading", "writing", "writing_now", "absorbing", "adding", "private_view", "replacing", "release", "generation", "Transaction",
+__all__ = ["View", "reading", "writing", "writing_now", "last_added", "absorbing", "adding", "private_view", "replacing", "release", "generation", "Transaction",
            "tidy", "disk_errors", "segment_folder", "FORMAT", "CHUNK"]
 
 #: Root attribute that marks an explorer file, and its layout version.
@@ -68,6 +68,7 @@ _lock = threading.RLock()
 _views: dict[str, "View"] = {}
 _writers: dict[str, "Layer"] = {}
 _absorbing: dict[str, "Transaction"] = {}
+_added: dict[str, int] = {}  # bytes of the file the last write() of a path committed
 _write_backs: concurrent.futures.ThreadPoolExecutor | None = None
 _sync_data = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
 _generations: dict[str, int] = {}
@@ -428,12 +429,17 @@ def writing(path: str) -> Iterator[tables.File]:
                 _raise_as_disk_error(path, error)
             del _writers[key]
             _changed(key)
-            layer.commit()
+            _added[key] = os.path.getsize(layer.commit())
 
 
 def writing_now(path: str) -> bool:
     """Whether this process has a write of ``path`` under way."""
     return _key(path) in _writers
+
+
+def last_added(path: str) -> int:
+    """Bytes of the file that the last :func:`writing` of ``path`` committed."""
+    return _added.get(_key(path), 0)
 
 
 def absorbing(path: str) -> "Transaction | None":
@@ -503,11 +509,14 @@ class Transaction:
     ----------
     cost : float
         Seconds the last commit took, the new file's creation included.
+    added : int
+        Bytes of the files its commits added.
     """
 
     def __init__(self, path: str):
         self.path = path
         self.cost = 0.0
+        self.added = 0
         self._key = _key(path)
         self._layer: Layer | None = None
         self._claim = contextlib.ExitStack()
@@ -611,7 +620,7 @@ class Transaction:
             _changed(self._key)
             try:
                 self._written_back()
-                layer.commit()
+                self.added += os.path.getsize(layer.commit())
             except BaseException as error:
                 layer.discard()
                 self._settle(committed=False)

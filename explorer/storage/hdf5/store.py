@@ -30,8 +30,8 @@ from .damage import count, damaged, reported
 from .appender import RunAppender
 from .encode import BatchEncoder, EncodeSettings
 from .parts import RUN_ROW, EncodedBatch, NodesPart, PackedPart
-from .files import (CHUNK, absorbing, adding, generation, private_view, reading, release,
-                    writing, writing_now)
+from .files import (CHUNK, absorbing, adding, generation, last_added, private_view, reading,
+                    release, writing, writing_now)
 from .hdf5guard import check_chunks
 from .nodes import attr, read_value, write_value
 
@@ -223,13 +223,14 @@ class Hdf5Store(TrajectoryStore):
             index = self._indexes[path] = ColumnIndex(parts, limit)
         return index
 
-    def compact(self, *, settle: bool = True) -> None:
-        """Merge the file's layers as due (see :mod:`.compaction`); ``settle``: the
-        writer's work ends here."""
+    def compact(self, added: int | None = None) -> None:
+        """Merge the file's layers as due (see :mod:`.compaction`); ``added``: the bytes
+        of a writer whose work ends here (by default, the last write's)."""
+        added = last_added(self.filename) if added is None else added
         with claimed(self.filename, "explorer compacting the file"), \
                 reported(self.filename, "merging its segments"):
-            while compact(self.filename, settle=settle):  # a merge may fill the next level
-                pass
+            while compact(self.filename, added=added):  # a merge may fill the next level
+                added = 0
         self._invalidate()
 
     # ---------------------------------------------------------------- creating
