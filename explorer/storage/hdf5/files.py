@@ -76,6 +76,9 @@ _in_use: dict[str, int] = {}  # reads under way per path (nesting depth)
 _numbers = itertools.count()
 _HOST = socket.gethostname().replace("-", "_").replace(os.sep, "_") or "host"
 _OPEN_TRIES = 20
+#: Nodes PyTables keeps loaded per open file (its default, 32, is fewer than
+#: the nodes of a few columns: appending to them reloaded nodes at each batch).
+NODE_CACHE_SLOTS = 1024
 #: Seconds between two background write-backs of an open segment, at least.
 WRITE_BACK_SECONDS = 0.5
 
@@ -347,7 +350,7 @@ class Layer:
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.temp)
-            self.handle = tables.open_file(self.temp, "w")
+            self.handle = tables.open_file(self.temp, "w", node_cache_slots=NODE_CACHE_SLOTS)
             self.handle.root._v_attrs.explorer_format = FORMAT
             if self.covers:
                 self.handle.root._v_attrs["merged_segments" if final == real else "contains"] = \
@@ -782,7 +785,7 @@ def _open(path: str) -> tables.File:
     check_file(path)
     before = set(registry.get_handlers_by_name(path))
     try:
-        return tables.open_file(path, "r")
+        return tables.open_file(path, "r", node_cache_slots=NODE_CACHE_SLOTS)
     except Exception:
         for handle in set(registry.get_handlers_by_name(path)) - before:
             with contextlib.suppress(Exception):
