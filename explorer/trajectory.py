@@ -80,6 +80,8 @@ class Trajectory:
         d["_revision"] = 0
         d["_tree_revision"] = 0
         d["_stored_at"] = None  # (revision, tree revision) of the last store committed
+        d["_handed_at"] = None  # ... of the last handed to the store (committed or pending)
+        d["_pending_results"] = set()  # ids of results handed over, not committed yet
         d["_stored_points"] = 0  # explored points stored
 
     # ---------------------------------------------------------------- adding nodes
@@ -582,11 +584,13 @@ class Trajectory:
         store = self._store
         assert store is not None
         revision = (self._revision, self._tree_revision)
-        results = [result for result in self.results_list() if not result.stored]
-        if self._stored_at == revision and not results and not self._memory_runs:
+        pending = self._pending_results
+        results = [result for result in self.results_list()
+                   if not result.stored and id(result) not in pending]
+        if self._handed_at == revision and not results and not self._memory_runs:
             return
-        stored_tree = self._stored_at[1] if self._stored_at is not None else None
-        tree = None if stored_tree == self._tree_revision else [
+        handed_tree = self._handed_at[1] if self._handed_at is not None else None
+        tree = None if handed_tree == self._tree_revision else [
             TreeRecord(node.full_name, node.comment, node.kind, node.default)
             if isinstance(node, Parameter) else TreeRecord(node.full_name, node.comment)
             for branch in _PARAMETER_BRANCHES for node in self._roots[branch].walk()]
@@ -603,15 +607,30 @@ class Trajectory:
             {branch: self._roots[branch].comment for branch in _PARAMETER_BRANCHES},
             list(self._explored), exploration, start, records, run_items)
         points = len(self) if self._explored else 0
+        handed_before = self._handed_at
 
         def stored() -> None:  # committed: only now is what was written stored
             self._memory_runs.clear()
             for result in results:
                 result.stored = True
+                pending.discard(id(result))
             self.__dict__["_stored_at"] = revision
             self.__dict__["_stored_points"] = max(self._stored_points, points)
 
-        store.write(changes, stored)
+        def dropped() -> None:  # not committed after all: written again by the next store
+            for result in results:
+                pending.discard(id(result))
+            self.__dict__["_handed_at"] = handed_before if self._stored_at is None else \
+                self._stored_at
+
+        # until committed (with an open appender's runs, later), not handed over again
+        pending.update(id(result) for result in results)
+        self.__dict__["_handed_at"] = revision
+        try:
+            store.write(changes, stored, dropped)
+        except BaseException:
+            dropped()
+            raise
 
     def _result_groups(self, full_name: str) -> list[tuple[str, str]]:
         """Full name and comment of the groups above a result, outermost first."""
@@ -628,14 +647,17 @@ class Trajectory:
         (it was read from it) or ``copied`` (the store copied its previous file)."""
         d = self.__dict__
         d["_store"] = store
+        d["_pending_results"] = set()
         if stored:
-            d["_stored_at"] = (self._revision, self._tree_revision)
+            d["_stored_at"] = d["_handed_at"] = (self._revision, self._tree_revision)
             d["_stored_points"] = len(self) if self._explored else 0
         elif not copied:
-            d["_stored_at"] = None
+            d["_stored_at"] = d["_handed_at"] = None
             d["_stored_points"] = 0
             for result in self.results_list():
                 result.stored = False
+        else:
+            d["_handed_at"] = self._stored_at
 
     @classmethod
     def _from_stored(cls, name: str, stored: StoredTrajectory, store: "TrajectoryStore",

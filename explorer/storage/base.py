@@ -295,9 +295,11 @@ class TrajectoryStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def write(self, changes: TrajectoryChanges, stored: Callable[[], None]) -> None:
+    def write(self, changes: TrajectoryChanges, stored: Callable[[], None],
+              dropped: Callable[[], None] = lambda: None) -> None:
         """Write ``changes``; ``stored()`` is called once they are committed (at once,
-        or with the runs of an open :class:`Appender`)."""
+        or with the runs of an open :class:`Appender`), ``dropped()`` if that
+        appender drops them instead. Reads in this process see them meanwhile."""
 
     @abc.abstractmethod
     def add_session(self, session: dict[str, Any]) -> None:

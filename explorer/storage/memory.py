@@ -86,7 +86,8 @@ class _File:
         return sorted(set(self.committed) | set(self.draft))
 
     def change(self, name: str, changed: Callable[[_State | None], _State],
-               stored: Callable[[], None] | None = None) -> None:
+               stored: Callable[[], None] | None = None,
+               dropped: Callable[[], None] | None = None) -> None:
         """Put ``changed(current)`` in place, in the open appender's draft if there is one;
         ``stored()`` is called once that is committed."""
         with _lock:
@@ -96,6 +97,8 @@ class _File:
                 self.appender._waiting = True
                 if stored is not None:
                     self.appender._stored.append(stored)
+                if dropped is not None:
+                    self.appender._dropped.append(dropped)
                 return
             self.committed[name] = new
         if stored is not None:
@@ -205,6 +208,7 @@ class MemoryAppender(Appender):
         self.interval = interval
         self._file = _file(store.filename, make=True)
         self._stored: list[Callable[[], None]] = []  # callbacks of the writes it holds
+        self._dropped: list[Callable[[], None]] = []
         self._waiting = False
         self._committed = time.monotonic()
         with _lock:
@@ -234,6 +238,7 @@ class MemoryAppender(Appender):
             self._file.committed.update(self._file.draft)
             self._file.draft.clear()
             stored, self._stored, self._waiting = self._stored, [], False
+            self._dropped = []
         self._committed = time.monotonic()
         for callback in stored:
             callback()
@@ -243,7 +248,10 @@ class MemoryAppender(Appender):
             if self._file.appender is self:
                 self._file.draft.clear()
                 self._file.appender = None
+            dropped, self._dropped = self._dropped, []
             self._stored, self._waiting = [], False
+        for callback in dropped:
+            callback()
 
 
 # --------------------------------------------------------------------------- store
@@ -302,8 +310,9 @@ class MemoryStore(TrajectoryStore):
 
     # ------------------------------------------------------------------ writing
     def _write(self, changed: Callable[[_State | None], _State],
-               stored: Callable[[], None] | None = None) -> None:
-        _file(self.filename, make=True).change(self.name, changed, stored)
+               stored: Callable[[], None] | None = None,
+               dropped: Callable[[], None] | None = None) -> None:
+        _file(self.filename, make=True).change(self.name, changed, stored, dropped)
 
     def create(self, comment: str, allow_pickle: bool, *, overwrite: bool,
                copy_from: TrajectoryStore | None = None) -> None:
@@ -321,7 +330,8 @@ class MemoryStore(TrajectoryStore):
 
         self._write(created)
 
-    def write(self, changes: TrajectoryChanges, stored: Callable[[], None]) -> None:
+    def write(self, changes: TrajectoryChanges, stored: Callable[[], None],
+              dropped: Callable[[], None] = lambda: None) -> None:
         results = [ResultRecord(record.full_name, record.comment,
                                 {item: copy.deepcopy(value.load() if isinstance(value, LazyItem)
                                                      else value)
@@ -356,7 +366,7 @@ class MemoryStore(TrajectoryStore):
                 new.add_items(template, comment, idx, items)
             return new
 
-        self._write(written, stored)
+        self._write(written, stored, dropped)
 
     def add_session(self, session: dict[str, Any]) -> None:
         record = json.loads(json.dumps(session, default=str))  # as a file keeps it

@@ -785,7 +785,7 @@ def _open(path: str) -> tables.File:
     check_file(path)
     before = set(registry.get_handlers_by_name(path))
     try:
-        return tables.open_file(path, "r", node_cache_slots=NODE_CACHE_SLOTS)
+        return tables.open_file(path, "r")
     except Exception:
         for handle in set(registry.get_handlers_by_name(path)) - before:
             with contextlib.suppress(Exception):

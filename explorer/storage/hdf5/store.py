@@ -346,7 +346,8 @@ class Hdf5Store(TrajectoryStore):
         mark(group)
         return group
 
-    def write(self, changes: TrajectoryChanges, stored: Callable[[], None]) -> None:
+    def write(self, changes: TrajectoryChanges, stored: Callable[[], None],
+              dropped: Callable[[], None] = lambda: None) -> None:
         """Write ``changes`` (see :class:`~explorer.storage.base.TrajectoryChanges`)."""
         with writing(self.filename) as handle, reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: storing it"):
@@ -377,13 +378,14 @@ class Hdf5Store(TrajectoryStore):
             self._seen = seen
             stored()
 
-        def dropped() -> None:
+        def taken_back() -> None:
             self._seen = before
+            dropped()
 
         transaction = absorbing(self.filename)
         if transaction is not None:  # committed with the transaction, later
             self._seen = seen
-            transaction.when_done(committed, dropped)
+            transaction.when_done(committed, taken_back)
             return
         committed()
         self._compact_after_write()
