@@ -381,6 +381,16 @@ class Layer:
             _raise_as_disk_error(self.path, error)
         return final
 
+    @contextlib.contextmanager
+    def written(self) -> Iterator[tables.File]:
+        """The new file's handle: committed when the block ends, discarded if it fails."""
+        try:
+            yield self.handle
+        except BaseException as error:
+            self.discard()
+            _raise_as_disk_error(self.path, error)
+        self.commit()
+
     def discard(self) -> None:
         """Close and remove the new file: nothing of it is kept."""
         with contextlib.suppress(Exception):
@@ -461,13 +471,8 @@ def adding(path: str) -> Iterator[tables.File]:
     with refusing():
         if not _has_base(_key(path)):
             raise FileFormatError(f"no file {path!r}: expected an explorer HDF5 file")
-        layer = Layer(path, final="")
-        try:
-            yield layer.handle
-        except BaseException as error:
-            layer.discard()
-            _raise_as_disk_error(path, error)
-        layer.commit()
+        with Layer(path, final="").written() as handle:
+            yield handle
 
 
 @contextlib.contextmanager
@@ -488,12 +493,8 @@ def replacing(path: str, names: list[str], *, base: bool) -> Iterator[tables.Fil
             covered = set(names) | view.superseded
         layer = Layer(path, final=key if base else
                       os.path.join(segment_folder(path), f"{names[-1]}m.h5"), covers=covered)
-        try:
-            yield layer.handle
-        except BaseException as error:
-            layer.discard()
-            _raise_as_disk_error(path, error)
-        layer.commit()
+        with layer.written() as handle:
+            yield handle
     for name in sorted(covered):
         with contextlib.suppress(OSError):
             os.remove(os.path.join(segment_folder(path), f"{name}.h5"))
