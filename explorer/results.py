@@ -121,6 +121,9 @@ class RunResultSource(Protocol):
         """The value of ``item`` in run ``idx``; ``KeyError`` if there is none."""
 
 
+_MISSING = object()
+
+
 class MemoryRunResults:
     """Per-run results held in memory until the trajectory is stored."""
 
@@ -161,6 +164,20 @@ class MemoryRunResults:
         """Forget every value (once they are stored)."""
         self._data.clear()
         self._comments.clear()
+
+    def discard(self, entries: Iterable[tuple[str, str, int, dict[str, Any]]]) -> None:
+        """Forget the values of ``entries`` (from :meth:`entries`, once they are stored);
+        a value given again since is kept."""
+        for template, _, idx, items in entries:
+            columns = self._data.get(template, {})
+            for item, value in items.items():
+                if columns.get(item, {}).get(idx, _MISSING) is value:
+                    del columns[item][idx]
+                    if not columns[item]:
+                        del columns[item]
+            if template in self._data and not columns:
+                del self._data[template]
+                self._comments.pop(template, None)
 
     def __bool__(self) -> bool:
         return bool(self._data)

@@ -607,10 +607,9 @@ class Trajectory:
             {branch: self._roots[branch].comment for branch in _PARAMETER_BRANCHES},
             list(self._explored), exploration, start, records, run_items)
         points = len(self) if self._explored else 0
-        handed_before = self._handed_at
 
         def stored() -> None:  # committed: only now is what was written stored
-            self._memory_runs.clear()
+            self._memory_runs.discard(run_items)  # not what was added since
             for result in results:
                 result.stored = True
                 pending.discard(id(result))
@@ -620,8 +619,7 @@ class Trajectory:
         def dropped() -> None:  # not committed after all: written again by the next store
             for result in results:
                 pending.discard(id(result))
-            self.__dict__["_handed_at"] = handed_before if self._stored_at is None else \
-                self._stored_at
+            self.__dict__["_handed_at"] = self._stored_at
 
         # until committed (with an open appender's runs, later), not handed over again
         pending.update(id(result) for result in results)

@@ -117,3 +117,23 @@ def test_an_environment_removes_what_a_dead_unreaped_writer_left(tmp_path):
         assert not os.path.exists(left)
     finally:
         os.waitpid(pid, 0)
+
+
+def test_per_run_items_added_while_a_store_waits_for_its_commit_are_kept(tmp_path):
+    # inside commits_every a store is committed later: what is added meanwhile stays
+    # in memory until a store hands it over, and the commit forgets only what it holds
+    path = str(tmp_path / "m.h5")
+    with ex.Environment("M", path, progress=False) as env:
+        traj = env.trajectory
+        traj.add_parameter("x", 0)
+        traj.explore({"x": [0, 1, 2]})
+        env.run(lambda view: view.x)
+        with env.commits_every(60):
+            traj.set_run(0)
+            traj.add_result("extra.$", v=10)
+            traj.store()                       # handed over, committed with the block
+            traj.set_run(1)
+            traj.add_result("extra.$", v=11)   # after the hand-over, before the commit
+            traj.restore_default()
+    loaded = ex.load_trajectory(path)
+    assert [loaded.res.extra[loaded.run_names[idx]].v for idx in (0, 1)] == [10, 11]
