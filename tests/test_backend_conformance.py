@@ -10,10 +10,11 @@ trajectory ``name`` in the test's file, closed after the test) and
 from __future__ import annotations
 
 import ast
+import contextlib
 import pathlib
 import pickle
 import uuid
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -869,23 +870,31 @@ class StoreTests:
         assert again.sessions() == [{"host": "here", "runs": 3}]
 
 
+@contextlib.contextmanager
+def opening(backend_name: str, filename: str) -> Iterator[Callable[..., TrajectoryStore]]:
+    """``make(name="T")``, opening stores of ``filename``; they are closed at the end."""
+    stores: list[TrajectoryStore] = []
+
+    def make(name: str = "T") -> TrajectoryStore:
+        stores.append(backend(backend_name).open(filename, name))
+        return stores[-1]
+
+    try:
+        yield make
+    finally:
+        for store in stores:
+            store.close()
+
+
 class TestMemoryStore(StoreTests):
     backend_name = "memory"
 
     @pytest.fixture
     def make_store(self):
         filename = f"conformance-{uuid.uuid4().hex}"
-        memory = backend("memory")
-        stores = []
-
-        def make(name: str = "T") -> TrajectoryStore:
-            stores.append(memory.open(filename, name))
-            return stores[-1]
-
-        yield make
-        for store in stores:
-            store.close()
-        memory.remove(filename)
+        with opening("memory", filename) as make:
+            yield make
+        backend("memory").remove(filename)
 
     @pytest.fixture
     def missing_filename(self):
@@ -897,17 +906,8 @@ class TestHdf5Store(StoreTests):
 
     @pytest.fixture
     def make_store(self, tmp_path):
-        filename = str(tmp_path / "f.h5")
-        hdf5 = backend("hdf5")
-        stores = []
-
-        def make(name: str = "T") -> TrajectoryStore:
-            stores.append(hdf5.open(filename, name))
-            return stores[-1]
-
-        yield make
-        for store in stores:
-            store.close()
+        with opening("hdf5", str(tmp_path / "f.h5")) as make:
+            yield make
 
     @pytest.fixture
     def missing_filename(self, tmp_path):
