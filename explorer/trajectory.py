@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
+import numpy as np
+
 from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError,
                      FileFormatError, InvalidNameError, NodeNotFoundError, ParameterLockedError,
                      TrajectoryNotFoundError)
@@ -17,7 +19,8 @@ from .frames import trajectory_frame
 from .naming import (BRANCH_ALIASES, BRANCHES, CURRENT_RUN, RUN_WILDCARD, is_run_name,
                      run_index, run_name, split_branch, split_name)
 from .parameters import Parameter
-from .results import LazyItem, MemoryRunResults, Result, RunNode
+from .records import RunStatus
+from .results import LazyItem, MemoryRunResults, Result, RunItem, RunItems, RunNode
 from .storage.base import (ResultRecord, StoredTrajectory, TrajectoryChanges, TrajectoryStore,
                            TreeRecord, backend)
 from .tree import Group, Node
@@ -25,6 +28,7 @@ from .values import result_kind
 
 if TYPE_CHECKING:
     import pandas as pd
+    import xarray as xr
 
     from .records import RunRecord
 
@@ -369,11 +373,31 @@ class Trajectory:
         else:
             idx = run_index(segment)
             self._check_run(idx)
-        sources = [self._memory_runs]
-        if self._store is not None:
-            sources.insert(0, self._store.run_results())
-        return RunNode(sources, f"{group.full_name}.{RUN_WILDCARD}", idx,
+        return RunNode(self._run_sources(), f"{group.full_name}.{RUN_WILDCARD}", idx,
                        set(self._run_templates))
+
+    def _run_sources(self) -> list[Any]:
+        """Where per-run results are: memory (not stored yet) first, then the file."""
+        if self._store is None:
+            return [self._memory_runs]
+        return [self._memory_runs, self._store.run_results()]
+
+    def _run_entries(self, group: Group) -> dict[str, RunItem | RunItems]:
+        """What per-run results show below ``group``: each item of ``<group>.$`` over
+        all runs, and the results whose ``$`` sits right below the group."""
+        sources = self._run_sources()
+        entries: dict[str, RunItem | RunItems] = {}
+        for suffix in sorted(group.run_templates):
+            template = f"{group.full_name}.{RUN_WILDCARD}"
+            if suffix:
+                head = suffix.split(".")[0]
+                entries.setdefault(head, RunItems(sources, f"{template}.{head}", len(self)))
+                continue
+            for source in sources:
+                for item in source.items(template):
+                    if item not in entries:
+                        entries[item] = RunItem(sources, template, item, len(self))
+        return entries
 
     # ---------------------------------------------------------------- exploration
     def explore(self, exploration: Mapping[str, Sequence[Any]]) -> None:
@@ -702,6 +726,68 @@ class Trajectory:
         ``duration`` (seconds) of each run.
         """
         return trajectory_frame(self)
+
+    def failures(self) -> "pd.DataFrame":
+        """Why runs failed: one row per run whose last attempt raised.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by run index (``run``), with columns ``error``
+            (``"ExceptionType: message"``) and ``traceback``; empty when no run failed.
+        """
+        import pandas as pd
+
+        failures = self._store.run_failures(range(len(self))) if self._store else {}
+        index = pd.Index(list(failures), name="run", dtype=np.int64)
+        return pd.DataFrame({"error": [error for error, _ in failures.values()],
+                             "traceback": [trace for _, trace in failures.values()]},
+                            index=index, dtype=object)
+
+    def sessions(self) -> "pd.DataFrame":
+        """Provenance: one row per ``env.run`` (or optimizer) session that wrote runs.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per session, oldest first; columns are the record's fields
+            (when and where it ran, with which versions, git commit and command,
+            which runs). Empty for a trajectory not stored yet.
+        """
+        import pandas as pd
+
+        records = self._store.sessions() if self._store is not None else []
+        return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+    def _status_counts(self) -> dict[str, int]:
+        """How many runs are ``completed``, ``failed`` and ``pending``."""
+        counts = {"completed": 0, "failed": 0, "pending": len(self)}
+        if self._store is None:
+            return counts
+        table = self._store.run_table()
+        inside = table.idx < len(self)
+        for status in (RunStatus.COMPLETED, RunStatus.FAILED):
+            counts[status.name.lower()] = int(np.count_nonzero(table.status[inside] == status))
+        counts["pending"] = len(self) - counts["completed"] - counts["failed"]
+        return counts
+
+    def to_xarray(self) -> "xr.Dataset":
+        """The runs as an :class:`xarray.Dataset` (needs the ``xarray`` extra).
+
+        For a cartesian exploration the dimensions are the explored parameters, in
+        the product's order; otherwise the dimension is ``run`` with the explored
+        parameters as coordinates on it. Per-run arrays of one shape add their own
+        dimensions (``<item>_dim_0``, ...); scalar items and return values are
+        variables; runs without a value (failed, not run) hold NaN.
+        """
+        from .grids import trajectory_dataset
+
+        return trajectory_dataset(self)
+
+    def _repr_html_(self) -> str:
+        from .display import trajectory_html  # only for notebooks
+
+        return trajectory_html(self)
 
     def __repr__(self) -> str:
         return (f"<Trajectory {self.name!r}: {self._n_runs} run(s), explored "

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, Iterator, Protocol
 
 from .errors import NodeNotFoundError
-from .naming import CURRENT_RUN, is_run_name
+from .naming import CURRENT_RUN, is_run_name, run_index, run_name
+from .suggest import did_you_mean
 
 __all__ = ["Node", "Group", "TreeOwner"]
 
@@ -22,6 +23,8 @@ class TreeOwner(Protocol):
     def _assign(self, full_name: str, value: Any) -> None: ...
 
     def _run_child(self, group: "Group", segment: str) -> Any: ...
+
+    def _run_entries(self, group: "Group") -> dict[str, Any]: ...
 
 
 class Node:
@@ -68,7 +71,8 @@ class Group(Node):
     def __getattr__(self, segment: str) -> Any:
         if segment.startswith("_"):
             raise AttributeError(segment)
-        return self._child(segment)._natural()
+        child = self._child(segment)
+        return child._natural() if isinstance(child, Node) else child
 
     def __setattr__(self, segment: str, value: Any) -> None:
         if segment in Group.__slots__ or segment in Node.__slots__:
@@ -76,7 +80,12 @@ class Group(Node):
             return
         self._owner._assign(f"{self.full_name}.{segment}", value)
 
-    def __getitem__(self, path: str) -> Any:
+    def __getitem__(self, path: str | int) -> Any:
+        if not isinstance(path, str):  # a run: traj.res.neuron[13]
+            if not self.run_templates:
+                raise NodeNotFoundError(f"{self.full_name!r} holds no per-run results, so "
+                                        f"it cannot be indexed by run ({path!r})")
+            return self._owner._run_child(self, run_name(run_index(path)))
         node: Any = self
         for segment in path.split("."):
             if not isinstance(node, (Group,)) and not hasattr(node, "_child"):
@@ -85,28 +94,53 @@ class Group(Node):
         return node._natural() if isinstance(node, Node) else node
 
     def __contains__(self, segment: str) -> bool:
-        return segment in self.children
+        return segment in self.children or segment in self._run_names()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.children)
+        return iter([*self.children, *(name for name in self._run_names()
+                                       if name not in self.children)])
 
     def __dir__(self) -> list[str]:
-        return sorted(set(super().__dir__()) | set(self.children))
+        return sorted(set(super().__dir__()) | set(self))
 
     def __repr__(self) -> str:
-        kids = ", ".join(list(self.children)[:8])
-        more = ", ..." if len(self.children) > 8 else ""
+        names = list(self)
+        kids = ", ".join(names[:8])
+        more = ", ..." if len(names) > 8 else ""
         return f"<Group {self.full_name} [{kids}{more}]>"
+
+    def _repr_html_(self) -> str:
+        from .display import group_html  # only for notebooks
+
+        return group_html(self)
+
+    def run_items(self) -> dict[str, Any]:
+        """The per-run items of results named ``<this group>.$`` (``traj.res.neuron``:
+        ``V``, ``nspikes``...), each a :class:`~explorer.results.RunItem` over all runs."""
+        if not self.run_templates:
+            return {}
+        from .results import RunItem
+
+        return {name: entry for name, entry in self._owner._run_entries(self).items()
+                if isinstance(entry, RunItem)}
+
+    def _run_names(self) -> list[str]:
+        return list(self._owner._run_entries(self)) if self.run_templates else []
 
     def _child(self, segment: str) -> Any:
         child = self.children.get(segment)
         if child is not None:
             return child
-        if self.run_templates and (segment == CURRENT_RUN or is_run_name(segment)):
-            return self._owner._run_child(self, segment)
+        if self.run_templates:
+            if segment == CURRENT_RUN or is_run_name(segment):
+                return self._owner._run_child(self, segment)
+            entry = self._owner._run_entries(self).get(segment)
+            if entry is not None:
+                return entry
+        names = list(self)
         raise NodeNotFoundError(
             f"{self.full_name!r} has no child {segment!r}; it has: "
-            f"{', '.join(sorted(self.children)) or 'nothing'}")
+            f"{', '.join(sorted(names)) or 'nothing'}{did_you_mean(segment, names)}")
 
     # tree helpers ---------------------------------------------------------------
     def walk(self) -> Iterator[Node]:

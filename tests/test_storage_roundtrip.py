@@ -420,11 +420,16 @@ def test_to_frame_contents(make_env, h5path):
             x, y = traj.get("x").range[i], traj.get("y").range[i]
             assert frame.loc[i, "product"] == x * y
             assert frame.loc[i, "return_value"] == x + y
+            assert frame.loc[i, "label"] == "text"  # scalar strings are columns
+            assert pd.isna(frame.loc[i, "error"])
         for i in failed + [6]:
             assert pd.isna(frame.loc[i, "product"])
             assert pd.isna(frame.loc[i, "return_value"])
-        # arrays and strings are not table columns
-        assert "trace" not in frame.columns and "label" not in frame.columns
+            assert pd.isna(frame.loc[i, "label"])
+        assert frame.loc[failed, "error"].tolist() == ["RuntimeError: planned failure"]
+        assert pd.isna(frame.loc[6, "error"])
+        # arrays are not table columns
+        assert "trace" not in frame.columns
 
 
 def test_to_frame_of_an_unexplored_stored_run(make_env, h5path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import keyword
 from typing import Any, Callable, ContextManager, Iterable
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..results import RunResultSource
 
 __all__ = ["Backend", "TrajectoryStore", "RunTable", "RunResultSource", "TreeRecord",
            "ResultRecord", "TrajectoryChanges", "StoredTrajectory", "Encoding", "BatchEncoder",
-           "Appender", "backend", "BACKENDS"]
+           "Appender", "backend", "BACKENDS", "RETURN_FIELDS", "is_record", "with_records"]
 
 #: Back ends by name: the module that defines ``BACKEND``, imported when first used.
 BACKENDS = {"hdf5": "explorer.storage.hdf5", "memory": "explorer.storage.memory"}
@@ -38,6 +39,45 @@ def backend(name: str = "hdf5") -> "Backend":
     if name not in BACKENDS:
         raise ValueError(f"no storage back end {name!r}; there are: {', '.join(BACKENDS)}")
     return importlib.import_module(BACKENDS[name]).BACKEND
+
+
+#: Where the keys of return values that are records (see :func:`is_record`) are kept:
+#: one stacked column per key, as the items of a per-run result.
+RETURN_FIELDS = "returns.fields"
+
+_RECORD_TYPES = (bool, int, float, complex, str, type(None), np.bool_, np.integer,
+                 np.floating, np.complexfloating)
+
+
+def is_record(value: Any) -> bool:
+    """Whether a run's return value is a *record*: a non-empty dict of scalars whose
+    keys are names (identifiers that do not start with ``_``, not keywords).
+
+    A record is stored as one stacked column per key (as cheap as a float per
+    key), not as a group of nodes per run; its keys come back in sorted order.
+    """
+    if type(value) is not dict or not value:
+        return False
+    for key, field in value.items():
+        if type(key) is not str or not key.isidentifier() or key.startswith("_") or \
+                keyword.iskeyword(key) or not isinstance(field, _RECORD_TYPES) or \
+                type(field) is int and not -2**63 <= field < 2**63:
+            return False
+    return True
+
+
+def with_records(values: dict[int, Any], fields: dict[str, dict[int, Any]],
+                 runs: Iterable[int]) -> dict[int, Any]:
+    """Return values of ``runs`` (in their order): ``values``, and records put together
+    from ``fields`` (``{key: {run: value}}``) for the runs that returned one."""
+    found: dict[int, Any] = {}
+    for idx in runs:
+        record = {key: column[idx] for key, column in fields.items() if idx in column}
+        if record:
+            found[idx] = record
+        elif idx in values:
+            found[idx] = values[idx]
+    return found
 
 
 class RunTable:
@@ -180,12 +220,22 @@ class BatchEncoder(abc.ABC):
         (``errors``/``error`` and ``traceback``)."""
         self.add_row(record.idx, int(record.status), record.started, record.duration)
         if record.status == RunStatus.COMPLETED:
-            self.add_items("returns", "", record.idx, {"value": record.value})
+            self.add_return(record.idx, record.value)
             for template, (comment, items) in record.results.items():
                 self.add_items(template, comment, record.idx, items)
         else:
-            self.add_items("errors", "", record.idx,
-                           {"error": record.error, "traceback": record.traceback})
+            self.add_failure(record.idx, record.error, record.traceback)
+
+    def add_return(self, idx: int, value: Any) -> None:
+        """Encode run ``idx``'s return value (a record as one column per key)."""
+        if is_record(value):
+            self.add_items(RETURN_FIELDS, "", idx, value)
+        else:
+            self.add_items("returns", "", idx, {"value": value})
+
+    def add_failure(self, idx: int, error: str | None, traceback: str | None) -> None:
+        """Encode why run ``idx`` failed."""
+        self.add_items("errors", "", idx, {"error": error, "traceback": traceback})
 
     @abc.abstractmethod
     def add_row(self, idx: int, status: int, started: float, duration: float) -> None:
@@ -344,8 +394,13 @@ class TrajectoryStore(abc.ABC):
         """Return values of the given runs, in their order (runs without one are left out)."""
 
     @abc.abstractmethod
+    def run_failures(self, runs: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """``("ExceptionType: message", traceback)`` of the given runs that failed the
+        last time they ran, in their order."""
+
     def run_errors(self, runs: Iterable[int]) -> dict[int, str]:
         """``"ExceptionType: message"`` of the given runs that failed last time they ran."""
+        return {idx: error for idx, (error, _) in self.run_failures(runs).items()}
 
     @abc.abstractmethod
     def run_results(self) -> RunResultSource:
@@ -353,7 +408,8 @@ class TrajectoryStore(abc.ABC):
 
     @abc.abstractmethod
     def scalar_columns(self) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
-        """``{(template, item): (runs, values)}`` for every per-run scalar item."""
+        """``{(template, item): (runs, values)}`` for every per-run item whose values are
+        all numbers (or ``None``), or all strings (``values`` then of dtype object)."""
 
     @abc.abstractmethod
     def sessions(self) -> list[dict[str, Any]]:

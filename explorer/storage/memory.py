@@ -24,9 +24,9 @@ import numpy as np
 
 from ..errors import FileFormatError, TrajectoryExistsError, TrajectoryNotFoundError
 from ..records import RunStatus
-from ..results import LazyItem
-from .base import (Appender, Backend, BatchEncoder, Encoding, ResultRecord, RunTable,
-                   StoredTrajectory, TrajectoryChanges, TrajectoryStore)
+from ..results import LazyItem, stack_values, value_info
+from .base import (RETURN_FIELDS, Appender, Backend, BatchEncoder, Encoding, ResultRecord,
+                   RunTable, StoredTrajectory, TrajectoryChanges, TrajectoryStore, with_records)
 
 __all__ = ["MemoryBackend", "MemoryStore", "MemoryAppender", "MemoryBatch", "BACKEND"]
 
@@ -125,7 +125,7 @@ def _unused(state: _State) -> bool:
                      record.kind is not None and record.full_name != _SEED):
             return False
     return not (state.results or state.result_groups or any(state.exploration.values()) or
-                state.rows or any(template not in ("returns", "errors")
+                state.rows or any(template not in ("returns", "errors", RETURN_FIELDS)
                                   for template in state.items))
 
 
@@ -273,6 +273,18 @@ class MemoryRunResults:
 
     def get(self, template: str, item: str, idx: int) -> Any:
         return copy.deepcopy(self._store._view().items[template][item][int(idx)])
+
+    def has(self, template: str, item: str, idx: int) -> bool:
+        return int(idx) in self._store._view().items.get(template, {}).get(item, {})
+
+    def info(self, template: str, item: str) -> tuple[str, np.dtype | None,
+                                                      tuple[int, ...] | None]:
+        return value_info(self._store._view().items[template][item].values())
+
+    def read(self, template: str, item: str, runs: np.ndarray) -> np.ndarray | list[Any]:
+        column = self._store._view().items[template][item]
+        values = [copy.deepcopy(column[idx]) for idx in np.asarray(runs).tolist()]
+        return stack_values(values, self.info(template, item))
 
 
 class MemoryStore(TrajectoryStore):
@@ -434,12 +446,21 @@ class MemoryStore(TrajectoryStore):
         return {int(idx): copy.deepcopy(column[int(idx)]) for idx in runs if int(idx) in column}
 
     def return_values(self, runs: Iterable[int]) -> dict[int, Any]:
-        return self._values("returns", "value", runs)
+        wanted = [int(idx) for idx in runs]
+        with self.snapshot():
+            values = self._values("returns", "value", wanted)
+            fields = {key: self._values(RETURN_FIELDS, key, wanted)
+                      for key in sorted(self._view().items.get(RETURN_FIELDS, {}))}
+        return with_records(values, fields, wanted) if fields else values
 
-    def run_errors(self, runs: Iterable[int]) -> dict[int, str]:
+    def run_failures(self, runs: Iterable[int]) -> dict[int, tuple[str, str]]:
         with self.snapshot():
             failed = set(self.run_table().with_status(RunStatus.FAILED).tolist())
-            return self._values("errors", "error", [idx for idx in runs if int(idx) in failed])
+            wanted = [int(idx) for idx in runs if int(idx) in failed]
+            errors = self._values("errors", "error", wanted)
+            tracebacks = self._values("errors", "traceback", wanted)
+        return {idx: (errors[idx], tracebacks.get(idx) or "") for idx in wanted
+                if idx in errors}
 
     def run_results(self) -> MemoryRunResults:
         return MemoryRunResults(self)
@@ -466,7 +487,7 @@ def _copied(source: TrajectoryStore) -> _State:
         table = source.run_table()
         runs = table.idx.tolist()
         returns = source.return_values(runs)
-        errors = source.run_errors(runs)
+        failures = source.run_failures(runs)
         results = source.run_results()
         state = _State(comment=stored.comment, tree=stored.tree,
                        explored=list(stored.exploration), exploration=stored.exploration,
@@ -481,14 +502,13 @@ def _copied(source: TrajectoryStore) -> _State:
                 for idx in results.runs(template, item):
                     state.add_items(template, comment, idx,
                                     {item: results.get(template, item, int(idx))})
+        encoder = MemoryEncoder()
         for idx, value in returns.items():
-            state.add_items("returns", "", idx, {"value": value})
-        for idx, error in errors.items():
-            try:
-                traceback = results.get("errors", "traceback", idx)
-            except KeyError:
-                traceback = ""
-            state.add_items("errors", "", idx, {"error": error, "traceback": traceback})
+            encoder.add_return(idx, value)
+        for idx, (error, traceback) in failures.items():
+            encoder.add_failure(idx, error, traceback)
+        for template, comment, idx, items in encoder.finish().items:
+            state.add_items(template, comment, idx, items)
     return state
 
 

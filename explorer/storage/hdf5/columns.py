@@ -484,6 +484,55 @@ class ColumnIndex:
             position = int(self._order[position])
         return int(self._segment_ids[position]), int(self._rows[position])
 
+    def has(self, run: int) -> bool:
+        """Whether ``run`` has a value (one lookup)."""
+        return self.locate(run) is not None
+
+    def info(self) -> tuple[str, np.dtype | None, tuple[int, ...] | None]:
+        """``(kind, dtype, shape)`` of the values: the kind of every row (``"mixed"``
+        when they differ), their dtype when numeric, their shape when it is one."""
+        kinds = {kind for _, _, kind, _, _ in self.segments}
+        kind = kinds.pop() if len(kinds) == 1 else "mixed"
+        numeric = [(enc, dtype, shape) for _, enc, k, dtype, shape in self.segments
+                   if enc in ("fixed", "ragged") and k != "none"]
+        if not numeric or len(numeric) != len(self.segments):
+            return kind, None, None
+        dtypes = {np.dtype(dtype).newbyteorder("=") for _, dtype, _ in numeric}
+        dtype = dtypes.pop() if len(dtypes) == 1 else None
+        shapes = {shape for enc, _, shape in numeric if enc == "fixed"}
+        shape = shapes.pop() if len(shapes) == 1 and all(enc == "fixed" for enc, _, _ in
+                                                          numeric) else None
+        return kind, dtype, shape
+
+    def stacked(self, runs: np.ndarray) -> np.ndarray | None:
+        """The values of ``runs`` (each must have one) stacked along a first axis,
+        when every segment holds numeric arrays or numbers of one dtype and shape;
+        else ``None``. A segment's rows are read in one slice where they lie close."""
+        kind, dtype, shape = self.info()
+        if dtype is None or shape is None or kind in ("list", "tuple", "mixed") or \
+                any(enc != "fixed" for _, enc, _, _, _ in self.segments):
+            return None
+        runs = np.asarray(runs, dtype=np.int64)
+        position = np.searchsorted(self._sorted, runs, side="right") - 1
+        if len(runs) and (position.min() < 0 or np.any(self._sorted[position] != runs)):
+            missing = runs[(position < 0) | (self._sorted[np.maximum(position, 0)] != runs)]
+            raise KeyError(int(missing[0]))
+        if self._order is not None:
+            position = self._order[position]
+        segment_of, row_of = self._segment_ids[position], self._rows[position]
+        out = np.empty((len(runs), *shape), dtype=dtype)
+        for segment in np.unique(segment_of).tolist():
+            where = np.flatnonzero(segment_of == segment)
+            rows = row_of[where]
+            first, last = int(rows.min()), int(rows.max()) + 1
+            data = self._group(segment).data
+            if last - first <= 8 * len(rows):
+                out[where] = data[first:last][rows - first]
+            else:
+                out[where] = data[np.sort(np.unique(rows)).tolist()][
+                    np.searchsorted(np.unique(rows), rows)]
+        return out
+
     def read(self, run: int, allow_pickle: bool) -> Any:
         """The value of ``run``; ``KeyError`` if the column has none."""
         found = self.values([run], allow_pickle)
@@ -549,19 +598,24 @@ class ColumnIndex:
                 for row in range(start, stop)]
 
     def scalars(self, python: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(runs, values)`` when every segment holds scalars, latest value per run.
+        """``(runs, values)`` when every segment holds scalars (or every one strings,
+        given as an object array), latest value per run.
 
         With ``python=True``, only when they are Python numbers or ``None``, so
         that ``values.tolist()`` gives each run's value as it was (numpy scalars
         would lose their type).
         """
-        if not self.segments or any(enc != "fixed" or shape or kind in ("ndarray",)
-                                    or python and kind not in (*NUMBER_TYPES, "none")
-                                    for _, enc, kind, _, shape in self.segments):
+        if self.segments and all(enc == "strings" for _, enc, *_ in self.segments):
+            values = [np.array(self.read_rows(number, 0, self._group(number).data.nrows),
+                               dtype=object) for number in range(len(self.segments))]
+        elif not self.segments or any(enc != "fixed" or shape or kind in ("ndarray",)
+                                      or python and kind not in (*NUMBER_TYPES, "none")
+                                      for _, enc, kind, _, shape in self.segments):
             return None
-        values = [np.full(self._group(number).data.nrows, None, dtype=object)
-                  if kind == "none" else self._group(number).data.read()
-                  for number, (name, _, kind, *_) in enumerate(self.segments)]
+        else:
+            values = [np.full(self._group(number).data.nrows, None, dtype=object)
+                      if kind == "none" else self._group(number).data.read()
+                      for number, (name, _, kind, *_) in enumerate(self.segments)]
         if len({v.dtype for v in values}) > 1:
             values = [v.astype(object) for v in values]
         flat = np.concatenate(values)[self._real]

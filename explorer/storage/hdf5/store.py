@@ -19,8 +19,8 @@ from ...naming import BRANCHES
 from ...results import LazyItem
 from ...records import RunStatus
 from ...values import result_kind
-from ..base import (ResultRecord, RunTable, StoredTrajectory, TrajectoryChanges, TrajectoryStore,
-                    TreeRecord)
+from ..base import (RETURN_FIELDS, ResultRecord, RunTable, StoredTrajectory, TrajectoryChanges,
+                    TrajectoryStore, TreeRecord, with_records)
 from ..lockfile import claimed
 from .checksum import mark, verify
 from .columns import (VARIABLE_CHUNK_ROWS, ColumnIndex, append_column, append_nodes,
@@ -296,9 +296,9 @@ class Hdf5Store(TrajectoryStore):
             encoder.add_row(idx, status, started, duration)
         runs = table.idx.tolist()
         for idx, value in source.return_values(runs).items():
-            encoder.add_items("returns", "", idx, {"value": value})
-        for idx, error in source.run_errors(runs).items():
-            encoder.add_items("errors", "", idx, {"error": error, "traceback": ""})
+            encoder.add_return(idx, value)
+        for idx, (error, traceback) in source.run_failures(runs).items():
+            encoder.add_failure(idx, error, traceback)
         results_source = source.run_results()
         for template, comment in results_source.templates().items():
             for item in results_source.items(template):
@@ -623,16 +623,27 @@ class Hdf5Store(TrajectoryStore):
         return RunTable(table["idx"], table["status"], table["started"], table["duration"])
 
     def return_values(self, runs: Iterable[int]) -> dict[int, Any]:
-        return self._per_run_values("returns/value", runs)
+        wanted = list(runs)
+        with self.snapshot():
+            values = self._per_run_values("returns/value", wanted)
+            fields = {key: self._per_run_values(f"{self._template_path(RETURN_FIELDS)}/{key}",
+                                                wanted, absolute=True)
+                      for key in self._source.items(RETURN_FIELDS)}
+        return with_records(values, fields, wanted) if fields else values
 
-    def run_errors(self, runs: Iterable[int]) -> dict[int, str]:
+    def run_failures(self, runs: Iterable[int]) -> dict[int, tuple[str, str]]:
         with self.snapshot():
             failed = set(self.run_table().with_status(RunStatus.FAILED).tolist())
-            return self._per_run_values("errors/error", [idx for idx in runs if idx in failed])
+            wanted = [idx for idx in runs if idx in failed]
+            errors = self._per_run_values("errors/error", wanted)
+            tracebacks = self._per_run_values("errors/traceback", wanted)
+        return {idx: (errors[idx], tracebacks.get(idx) or "") for idx in wanted
+                if idx in errors}
 
-    def _per_run_values(self, column: str, runs: Iterable[int]) -> dict[int, Any]:
+    def _per_run_values(self, column: str, runs: Iterable[int],
+                        absolute: bool = False) -> dict[int, Any]:
         wanted = list(runs)
-        path = f"{self.path}/{column}"
+        path = column if absolute else f"{self.path}/{column}"
         with reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: column {column!r}"):
             index = self.column_index(self._layers(view), path)
@@ -835,6 +846,42 @@ class StoredRunResults:
             index = store.column_index(store._layers(view),
                                        f"{store._template_path(template)}/{item}")
             return index.runs if index is not None else np.zeros(0, dtype=np.int64)
+
+    def _index(self, template: str, item: str) -> ColumnIndex:
+        store = self._store
+        with reading(store.filename) as view, \
+                reported(store.filename, f"{store._what}: {template}.{item}"):
+            index = store.column_index(store._layers(view),
+                                       f"{store._template_path(template)}/{item}")
+        if index is None:
+            raise KeyError(item)
+        return index
+
+    def has(self, template: str, item: str, idx: int) -> bool:
+        try:
+            return self._index(template, item).has(idx)
+        except KeyError:
+            return False
+
+    def info(self, template: str, item: str) -> tuple[str, np.dtype | None,
+                                                      tuple[int, ...] | None]:
+        return self._index(template, item).info()
+
+    def read(self, template: str, item: str, runs: np.ndarray) -> np.ndarray | list[Any]:
+        store = self._store
+        wanted = np.asarray(runs, dtype=np.int64)
+        with reading(store.filename):
+            index = self._index(template, item)
+            missing = [idx for idx in wanted.tolist() if not index.has(idx)] \
+                if len(wanted) < 64 else wanted[~np.isin(wanted, index.runs)].tolist()
+            if missing:
+                raise KeyError(missing[0])
+            with reported(store.filename, f"{store._what}: {template}.{item}"):
+                stacked = index.stacked(wanted)
+                if stacked is not None:
+                    return stacked
+                found = index.values(wanted.tolist(), store.allow_pickle)
+        return [found[idx] for idx in wanted.tolist()]
 
     def get(self, template: str, item: str, idx: int) -> Any:
         store = self._store
