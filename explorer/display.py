@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .trajectory import Trajectory
 
 __all__ = ["Entry", "MAX_LINES", "trajectory_html", "group_html", "result_html",
-           "trajectory_text", "group_text", "result_text"]
+           "trajectory_text", "group_text", "result_text", "trajectory_outline",
+           "group_outline", "result_outline", "describe_value"]
 
 #: Lines shown per branch (or per group or result view) before "... N more".
 MAX_LINES = 50
