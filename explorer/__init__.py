@@ -28,7 +28,7 @@ from .optimization import Fit, Optimizer
 # errors
 from .errors import (AmbiguousNameError, DiskFullError, DuplicateNameError, ExplorationError,
                      FileLockedError, InterruptedRunError, ExplorerError, FileFormatError,
-                     InvalidNameError, NodeNotFoundError, ParameterLockedError,
+                     InvalidNameError, MainGuardError, NodeNotFoundError, ParameterLockedError,
                      RunsFailedError, TrajectoryExistsError, TrajectoryNotFoundError,
                      UnsafeDataError, UnsupportedTypeError)
 
@@ -45,7 +45,7 @@ __all__ = [
     "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",
     "UnsafeDataError", "FileFormatError", "TrajectoryNotFoundError", "TrajectoryExistsError",
-    "FileLockedError", "DiskFullError", "InterruptedRunError", "__version__",
+    "FileLockedError", "DiskFullError", "InterruptedRunError", "MainGuardError", "__version__",
 ]
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import sys
 import uuid
 from typing import Any, Callable, Iterator, Sequence
 
@@ -23,6 +22,7 @@ from .errors import (DiskFullError, ExplorationError, ExplorerError, Interrupted
                      RunsFailedError)
 from .execution import Executor, SerialExecutor
 from .execution.chunking import ChunkPlanner, Points
+from .execution.mainguard import refuse_in_script_import
 from .interrupts import Interruption
 from .provenance import collect, now
 from .records import RunStatus
@@ -91,6 +91,10 @@ class Environment:
         Another environment is writing the file.
     TrajectoryExistsError
         The file holds a trajectory of this name and ``overwrite_file`` is off.
+    MainGuardError
+        A worker process is importing the script (it lacks
+        ``if __name__ == "__main__":``); with ``workers=N``, ``env.run`` raises
+        it in the main process.
     """
 
     def __init__(self, trajectory: str | Trajectory = "trajectory", filename: str | None = None,
@@ -99,10 +103,7 @@ class Environment:
                  on_error: str = "raise", progress: bool = True, seed: int | None = None,
                  allow_pickle: bool = False, complib: str | None = None,
                  complevel: int | None = None, chunk_size: int | None = None):
-        if getattr(sys.modules.get("__main__"), "__name__", "") == "__mp_main__":
-            raise ExplorerError(
-                "an Environment is being created while a worker process imports your script; "
-                "put the code that creates and runs it under `if __name__ == \"__main__\":`")
+        refuse_in_script_import("explorer.Environment(...)")
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
         if storage not in ("queue", "lock"):
@@ -189,6 +190,7 @@ class Environment:
         returns the whole ``[(idx, value), ...]`` list. Runs that an interrupted
         session finished are kept; the seed stored with the trajectory is reused.
         """
+        refuse_in_script_import("explorer.Environment.resume(...)")
         trajectory = load_trajectory(filename, name,
                                      allow_pickle=options.get("allow_pickle", False))
         if trajectory._store is not None and trajectory._store.is_unused():

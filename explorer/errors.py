@@ -23,6 +23,7 @@ __all__ = [
     "FileLockedError",
     "DiskFullError",
     "InterruptedRunError",
+    "MainGuardError",
 ]
 
 
@@ -101,3 +102,11 @@ class DiskFullError(ExplorerError, OSError):
 
 class InterruptedRunError(ExplorerError, RuntimeError):
     """Runs were stopped by a signal; finished runs are stored, the rest can be resumed."""
+
+
+class MainGuardError(ExplorerError, RuntimeError):
+    """A worker process importing the main script reached code meant for the main process.
+
+    Worker processes import the main script; the code that creates and runs an
+    environment belongs under ``if __name__ == "__main__":``.
+    """

@@ -27,6 +27,7 @@ import weakref
 from typing import Any, Callable, Iterator, Sequence
 
 from .base import Executor
+from .mainguard import unguarded_scripts_reported
 
 __all__ = ["DaskExecutor"]
 
@@ -477,7 +478,7 @@ class DaskExecutor(Executor):
         else:
             if os.environ.get("MALLOC_TRIM_THRESHOLD_") == _DASK_TRIM_DEFAULT:
                 del os.environ["MALLOC_TRIM_THRESHOLD_"]  # left here by an earlier dask nanny
-            with dask.config.set(cluster_config()):
+            with dask.config.set(cluster_config()), unguarded_scripts_reported():
                 self._cluster = distributed.LocalCluster(
                     n_workers=workers or 1, threads_per_worker=1, processes=True,
                     dashboard_address=":0", silence_logs=logging.ERROR)
