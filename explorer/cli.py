@@ -11,7 +11,8 @@ import contextlib
 import os
 import re
 import reprlib
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import click
 import numpy as np
@@ -245,11 +246,11 @@ def run_results(traj: Trajectory, template: str, idx: int) -> dict[str, Any]:
         return {}
 
 
-def readable(read: Any) -> str:
-    """``brief(read())``, or why the value could not be read."""
+def item_brief(result: Result, item: str) -> str:
+    """``brief`` of a result's item, read now, or why it could not be read."""
     try:
-        return brief(read())
-    except ExplorerError as error:
+        return brief(result[item])
+    except ExplorerError as error:  # a pickled item (allow_pickle is off), a damaged one
         return f"<not read: {clip(one_line(str(error)), VALUE_WIDTH)}>"
 
 
@@ -277,8 +278,7 @@ def node_rows(group: Group, depth: int,
             rows.append((depth, name, value, node.comment))
         elif isinstance(node, Result):
             rows.append((depth, name, "", node.comment))
-            rows += [(depth + 1, item, readable(lambda item=item: node[item]), "")
-                     for item in node.keys()]
+            rows += [(depth + 1, item, item_brief(node, item), "") for item in node.keys()]
     rows += [(depth, name, f"per run: {items}", comment)
              for name, items, comment in per_run.get(group.full_name, [])]
     return rows
@@ -317,9 +317,6 @@ def show_run(traj: Trajectory, idx: int) -> list[str]:
         head.append(("duration", f"{row['duration']:.3g} s"))
     if "error" in row.index and not _missing(row["error"]):
         head.append(("error", one_line(str(row["error"]))))
-    if row["status"] == "failed":
-        failures = traj.failures()
-        trace = failures.loc[idx, "traceback"] if idx in failures.index else ""
     lines += aligned(head)
     if explored:
         lines += ["", "explored parameters"]
@@ -339,8 +336,10 @@ def show_run(traj: Trajectory, idx: int) -> list[str]:
                              indent="  ")
         else:
             lines.append(f"  (nothing stored: {NOTHING_STORED.get(row['status'], '')})")
-    if row["status"] == "failed" and trace:
-        lines += ["", "traceback"] + ["  " + line for line in str(trace).splitlines()]
+    failures = traj.failures() if row["status"] == "failed" else None
+    if failures is not None and idx in failures.index and failures.loc[idx, "traceback"]:
+        lines += ["", "traceback"]
+        lines += ["  " + line for line in str(failures.loc[idx, "traceback"]).splitlines()]
     traj.restore_default()
     return lines
 
@@ -379,7 +378,7 @@ def cli(debug: bool) -> None:
     """
 
 
-@cli.command("ls")
+@cli.command("ls", short_help="List the trajectories in a file.")
 @FILE
 def ls_command(file: str) -> None:
     """List the trajectories in FILE: runs, their statuses, explored parameters.
@@ -403,7 +402,7 @@ def ls_command(file: str) -> None:
                [f"{file}: {len(names)} {noun}, {human_size(disk_size(file))} on disk"])
 
 
-@cli.command("show")
+@cli.command("show", short_help="Print a trajectory's tree, or one run.")
 @FILE
 @NAME
 @click.option("--run", "run", type=int, metavar="N",
@@ -424,7 +423,7 @@ def show_command(file: str, name: str | None, run: int | None) -> None:
         echo_lines(show_tree(traj) if run is None else show_run(traj, run))
 
 
-@cli.command("frame")
+@cli.command("frame", short_help="Print or write the table of runs.")
 @FILE
 @NAME
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="OUT",
@@ -458,7 +457,7 @@ def frame_command(file: str, name: str | None, output: str | None) -> None:
                                "or write a .csv") from None
 
 
-@cli.command("failures")
+@cli.command("failures", short_help="List the failed runs and their errors.")
 @FILE
 @NAME
 @click.option("--traceback", "tracebacks", is_flag=True,
@@ -488,7 +487,7 @@ def failures_command(file: str, name: str | None, tracebacks: bool) -> None:
     echo_lines(lines)
 
 
-@cli.command("sessions")
+@cli.command("sessions", short_help="List the sessions that ran a trajectory.")
 @FILE
 @NAME
 def sessions_command(file: str, name: str | None) -> None:

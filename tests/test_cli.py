@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,7 +75,6 @@ def files(tmp_path_factory) -> dict[str, pathlib.Path]:
     text = folder / "notes.h5"
     text.write_text("not an HDF5 file\n")
     foreign = folder / "foreign.h5"
-    import h5py
     with h5py.File(foreign, "w") as handle:
         handle["data"] = np.arange(10)
     damaged = folder / "damaged.h5"
@@ -87,7 +87,7 @@ def run(*args, script: bool = False) -> subprocess.CompletedProcess:
     """Run ``python -m explorer ARGS`` (or the installed ``explorer`` script)."""
     command = [SCRIPT] if script else [sys.executable, "-m", "explorer"]
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
 
 
 def ok(proc: subprocess.CompletedProcess) -> str:
@@ -123,18 +123,18 @@ def test_show_prints_the_tree_with_values_and_comments(files):
     lines = out.splitlines()
     assert lines[0] == "FiringRate  # LIF firing rates"
     assert lines[1] == "22 runs (20 completed, 2 failed); explored: neuron.tau_ref, neuron.I"
-    assert re.search(r"^    V_init\s+0\.25\s+# initial membrane potential$", out, re.M)
-    assert re.search(r"^    tau_V\s+12\.0\s+# membrane time constant in ms$", out, re.M)
+    assert re.search(r"^    V_init\s+0\.25\s+# initial membrane potential$", out, re.MULTILINE)
+    assert re.search(r"^    tau_V\s+12\.0\s+# membrane time constant in ms$", out, re.MULTILINE)
     assert re.search(r"^    I\s+explored over 22 runs, 11 values: \[0\.0, 0\.1, 0\.2, .*\]"
-                     r"\s+# applied current$", out, re.M)
+                     r"\s+# applied current$", out, re.MULTILINE)
     assert "explored over 22 runs, 2 values: [5.0, 10.0]" in out
     assert re.search(r"kernel\s+ndarray float64 \(5000,\) \[0 1 \.\.\. 4998 4999\]\s+# a long",
                      out)
-    assert re.search(r"^  seed_label\s+'lif-demo'$", out, re.M)
+    assert re.search(r"^  seed_label\s+'lif-demo'$", out, re.MULTILINE)
     assert re.search(r"^    \$\s+per run: V, nspikes\s+# membrane potential and number of "
-                     r"spikes$", out, re.M)
-    assert re.search(r"^    rates\s+# summary of rates$", out, re.M)
-    assert re.search(r"^      rates\s+ndarray float64 \(2,\) \[1\.5 2\.5\]$", out, re.M)
+                     r"spikes$", out, re.MULTILINE)
+    assert re.search(r"^    rates\s+# summary of rates$", out, re.MULTILINE)
+    assert re.search(r"^      rates\s+ndarray float64 \(2,\) \[1\.5 2\.5\]$", out, re.MULTILINE)
     for branch in ("parameters", "config", "results"):
         assert branch in lines
     assert max(map(len, lines)) < 160  # no array dumped in full
@@ -143,20 +143,20 @@ def test_show_prints_the_tree_with_values_and_comments(files):
 def test_show_one_completed_run(files):
     out = ok(run("show", files["good"], "FiringRate", "--run", 13))
     assert out.splitlines()[0] == "FiringRate: run 13 of 22 (run_00000013)"
-    assert re.search(r"^status\s+completed$", out, re.M)
-    assert re.search(r"^  neuron\.tau_ref\s+10\.0$", out, re.M)
-    assert re.search(r"^  neuron\.I\s+0\.2$", out, re.M)
-    assert re.search(r"^  return_value\s+0\.4$", out, re.M)
+    assert re.search(r"^status\s+completed$", out, re.MULTILINE)
+    assert re.search(r"^  neuron\.tau_ref\s+10\.0$", out, re.MULTILINE)
+    assert re.search(r"^  neuron\.I\s+0\.2$", out, re.MULTILINE)
+    assert re.search(r"^  return_value\s+0\.4$", out, re.MULTILINE)
     assert "results.neuron.run_00000013  # membrane potential and number of spikes" in out
-    assert re.search(r"^  V\s+ndarray float64 \(1000,\) \[0 0\.\d+ \.\.\. 0\.\d+ 0\.2\]$", out, re.M)
-    assert re.search(r"^  nspikes\s+20$", out, re.M)
+    assert re.search(r"^  V\s+ndarray float64 \(1000,\) \[0 0\.\d+ \.\.\. 0\.\d+ 0\.2\]$", out, re.MULTILINE)
+    assert re.search(r"^  nspikes\s+20$", out, re.MULTILINE)
     assert "error" not in out
 
 
 def test_show_one_failed_run(files):
     out = ok(run("show", files["good"], "--run", 9))
-    assert re.search(r"^status\s+failed$", out, re.M)
-    assert re.search(rf"^error\s+{re.escape(FAILED[9])}$", out, re.M)
+    assert re.search(r"^status\s+failed$", out, re.MULTILINE)
+    assert re.search(rf"^error\s+{re.escape(FAILED[9])}$", out, re.MULTILINE)
     assert "(nothing stored: the run failed)" in out
     assert "Traceback (most recent call last)" in out and "in lif_run" in out
 
@@ -180,10 +180,10 @@ def test_frame_to_csv_matches_to_frame(files):
 def test_failures_lists_the_errors(files):
     out = ok(run("failures", files["good"], "--traceback"))
     assert out.splitlines()[0] == "FiringRate: 2 of 22 runs failed"
-    assert re.search(r"^run\s+neuron\.tau_ref\s+neuron\.I\s+error$", out, re.M)
+    assert re.search(r"^run\s+neuron\.tau_ref\s+neuron\.I\s+error$", out, re.MULTILINE)
     for idx, error in FAILED.items():
         current = CURRENTS[idx]
-        assert re.search(rf"^{idx}\s+5\.0\s+{current}\s+{re.escape(error)}$", out, re.M)
+        assert re.search(rf"^{idx}\s+5\.0\s+{current}\s+{re.escape(error)}$", out, re.MULTILINE)
         assert f"run {idx}:" in out
     assert out.count("Traceback (most recent call last)") == 2
 
@@ -192,14 +192,14 @@ def test_sessions_lists_the_provenance(files):
     out = ok(run("sessions", files["good"]))
     assert out.splitlines()[0] == "FiringRate: 1 session(s)"
     assert "session 1" in out
-    assert re.search(rf"^  pid\s+{os.getpid()}$", out, re.M)  # the fixture ran here
-    assert re.search(r"^  versions\s+\{.*'explorer': '0\.1\.0'", out, re.M)
+    assert re.search(rf"^  pid\s+{os.getpid()}$", out, re.MULTILINE)  # the fixture ran here
+    assert re.search(r"^  versions\s+\{.*'explorer': '0\.1\.0'", out, re.MULTILINE)
 
 
 # ---------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("args, message", [
-    (("ls", "{text}"), r"'.*notes\.h5' cannot be opened as an HDF5 file \(file signature "
-                       r"not found"),
+    (("ls", "{text}"), (r"'.*notes\.h5' cannot be opened as an HDF5 file \(file signature "
+                        r"not found")),
     (("show", "{foreign}"), r"is an HDF5 file but not an explorer file"),
     (("frame", "{damaged}"), r"'.*damaged\.h5' cannot be opened as an HDF5 file"),
     (("failures", "{missing}"), r"no file '.*missing\.h5'"),
@@ -229,15 +229,15 @@ def test_two_trajectories_need_a_name(files):
     runner = CliRunner()
     result = runner.invoke(cli.cli, ["ls", str(files["two"])])
     assert result.exit_code == 0, result.output
-    assert re.search(r"^A\s+3 runs \(3 completed\)\s+explored: x$", result.stdout, re.M)
+    assert re.search(r"^A\s+3 runs \(3 completed\)\s+explored: x$", result.stdout, re.MULTILINE)
     assert re.search(r"^B\s+1 run \(1 pending\)\s+explored: nothing\s+# not run yet$",
-                     result.stdout, re.M)
+                     result.stdout, re.MULTILINE)
     assert "2 trajectories" in result.stdout
     assert "holds 2 trajectories (A, B)" in refused(
         runner.invoke(cli.cli, ["show", str(files["two"])]))
     shown = runner.invoke(cli.cli, ["frame", str(files["two"]), "A"])
     assert shown.exit_code == 0
-    assert re.search(r"^2\s+3\.0\s+30\.0\s+completed", shown.stdout, re.M)
+    assert re.search(r"^2\s+3\.0\s+30\.0\s+completed", shown.stdout, re.MULTILINE)
     none = runner.invoke(cli.cli, ["failures", str(files["two"]), "B"])
     assert none.exit_code == 0 and none.stdout == "B: 0 of 1 run failed\n"
 
