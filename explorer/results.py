@@ -107,6 +107,11 @@ class Result(_ItemAccess, Node):
     def __repr__(self) -> str:
         return f"<Result {self.full_name} [{', '.join(self._items)}]>"
 
+    def _repr_html_(self) -> str:
+        from .display import result_html  # only for notebooks
+
+        return result_html(self)
+
 
 class RunResultSource(Protocol):
     """Where per-run results live: a file's stacked columns, or memory."""

@@ -18,6 +18,7 @@ from .errors import (AmbiguousNameError, InvalidNameError, NodeNotFoundError,
                      ParameterLockedError)
 from .naming import BRANCH_ALIASES, RUN_WILDCARD, is_run_name, run_name, split_branch, split_name
 from .records import RunRecord, RunStatus
+from .suggest import did_you_mean
 from .values import result_kind
 
 __all__ = ["RunContext", "RunView", "run_one", "iter_runs", "context_from_trajectory"]
@@ -199,7 +200,9 @@ class RunView:
             return _PathView(self, groups[0])
         if groups:
             raise AmbiguousNameError(f"{short!r} is ambiguous, it matches: {', '.join(groups)}")
-        raise NodeNotFoundError(f"run {self.idx}: trajectory {self.name!r} has no {short!r}")
+        names = [*self._context.shortcuts, *(g.rsplit(".", 1)[-1] for g in self._context.groups)]
+        raise NodeNotFoundError(f"run {self.idx}: trajectory {self.name!r} has no {short!r}"
+                                f"{did_you_mean(short, names)}")
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -23,6 +23,7 @@ from .records import RunStatus
 from .results import LazyItem, MemoryRunResults, Result, RunItem, RunItems, RunNode
 from .storage.base import (ResultRecord, StoredTrajectory, TrajectoryChanges, TrajectoryStore,
                            TreeRecord, backend)
+from .suggest import did_you_mean
 from .tree import Group, Node
 from .values import result_kind
 
@@ -87,6 +88,8 @@ class Trajectory:
         d["_handed_at"] = None  # ... of the last handed to the store (committed or pending)
         d["_pending_results"] = set()  # ids of results handed over, not committed yet
         d["_stored_points"] = 0  # explored points stored
+        d["_loaded"] = False  # read from a file (its parameters lock once runs completed)
+        d["_ran"] = False  # whether its stored runs are known to include completed ones
 
     # ---------------------------------------------------------------- adding nodes
     def add_parameter(self, name: str, value: Any, comment: str = "") -> Parameter:
@@ -344,7 +347,9 @@ class Trajectory:
             raise AmbiguousNameError(
                 f"{short!r} is ambiguous, it matches: "
                 f"{', '.join(node.full_name for node in matches)}; use a full name")
-        raise NodeNotFoundError(f"trajectory {self.name!r} has no node named {short!r}")
+        names = {node.name for root in self._roots.values() for node in root.walk()}
+        raise NodeNotFoundError(f"trajectory {self.name!r} has no node named {short!r}"
+                                f"{did_you_mean(short, sorted(names | set(BRANCH_ALIASES)))}")
 
     def _assign(self, full_name: str, value: Any) -> None:
         value, comment = _value_and_comment(value)
@@ -353,6 +358,8 @@ class Trajectory:
         with contextlib.suppress(LookupError):
             node = self._walk(node, rest, full_name)
         if isinstance(node, Parameter):
+            if node.branch == "parameters":
+                self._refuse_if_ran(f"cannot change {node.full_name!r}")
             node.value = value
             if comment is not None:
                 node.comment = comment
@@ -421,7 +428,24 @@ class Trajectory:
             raise ExplorationError(
                 f"trajectory {self.name!r} is already explored over "
                 f"{', '.join(self._explored)}; use traj.expand(...) to add points")
+        self._refuse_if_ran("cannot explore it")
         self._apply(exploration, append=False)
+
+    def _refuse_if_ran(self, what: str) -> None:
+        """Refuse to change the parameters of a reloaded trajectory whose stored runs
+        completed: their results would sit beside values they were not computed with."""
+        if not self._loaded or self._store is None:
+            return
+        if not self._ran:
+            table = self._store.run_table()
+            self.__dict__["_ran"] = bool(np.any(table.status == RunStatus.COMPLETED))
+            if not self._ran:
+                return
+        raise ParameterLockedError(
+            f"{what}: trajectory {self.name!r} in {self.filename!r} has completed runs, "
+            "computed with its stored parameters, and they must keep matching their "
+            "results. Add points with traj.expand({...}), or start a new trajectory "
+            "(another name, or another file) for other values")
 
     def expand(self, exploration: Mapping[str, Sequence[Any]]) -> None:
         """Append points to the exploration (the same parameters, zipped).
@@ -705,6 +729,7 @@ class Trajectory:
         for template, comment in stored.templates.items():
             traj._register_template(template, comment)
         traj._bind(store, stored=True)
+        traj.__dict__["_loaded"] = True
         return traj
 
     def _add_run_records(self, records: list["RunRecord"]) -> None:
@@ -790,8 +815,9 @@ class Trajectory:
         return trajectory_html(self)
 
     def __repr__(self) -> str:
-        return (f"<Trajectory {self.name!r}: {self._n_runs} run(s), explored "
-                f"{self._explored or 'nothing'}>")
+        from .display import trajectory_text  # the tree, with values and run counts
+
+        return trajectory_text(self)
 
 
 def trajectory_names(filename: str) -> list[str]:

@@ -651,6 +651,50 @@ class StoreTests:
         assert store.return_values([]) == {}
         assert store.return_values(np.array([1, 0])) == {1: 2.5, 0: 7}
 
+    def test_records_are_returned_whole(self, make_store):
+        store = created(make_store())
+        records = {0: {"rate": 1.5, "cv": 0.25, "n": 3}, 1: {"rate": 2.5, "cv": 0.5, "n": 4},
+                   2: {"label": "x", "ok": True, "z": None}, 3: 7.5,
+                   4: {"rate": 9.0}}  # keys come back sorted
+        append(store, *(completed(idx, value=v) for idx, v in records.items()))
+        got = store.return_values(range(6))
+        assert list(got) == [0, 1, 2, 3, 4]
+        for idx, expected in records.items():
+            if isinstance(expected, dict):
+                expected = dict(sorted(expected.items()))
+            assert_same(got[idx], expected, f"run {idx}")
+        assert store.run_results().templates() == {NEURON: "per neuron"}  # not a result
+        copy = make_store("Copy")
+        copy.create("", False, overwrite=False, copy_from=store)
+        assert copy.return_values(range(6)) == got
+
+    def test_run_failures(self, make_store):
+        store = created(make_store())
+        append(store, failed(0, "zero"), completed(1), failed(2, "two"))
+        assert store.run_failures([2, 1, 0]) == {
+            2: ("ValueError: two", "Traceback ...\nValueError: two"),
+            0: ("ValueError: zero", "Traceback ...\nValueError: zero")}
+        append(store, completed(0))
+        assert list(store.run_failures(range(3))) == [2]
+
+    def test_run_item_reads(self, make_store):
+        store = created(make_store())
+        append(store, completed(0), failed(1), completed(2, label="two"), completed(3))
+        results = store.run_results()
+        assert [results.has(NEURON, "trace", idx) for idx in range(5)] == \
+            [True, False, True, True, False]
+        assert not results.has(NEURON, "nothing", 0)
+        kind, dtype, shape = results.info(NEURON, "trace")
+        assert (kind, dtype, shape) == ("ndarray", np.dtype(float), (3,))
+        assert results.info(NEURON, "rate")[1:] == (np.dtype(float), ())
+        assert results.info(NEURON, "label")[0] == "str"
+        stacked = results.read(NEURON, "trace", np.array([3, 0]))
+        assert_same(stacked, np.array([np.arange(3.0) + 3, np.arange(3.0)]))
+        assert_same(results.read(NEURON, "rate", np.array([0, 2])), np.array([0.0, 2.0]))
+        assert results.read(NEURON, "label", np.array([2])) == ["two"]
+        with pytest.raises(KeyError):
+            results.read(NEURON, "trace", np.array([0, 1]))
+
     def test_run_errors(self, make_store):
         store = created(make_store())
         append(store, failed(0, "zero"), failed(1, "one"), completed(2))
@@ -742,6 +786,9 @@ class StoreTests:
             assert runs.tolist() == [0, 2, 3], item
             assert values.tolist() == expected, item
         assert all(template.startswith("results.") for template, _ in columns)
+        append(store, completed(4, label="four"), completed(5, label="five"))
+        runs, values = store.scalar_columns()[(NEURON, "label")]  # strings are columns too
+        assert runs.tolist() == [4, 5] and values.tolist() == ["four", "five"]
 
     def test_appender_due(self, make_store):
         store = created(make_store())

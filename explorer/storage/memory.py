@@ -470,10 +470,15 @@ class MemoryStore(TrajectoryStore):
         found = {}
         for template in state.templates:
             for item, column in state.items.get(template, {}).items():
-                if column and all(isinstance(value, _NUMBERS) for value in column.values()):
+                if not column:
+                    continue
+                numbers = all(isinstance(value, _NUMBERS) for value in column.values())
+                if numbers or all(type(value) is str for value in column.values()):
                     runs = sorted(column)
-                    found[(template, item)] = (np.array(runs, dtype=np.int64),
-                                               np.array([column[idx] for idx in runs]))
+                    found[(template, item)] = (
+                        np.array(runs, dtype=np.int64),
+                        np.array([column[idx] for idx in runs],
+                                 dtype=None if numbers else object))
         return found
 
     def sessions(self) -> list[dict[str, Any]]:
