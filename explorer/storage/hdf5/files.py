@@ -253,6 +253,16 @@ class View:
         self._identity = None
 
 
+def _reason(error: Exception) -> str:
+    """An HDF5 error's last reason (``file signature not found``), not its back trace."""
+    text = str(error)
+    if "HDF5 error back trace" not in text:
+        return text
+    trace = text.split("HDF5 error back trace", 1)[1].split("End of HDF5 error back trace")[0]
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    return lines[-1] if lines else text.splitlines()[-1]
+
+
 def _open_checked(path: str, name: str) -> tables.File:
     """``path`` opened for reading and checked to be an explorer file."""
     try:
@@ -263,7 +273,7 @@ def _open_checked(path: str, name: str) -> tables.File:
         if not os.path.exists(path):
             raise FileNotFoundError(path) from None
         raise FileFormatError(
-            f"{path!r} cannot be opened as an HDF5 file ({err}); expected an "
+            f"{path!r} cannot be opened as an HDF5 file ({_reason(err)}); expected an "
             f"explorer HDF5 file{'' if path == name else f' (a segment of {name!r})'}") from None
     try:
         _check_format(handle, path)
