@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
+from .grids import find_grid
 from .naming import RUN_WILDCARD
 from .parameters import Parameter
 from .results import Result
@@ -180,13 +181,12 @@ def _run_entry(group: Group, budget: _Budget) -> Entry | None:
     if not group.run_templates:
         return None
     owner = _owner(group)
-    comments = owner.run_templates if hasattr(type(owner), "run_templates") else {}
+    comments = owner.run_templates
     prefix = f"{group.full_name}.{RUN_WILDCARD}"
     comment = next((comments[t] for t in sorted(comments)
                     if (t == prefix or t.startswith(prefix + ".")) and comments[t]), "")
-    n_runs = len(owner) if hasattr(type(owner), "__len__") else None
-    # class attributes only: natural naming would answer for a child of that name
-    run_items = group.run_items() if hasattr(type(group), "run_items") else {}
+    n_runs = len(owner)
+    run_items = group.run_items()
 
     def item(pair: tuple[str, Any]) -> Entry:
         return Entry(pair[0], "item", _run_item_value(pair[1], n_runs))
@@ -238,17 +238,13 @@ def _group_entry(group: Group, budget: _Budget, kind: str = "group") -> Entry:
 
 
 def _status_value(traj: "Trajectory") -> str:
-    if not hasattr(type(traj), "_status_counts"):
-        return str(len(traj))
     counts = traj._status_counts()
     return f"{len(traj)} ({', '.join(f'{name} {counts.get(name, 0)}' for name in _STATUSES)})"
 
 
 def _grid_shape(traj: "Trajectory") -> tuple[int, ...] | None:
-    shape = getattr(type(traj), "grid_shape", None) and traj.grid_shape
-    if callable(shape):
-        shape = shape()
-    return tuple(shape) if shape else None
+    grid = find_grid({full: traj.get(full).range for full in traj.explored_parameters})
+    return grid.shape if grid is not None and len(grid.shape) > 1 else None
 
 
 def _exploration_entry(traj: "Trajectory") -> Entry:
