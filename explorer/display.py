@@ -18,7 +18,7 @@ import numpy as np
 from .grids import find_grid
 from .naming import RUN_WILDCARD
 from .parameters import Parameter
-from .results import Result
+from .results import Result, RunItems
 from .tree import Group, Node
 
 if TYPE_CHECKING:
@@ -186,10 +186,13 @@ def _run_entry(group: Group, budget: _Budget) -> Entry | None:
     comment = next((comments[t] for t in sorted(comments)
                     if (t == prefix or t.startswith(prefix + ".")) and comments[t]), "")
     n_runs = len(owner)
-    run_items = group.run_items()
+    run_items = owner._run_entries(group)  # items of <group>.$, and results below $
 
     def item(pair: tuple[str, Any]) -> Entry:
-        return Entry(pair[0], "item", _run_item_value(pair[1], n_runs))
+        name, entry = pair
+        if isinstance(entry, RunItems):
+            return Entry(name, "result", f"per run: {', '.join(entry.keys())}")
+        return Entry(name, "item", _run_item_value(entry, n_runs))
 
     children, more = _capped(run_items.items(), budget, item)
     value = f"per run, {_count(len(run_items), 'item')}" if run_items else "per run"

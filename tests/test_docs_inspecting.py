@@ -20,19 +20,10 @@ import shlex
 
 import numpy as np
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
 import explorer as ex
 from explorer.cli import cli
-
-# ColumnIndex.stacked (storage/hdf5/columns.py) reads rows that lie far apart in a
-# stacked dataset as data[list_of_rows], which PyTables takes for a point selection
-# on a multi-dimensional array: V[:], V[2:10] and to_xarray() on this page's file
-# (1000-sample traces, written in two padded batches) raise FileFormatError.
-# Remove this mark with the fix (data[rows, ...] reads those rows).
-pytestmark = pytest.mark.xfail(raises=ex.FileFormatError, strict=True,
-                               reason="stacked rows far apart: data[list] is a point selection")
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "inspecting.md"
 #: Outputs holding these vary from one session to the next: not compared.

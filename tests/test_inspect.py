@@ -210,6 +210,23 @@ def test_an_item_refuses_runs_without_a_value(stored):
         V[1.5]
 
 
+def test_rows_far_apart_in_the_stacked_dataset(tmp_path):
+    # 8 KB rows in batches of two runs: each batch's rows are padded to a chunk,
+    # so the rows of runs 0 and 3 lie a chunk apart
+    filename = str(tmp_path / "t.h5")
+    with ex.Environment("T", filename, progress=False, chunk_size=2) as env:
+        env.trajectory.add_parameter("x", 0)
+        env.trajectory.explore({"x": list(range(6))})
+        env.run(lambda view: view.add_result("neuron.$", V=np.full(1000, float(view.x))))
+    V = ex.load_trajectory(filename).res.neuron.V
+    for runs in ([0, 3], [5, 0, 3, 0], [1], list(range(6))):
+        got = V[runs]
+        assert got.shape == (len(runs), 1000)
+        np.testing.assert_array_equal(got[:, 0], runs)
+        np.testing.assert_array_equal(got[:, -1], runs)
+    np.testing.assert_array_equal(V[::2][:, 500], [0.0, 2.0, 4.0])
+
+
 def test_ragged_items_come_as_a_list(tmp_path):
     traj = ex.Trajectory("T")
     traj.add_parameter("n", 1)

@@ -528,9 +528,9 @@ class ColumnIndex:
             data = self._group(segment).data
             if last - first <= 8 * len(rows):
                 out[where] = data[first:last][rows - first]
-            else:
-                out[where] = data[np.sort(np.unique(rows)).tolist()][
-                    np.searchsorted(np.unique(rows), rows)]
+            else:  # rows far apart: those rows alone (a list selects rows, with "...")
+                distinct = np.unique(rows)
+                out[where] = data[distinct.tolist(), ...][np.searchsorted(distinct, rows)]
         return out
 
     def read(self, run: int, allow_pickle: bool) -> Any:
