@@ -5,8 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .records import RunStatus
-from .storage.base import is_record
+from .records import RunStatus, is_record
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,10 +6,13 @@ plain data and know nothing of trajectories or files.
 from __future__ import annotations
 
 import enum
+import keyword
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RunStatus", "RunRecord"]
+import numpy as np
+
+__all__ = ["RunStatus", "RunRecord", "is_record"]
 
 
 class RunStatus(enum.IntEnum):
@@ -53,3 +56,24 @@ class RunRecord:
     traceback: str = ""
     started: float = 0.0
     duration: float = 0.0
+
+
+_RECORD_TYPES = (bool, int, float, complex, str, type(None), np.bool_, np.integer,
+                 np.floating, np.complexfloating)
+
+
+def is_record(value: Any) -> bool:
+    """Whether a run's return value is a *record*: a non-empty dict of scalars whose
+    keys are names (identifiers that do not start with ``_``, not keywords).
+
+    A record is stored as one stacked column per key (as cheap as a float per
+    key), not as a group of nodes per run; its keys come back in sorted order.
+    """
+    if type(value) is not dict or not value:
+        return False
+    for key, entry in value.items():
+        if type(key) is not str or not key.isidentifier() or key.startswith("_") or \
+                keyword.iskeyword(key) or not isinstance(entry, _RECORD_TYPES) or \
+                type(entry) is int and not -2**63 <= entry < 2**63:
+            return False
+    return True

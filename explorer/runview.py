@@ -17,7 +17,7 @@ import numpy as np
 from .errors import (AmbiguousNameError, InvalidNameError, NodeNotFoundError,
                      ParameterLockedError)
 from .naming import BRANCH_ALIASES, RUN_WILDCARD, is_run_name, run_name, split_branch, split_name
-from .records import RunRecord, RunStatus
+from .records import RunRecord, RunStatus, is_record
 from .suggest import did_you_mean
 from .values import result_kind
 
@@ -276,7 +276,8 @@ def run_one(func: Callable[..., Any], context: RunContext, idx: int,
     clock = time.perf_counter()
     try:
         value = func(view, *args, **kwargs)
-        result_kind(f"return value of run {idx}", value, context.allow_pickle)
+        if not is_record(value):  # a record's fields are checked scalars already
+            result_kind(f"return value of run {idx}", value, context.allow_pickle)
     except Exception as err:  # a failing run is recorded, the others go on
         return RunRecord(idx, RunStatus.FAILED, error=f"{type(err).__name__}: {err}",
                          traceback=traceback.format_exc(), started=started,

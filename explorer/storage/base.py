@@ -18,12 +18,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
-import keyword
 from typing import Any, Callable, ContextManager, Iterable
 
 import numpy as np
 
-from ..records import RunRecord, RunStatus
+from ..records import RunRecord, RunStatus, is_record
 from ..results import RunResultSource
 
 __all__ = ["Backend", "TrajectoryStore", "RunTable", "RunResultSource", "TreeRecord",
@@ -44,27 +43,6 @@ def backend(name: str = "hdf5") -> "Backend":
 #: Where the keys of return values that are records (see :func:`is_record`) are kept:
 #: one stacked column per key, as the items of a per-run result.
 RETURN_FIELDS = "returns.fields"
-
-_RECORD_TYPES = (bool, int, float, complex, str, type(None), np.bool_, np.integer,
-                 np.floating, np.complexfloating)
-
-
-def is_record(value: Any) -> bool:
-    """Whether a run's return value is a *record*: a non-empty dict of scalars whose
-    keys are names (identifiers that do not start with ``_``, not keywords).
-
-    A record is stored as one stacked column per key (as cheap as a float per
-    key), not as a group of nodes per run; its keys come back in sorted order.
-    """
-    if type(value) is not dict or not value:
-        return False
-    for key, field in value.items():
-        if type(key) is not str or not key.isidentifier() or key.startswith("_") or \
-                keyword.iskeyword(key) or not isinstance(field, _RECORD_TYPES) or \
-                type(field) is int and not -2**63 <= field < 2**63:
-            return False
-    return True
-
 
 def with_records(values: dict[int, Any], fields: dict[str, dict[int, Any]],
                  runs: Iterable[int]) -> dict[int, Any]:

@@ -520,6 +520,11 @@ class ColumnIndex:
         if self._order is not None:
             position = self._order[position]
         segment_of, row_of = self._segment_ids[position], self._rows[position]
+        if len(runs) and segment_of[0] == segment_of[-1] and \
+                row_of[-1] - row_of[0] == len(runs) - 1 and np.all(segment_of == segment_of[0]) \
+                and np.all(np.diff(row_of) == 1):  # one stretch of one segment: as read
+            first = int(row_of[0])
+            return self._group(int(segment_of[0])).data[first:first + len(runs)]
         out = np.empty((len(runs), *shape), dtype=dtype)
         for segment in np.unique(segment_of).tolist():
             where = np.flatnonzero(segment_of == segment)
