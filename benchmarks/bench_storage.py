@@ -75,7 +75,7 @@ NAME = "bench"
 SEED = 2024
 FILTERS = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
 TARGETS = {"reload_s": 2.0, "read_ms": 20.0, "store_ratio": 3.0,
-           "record_ratio": 2.0, "item_ratio": 2.0, "xarray_s": 2.0}
+           "record_ratio": 2.0, "item_ratio": 2.0, "xarray_s": 2.0, "view_ratio": 2.0}
 ITEM_SAMPLES = 100  # samples of the stacked item's per-run array
 GRID_A = 100  # values of the grid's slow axis (the fast one has runs / GRID_A)
 
@@ -440,6 +440,38 @@ def item_rounds(workdir: str, n: int, rounds: int) -> dict:
     return f
 
 
+def view_seconds(traj, runs: np.ndarray) -> float:
+    """Seconds per run view: ``traj.res.sim[idx]``, its ``keys()`` and ``to_dict()``."""
+    start = time.perf_counter()
+    for idx in runs.tolist():
+        node = traj.res.sim[idx]
+        assert node.keys() == ["trace"] and node.to_dict()["trace"].shape == (ITEM_SAMPLES,)
+    return (time.perf_counter() - start) / len(runs)
+
+
+def runview_rounds(workdir: str, n: int, rounds: int, views: int = 200) -> dict:
+    """One run's view in a file of ``n`` runs against one of ``n / 100``, interleaved."""
+    import explorer as ex
+
+    f: dict = {"view_runs": (n, max(n // 100, 10))}
+    paths = {}
+    for size in f["view_runs"]:
+        paths[size] = os.path.join(workdir, f"views_{size}.h5")
+        remove_file(paths[size])
+        timed_env_run(paths[size], store_item, size, item_data(size, ITEM_SAMPLES))
+        f[f"view_{size}_s"] = []
+    rng = np.random.default_rng(SEED)
+    for round_ in range(rounds):
+        for size in f["view_runs"][::1 if round_ % 2 == 0 else -1]:
+            traj = ex.load_trajectory(paths[size], NAME)
+            traj.res.sim[0].to_dict()  # the column's index is read once per file
+            f[f"view_{size}_s"].append(view_seconds(traj, rng.integers(0, size, views)))
+            traj.close()
+    for path in paths.values():
+        remove_file(path)
+    return f
+
+
 def grid_run(view) -> float:
     view.add_result("sim.$", value=view.a * view.b)
     return view.a + view.b
@@ -497,6 +529,7 @@ def inspect_section(workdir: str, n: int, rounds: int) -> dict:
     f = {"explorer_file": ex.__file__}
     f.update(records_rounds(workdir, n, rounds))
     f.update(item_rounds(workdir, n, rounds))
+    f.update(runview_rounds(workdir, n, rounds))
     f.update(grid_rounds(workdir, n, rounds))
     return f
 
@@ -509,6 +542,8 @@ def report_inspect(f: dict, n: int, rounds: int) -> bool:
     rec_ratio, rec_text = ratio_spread(f["rec_dict_s"], f["rec_float_s"])
     cold_ratio, cold_text = ratio_spread(f["item_cold_s"], f["item_raw_s"])
     warm_ratio, warm_text = ratio_spread(f["item_warm_s"], f["item_raw_s"])
+    big, small = f["view_runs"]
+    view_ratio, view_text = ratio_spread(f[f"view_{big}_s"], f[f"view_{small}_s"])
     rows = [("runs returning a float: env.run", spread(f["rec_float_s"], digits=2),
              f"{n / np.median(f['rec_float_s']):,.0f} runs/s, {f['rec_float_mb']:.1f} MB"),
             ("runs returning a dict of 3 floats", spread(f["rec_dict_s"], digits=2),
@@ -524,6 +559,11 @@ def report_inspect(f: dict, n: int, rounds: int) -> bool:
             ("  raw PyTables, same datasets", spread(f["item_raw_s"]), ""),
             ("  cold / raw", cold_text, ""),
             ("  warm / raw", warm_text, ""),
+            (f"run view (keys + to_dict), {big:,} runs", spread(f[f"view_{big}_s"], "ms", 1e3),
+             "per view"),
+            (f"run view (keys + to_dict), {small:,} runs",
+             spread(f[f"view_{small}_s"], "ms", 1e3), "per view"),
+            (f"  {big:,} / {small:,} runs", view_text, ""),
             (f"grid {shape[0]} x {shape[1]}: write", f"{f['grid_write_s']:.2f} s",
              f"{f['grid_mb']:.1f} MB"),
             ("  first load + to_xarray() (warm-up)", f"{f['grid_first_s']:.3f} s", "not in rounds"),
@@ -539,6 +579,8 @@ def report_inspect(f: dict, n: int, rounds: int) -> bool:
                cold_ratio <= TARGETS["item_ratio"]),
               ("trace[:] warm / raw", f"{warm_ratio:.2f}x", f"<= {TARGETS['item_ratio']}x",
                warm_ratio <= TARGETS["item_ratio"]),
+              ("run view, 100x the runs", f"{view_ratio:.2f}x", f"<= {TARGETS['view_ratio']}x",
+               view_ratio <= TARGETS["view_ratio"]),
               ("load + to_xarray()", f"{xarray_s:.3f} s", f"<= {TARGETS['xarray_s']} s",
                xarray_s <= TARGETS["xarray_s"])]
     print(f"\n  {'target (median)':<26}{'measured':>10}  {'limit':<10} result")
