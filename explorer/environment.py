@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shlex
 import uuid
 from typing import Any, Callable, Iterator, Sequence
 
@@ -369,9 +370,13 @@ class Environment:
         failed = sorted(failed)
         shown = "; ".join(f"run {idx}: {error}" for idx, error in failed[:5])
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+        file, name = self.filename, self.trajectory.name
         return RunsFailedError(
-            f"{len(failed)} run(s) failed: {shown}{more}. Errors and tracebacks are stored in "
-            f"{self.filename!r}; rerun the failed runs with ex.Environment.resume(...).run(...)",
+            f"{len(failed)} run(s) failed: {shown}{more}. Each run's error and traceback is "
+            f"stored in {file!r}: read them with traj.failures(), a DataFrame by run (also "
+            f"on ex.load_trajectory({file!r}, {name!r})), or on the command line with "
+            f"`explorer failures {shlex.quote(file)} --traceback`. Rerun the failed runs with "
+            f"ex.Environment.resume({file!r}, {name!r}).run(<run function>)",
             failed)
 
     @contextlib.contextmanager

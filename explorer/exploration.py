@@ -5,8 +5,25 @@ import itertools
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import ExplorationError
+from .values import with_article
 
-__all__ = ["cartesian_product"]
+__all__ = ["cartesian_product", "not_a_list"]
+
+
+def not_a_list(values: Any) -> str:
+    """``""`` if ``values`` can be a parameter's list of values, else what it is instead.
+
+    A str, bytes, a mapping, a 0-d array or any non-iterable is taken for a
+    single value given without its list.
+    """
+    kind = type(values).__name__
+    if isinstance(values, (str, bytes)):
+        return f"{with_article(kind)} ({values!r:.40}), one value and not a list of characters"
+    if isinstance(values, Mapping):
+        return f"{with_article(kind)}, whose keys would be taken for the values"
+    if getattr(values, "ndim", None) == 0 or not isinstance(values, Iterable):
+        return f"the single value {values!r:.40} ({with_article(kind)})"
+    return ""
 
 
 def cartesian_product(values: Mapping[str, Iterable[Any]],
@@ -35,16 +52,23 @@ def cartesian_product(values: Mapping[str, Iterable[Any]],
     """
     if not isinstance(values, Mapping):
         raise ExplorationError(
-            f"cartesian_product takes a dict of name -> list, got {type(values).__name__}")
-    bad = {name: type(vals).__name__ for name, vals in values.items()
-           if isinstance(vals, (str, bytes)) or not isinstance(vals, Iterable)}
-    if bad:
-        raise ExplorationError(
-            "the values of each name must be a list (or other iterable), got "
-            + ", ".join(f"{name!r}: {kind}" for name, kind in bad.items()))
+            "cartesian_product takes a dict of name -> list, got "
+            f"{with_article(type(values).__name__)}")
+    names = [name for name in values if not isinstance(name, str)]
+    if names:
+        raise ExplorationError(f"cartesian_product: names are str, got {names!r:.80}")
+    for name, vals in values.items():
+        problem = not_a_list(vals)
+        if problem:
+            hint = "" if isinstance(vals, Mapping) else \
+                f"; for one value write {{{name!r}: [{vals!r:.40}]}}"
+            raise ExplorationError(
+                f"cartesian_product: the values of {name!r} must be a list, got {problem}{hint}")
     lists = {name: list(vals) for name, vals in values.items()}
     if order is None:
         order = list(lists)
+    if isinstance(order, (str, bytes)) or not isinstance(order, Iterable):
+        raise ExplorationError(f"order must be a list of names, got {order!r:.80}")
     order = list(order)
     unknown = [name for name in order if name not in lists]
     missing = [name for name in lists if name not in order]

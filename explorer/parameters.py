@@ -60,10 +60,15 @@ class Parameter(Node):
 
     @value.setter
     def value(self, value: Any) -> None:
+        """Set the default; a value of another type is refused as :meth:`coerce` does.
+
+        An int is stored as a float in a float parameter, as explored values are;
+        a float given to an int parameter raises :class:`UnsupportedTypeError`.
+        """
         self._check_unlocked()
+        parameter_kind(self.full_name, value, self._allow_pickle)
+        value = coerce_to_default(self.full_name, self._default, value, what="value")
         self.kind = parameter_kind(self.full_name, value, self._allow_pickle)
-        if self._range is not None:
-            value = coerce_to_default(self.full_name, self._range[0], value)
         self._default = value
         self._on_change(True)
 

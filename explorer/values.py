@@ -21,8 +21,8 @@ import numpy as np
 from .errors import UnsupportedTypeError
 from .pandas_values import pandas_problem
 
-__all__ = ["parameter_kind", "result_kind", "coerce_to_default", "is_uniform", "PARAMETER_KINDS",
-           "NUMBER_TYPES", "ARRAY_DTYPE_KINDS"]
+__all__ = ["parameter_kind", "result_kind", "coerce_to_default", "is_uniform", "with_article",
+           "PARAMETER_KINDS", "NUMBER_TYPES", "ARRAY_DTYPE_KINDS"]
 
 _PY_SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex", str: "str"}
 PARAMETER_KINDS = frozenset(["bool", "int", "float", "complex", "str", "npscalar", "ndarray",
@@ -88,10 +88,22 @@ def _plain_kind(value: Any) -> str | None:
     return None
 
 
+def with_article(noun: str) -> str:
+    """``noun`` with its article: ``"an int"``, ``"an ndarray"``, ``"a float"``, ``"a uint8"``."""
+    vowel = noun[:1].lower() in "aeio" or noun.startswith("nd")
+    return f"{'an' if vowel else 'a'} {noun}"
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else \
+        f"{kind.__module__}.{kind.__qualname__}"
+
+
 def _refuse(what: str, name: str, value: Any, allowed: str) -> UnsupportedTypeError:
     return UnsupportedTypeError(
-        f"{what} {name!r} cannot hold a {type(value).__module__}.{type(value).__qualname__} "
-        f"({value!r:.80}); supported are {allowed}. Make the trajectory with "
+        f"{what} {name!r} cannot hold {with_article(_type_name(value))} ({value!r:.80}); "
+        f"supported are {allowed}. Make the trajectory with "
         "allow_pickle=True to store other objects pickled.")
 
 
@@ -156,6 +168,9 @@ _ACCEPTS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "c": "iufc"}
 #: The Python number type of each number kind.
 NUMBER_TYPES = {"bool": bool, "int": int, "float": float, "complex": complex}
 _PY_CODES = {"bool": "b", "int": "i", "float": "f", "complex": "c"}
+_DTYPE_KINDS = {"b": "bools", "i": "integers", "u": "unsigned integers", "f": "floats",
+                "c": "complex numbers", "U": "str", "S": "bytes", "m": "timedelta64",
+                "M": "datetime64"}
 
 
 def _number_code(value: Any) -> str | None:
@@ -169,22 +184,68 @@ def _number_code(value: Any) -> str | None:
     return None
 
 
-def coerce_to_default(name: str, default: Any, value: Any) -> Any:
+def _short(value: Any, width: int = 80) -> str:
+    """``repr(value)`` on one line, cut to ``width`` characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= width else f"{text[:width - 3]}..."
+
+
+def _describe(value: Any) -> str:
+    """What a value is, for messages: ``"an ndarray of int64 (shape (3,))"``, ``"a float"``."""
+    if isinstance(value, np.ma.MaskedArray):
+        return f"a masked array of {value.dtype} (shape {value.shape})"
+    if isinstance(value, np.ndarray):
+        return f"{with_article('ndarray')} of {value.dtype} (shape {value.shape})"
+    if isinstance(value, np.generic):
+        return f"a numpy {value.dtype}"
+    return with_article(_type_name(value))
+
+
+def _fix(default: Any, value: Any) -> str:
+    """How to give a value the parameter takes, after what is wrong with ``value``."""
+    kind = _plain_kind(default) or "pickle"
+    if kind == "ndarray" and isinstance(value, np.ndarray):
+        if value.dtype.kind != default.dtype.kind:
+            return f"; give arrays of {_DTYPE_KINDS[default.dtype.kind]}, e.g. " \
+                f"np.asarray(value, dtype={default.dtype.name!r})"
+        return f"; give arrays of {default.ndim} dimension{'s' * (default.ndim != 1)}"
+    code = _PY_CODES.get(kind) or (default.dtype.kind if kind == "npscalar" else None)
+    if code in _ACCEPTS and _number_code(value) is not None:
+        if code == "b":
+            return "; a number is not taken for a bool"
+        if _number_code(value) == "b":
+            return "; a bool is not taken for a number"
+        return f"; {_describe(value)} is not converted to {_describe(default)}, " \
+            "which could lose information"
+    return ""
+
+
+def coerce_to_default(name: str, default: Any, value: Any, what: str = "explored value") -> Any:
     """Return ``value`` in the type of ``default``, or raise :class:`UnsupportedTypeError`.
 
-    An explored value must have the default's type. Numbers convert where no
-    information is lost in kind: integers (Python or numpy) for a float
-    parameter, numpy floats for a Python float one, and so on; a bool is never
-    taken for a number. Arrays must keep the default's dtype kind and number of
-    dimensions.
+    A new value of a parameter must have its default's type. Numbers convert
+    where no information is lost in kind: integers (Python or numpy) for a
+    float parameter, numpy floats for a Python float one, and so on; a bool is
+    never taken for a number. Arrays must keep the default's dtype kind and
+    number of dimensions.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's full name, for the message.
+    default : object
+        The parameter's default, whose type the value must have.
+    value : object
+        The new value.
+    what : str
+        What the value is, for the message (``"explored value"``, ``"value"``).
     """
     kind = _plain_kind(default) or "pickle"
 
     def refuse() -> UnsupportedTypeError:
         return UnsupportedTypeError(
-            f"explored value {value!r:.80} for parameter {name!r} is a "
-            f"{type(value).__name__}, but the parameter's default {default!r:.80} is a "
-            f"{type(default).__name__}")
+            f"{name}: {what} {_short(value)} is {_describe(value)}, but the parameter's default "
+            f"{_short(default)} is {_describe(default)}{_fix(default, value)}")
 
     if kind == "pickle":
         return value
