@@ -5,7 +5,7 @@ import itertools
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import ExplorationError
-from .values import with_article
+from .suggest import with_article
 
 __all__ = ["cartesian_product", "not_a_list"]
 

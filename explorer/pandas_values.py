@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UnsupportedTypeError
+from .suggest import with_article
 
 __all__ = ["pandas_problem", "label_to_json", "label_from_json", "is_masked_dtype",
            "STORABLE_INDEXES"]
@@ -79,7 +80,8 @@ def _index_problem(index: Any, what: str) -> str | None:
                 "(frame.reset_index())")
     if type(index).__name__ not in STORABLE_INDEXES or type(index).__module__.split(".")[0] \
             != "pandas":
-        return f"{what} is a {type(index).__name__}; supported are {', '.join(STORABLE_INDEXES)}"
+        return (f"{what} is {with_article(type(index).__name__)}; supported are "
+                f"{', '.join(STORABLE_INDEXES)}")
     freq = getattr(index, "freq", None)
     if freq is not None and pd.tseries.frequencies.to_offset(index.freqstr) != freq:
         return f"{what} has a frequency ({freq!r}) that cannot be written as a string"

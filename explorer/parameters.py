@@ -28,14 +28,20 @@ class Parameter(Node):
     on_change : callable
         Called after the value changed, with ``True``, or the range, with
         ``False`` (whether the parameter tree itself changed).
+    guard : callable
+        Called with a description before the value changes; raises
+        :class:`ParameterLockedError` if the owner keeps its values (a reloaded
+        trajectory whose runs completed).
     """
 
-    __slots__ = ("_default", "kind", "_range", "_allow_pickle", "_state", "_on_change")
+    __slots__ = ("_default", "kind", "_range", "_allow_pickle", "_state", "_on_change",
+                 "_guard")
 
     def __init__(self, full_name: str, default: Any, comment: str = "", *,
                  allow_pickle: bool = False,
                  state: Callable[[], tuple[int | None, bool]] = lambda: (None, False),
-                 on_change: Callable[[bool], None] = lambda tree: None):
+                 on_change: Callable[[bool], None] = lambda tree: None,
+                 guard: Callable[[str], None] = lambda what: None):
         super().__init__(full_name, comment)
         self.kind = parameter_kind(full_name, default, allow_pickle)
         self._default = default
@@ -43,6 +49,7 @@ class Parameter(Node):
         self._allow_pickle = allow_pickle
         self._state = state
         self._on_change = on_change
+        self._guard = guard
 
     # values ---------------------------------------------------------------------
     @property
@@ -66,6 +73,7 @@ class Parameter(Node):
         a float given to an int parameter raises :class:`UnsupportedTypeError`.
         """
         self._check_unlocked()
+        self._guard(f"cannot change {self.full_name!r}")
         parameter_kind(self.full_name, value, self._allow_pickle)
         value = coerce_to_default(self.full_name, self._default, value, what="value")
         self.kind = parameter_kind(self.full_name, value, self._allow_pickle)

@@ -1,10 +1,10 @@
-"""Suggestions for mistyped names: the "did you mean ...?" of error messages."""
+"""Wording of error messages: the "did you mean ...?" of mistyped names, articles."""
 from __future__ import annotations
 
 import difflib
 from typing import Iterable
 
-__all__ = ["did_you_mean"]
+__all__ = ["did_you_mean", "with_article"]
 
 #: How alike a candidate must be to be suggested (``difflib``'s ratio, 0 to 1).
 CUTOFF = 0.6
@@ -43,3 +43,9 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     listed = quoted[0] if len(quoted) == 1 else \
         f"{', '.join(quoted[:-1])} or {quoted[-1]}"
     return f"; did you mean {listed}?"
+
+
+def with_article(noun: str) -> str:
+    """``noun`` with its article: ``"an int"``, ``"an ndarray"``, ``"a float"``, ``"a uint8"``."""
+    vowel = noun[:1].lower() in "aeio" or noun.startswith("nd")
+    return f"{'an' if vowel else 'a'} {noun}"

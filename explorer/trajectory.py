@@ -15,6 +15,7 @@ import numpy as np
 from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError,
                      FileFormatError, InvalidNameError, NodeNotFoundError, ParameterLockedError,
                      TrajectoryNotFoundError)
+from .exploration import not_a_list
 from .frames import trajectory_frame
 from .naming import (BRANCH_ALIASES, BRANCHES, CURRENT_RUN, RUN_WILDCARD, is_run_name,
                      run_index, run_name, split_branch, split_name)
@@ -221,7 +222,9 @@ class Trajectory:
             raise DuplicateNameError(f"{parent.full_name}.{rest[-1]} already exists")
         parameter = Parameter(f"{parent.full_name}.{rest[-1]}", value, comment,
                               allow_pickle=self.allow_pickle, state=self._parameter_state,
-                              on_change=self._touch)
+                              on_change=self._touch,
+                              guard=self._refuse_if_ran if branch == "parameters" else
+                              lambda what: None)
         parent.children[rest[-1]] = parameter
         self._touch()
         return parameter
@@ -358,8 +361,6 @@ class Trajectory:
         with contextlib.suppress(LookupError):
             node = self._walk(node, rest, full_name)
         if isinstance(node, Parameter):
-            if node.branch == "parameters":
-                self._refuse_if_ran(f"cannot change {node.full_name!r}")
             node.value = value
             if comment is not None:
                 node.comment = comment
@@ -467,10 +468,12 @@ class Trajectory:
         parameters: dict[str, tuple[Parameter, list[Any]]] = {}
         for name, values in exploration.items():
             parameter = self._explorable(name)
-            if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+            problem = not_a_list(values) or ("" if hasattr(values, "__len__") else
+                                             f"{type(values).__name__}, which has no length")
+            if problem:
                 raise ExplorationError(
-                    f"values for {name!r} must be a list (or other sequence), got "
-                    f"{type(values).__name__}")
+                    f"values for {name!r} must be a list (one value per run), got {problem}; "
+                    f"e.g. {{{name!r}: [value1, value2]}}")
             if parameter.full_name in parameters:
                 raise ExplorationError(f"{name!r} is given twice ({parameter.full_name})")
             parameters[parameter.full_name] = (parameter, list(values))

@@ -20,8 +20,9 @@ import numpy as np
 
 from .errors import UnsupportedTypeError
 from .pandas_values import pandas_problem
+from .suggest import with_article
 
-__all__ = ["parameter_kind", "result_kind", "coerce_to_default", "is_uniform", "with_article",
+__all__ = ["parameter_kind", "result_kind", "coerce_to_default", "is_uniform",
            "PARAMETER_KINDS", "NUMBER_TYPES", "ARRAY_DTYPE_KINDS"]
 
 _PY_SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex", str: "str"}
@@ -86,12 +87,6 @@ def _plain_kind(value: Any) -> str | None:
     if _is_sparse(value):
         return "sparse"
     return None
-
-
-def with_article(noun: str) -> str:
-    """``noun`` with its article: ``"an int"``, ``"an ndarray"``, ``"a float"``, ``"a uint8"``."""
-    vowel = noun[:1].lower() in "aeio" or noun.startswith("nd")
-    return f"{'an' if vowel else 'a'} {noun}"
 
 
 def _type_name(value: Any) -> str:

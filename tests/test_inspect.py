@@ -40,7 +40,7 @@ def stored(tmp_path):
     traj.explore(ex.cartesian_product({"tau": [10.0, 20.0, 30.0],
                                        "I": [0.0, 0.5, 1.0, 1.5]}))
     env = ex.Environment(traj, filename=filename)
-    with pytest.raises(ex.RunsFailedError):
+    with pytest.raises(ex.RunsFailedError, match=r"traj\.failures\(\)"):
         env.run(neuron_run)
     env.close()
     return filename
@@ -377,6 +377,8 @@ def test_a_reloaded_trajectory_with_completed_runs_keeps_its_parameters(stored):
         traj.par.neuron.tau = 99.0
     with pytest.raises(ex.ParameterLockedError):
         traj.par.neuron.I = 1.0
+    with pytest.raises(ex.ParameterLockedError):
+        traj.get("neuron.tau").value = 99.0  # the node itself keeps it too
     assert traj.get("neuron.tau").default == 10.0
     traj.expand({"tau": [40.0], "I": [0.0]})  # adding points is fine
     traj.store()
@@ -419,3 +421,11 @@ def test_unknown_names_get_suggestions(neuron_traj, tmp_path):
     env = ex.Environment(neuron_traj, filename=str(tmp_path / "t.h5"))
     with pytest.raises(ex.RunsFailedError, match="did you mean 'tau_ref'"):
         env.run(lambda view: view.tua_ref)
+
+
+def test_explore_refuses_single_values_by_name():
+    traj = ex.Trajectory("T")
+    traj.add_parameter("x", 1.0)
+    for single in (1.0, np.array(1.0), "abc"):
+        with pytest.raises(ex.ExplorationError, match="values for 'x' must be a list"):
+            traj.explore({"x": single})
