@@ -290,13 +290,12 @@ def show_tree(traj: Trajectory) -> list[str]:
     lines = [f"{traj.name}" + (f"  # {traj.comment}" if traj.comment else ""),
              f"{runs_summary(len(traj), traj._status_counts())}; explored: {explored}"]
     per_run: dict[str, list[tuple[str, str, str]]] = {}
-    if traj.run_templates:  # item names as the first completed run stored them
-        completed = np.flatnonzero(traj.to_frame()["status"].to_numpy() == "completed")
-        for template, comment in traj.run_templates.items():
-            items = run_results(traj, template, int(completed[0])) if len(completed) else {}
-            group, rest = split_template(template)
-            per_run.setdefault(group, []).append(
-                (rest, ", ".join(items) or "(no completed run)", comment))
+    for template, comment in traj.run_templates.items():
+        group, rest = split_template(template)
+        items = list(traj.get(template[:-2]).run_items()) if rest == RUN_WILDCARD else \
+            list(traj.get(f"{group}.{rest.split('.')[1]}"))
+        per_run.setdefault(group, []).append(
+            (rest, ", ".join(items) or "(no completed run)", comment))
     rows: list[tuple[int, str, str, str]] = []
     for branch in BRANCHES:
         below = node_rows(traj.get(branch), 1, per_run)
@@ -322,10 +321,13 @@ def show_run(traj: Trajectory, idx: int) -> list[str]:
         lines += ["", "explored parameters"]
         lines += aligned([(short_name(full), brief(traj.get(full).value)) for full in explored],
                          indent="  ")
+    items = {label for template in traj.run_templates if template.endswith(RUN_WILDCARD)
+             for item in traj.get(template[:-2]).run_items()
+             for label in (item, f"{template.split('.', 1)[1][:-2]}.{item}")}
     values = [column for column in frame.columns[len(explored):]
-              if column not in RUN_COLUMNS]
+              if column not in RUN_COLUMNS and column not in items]
     if values:
-        lines += ["", "return value and scalar results (as in `explorer frame`)"]
+        lines += ["", "return value (as in `explorer frame`)"]
         lines += aligned([(str(column), brief(row[column])) for column in values], indent="  ")
     for template, comment in traj.run_templates.items():
         items = run_results(traj, template, idx)
