@@ -19,8 +19,7 @@ def h5path(tmp_path: pathlib.Path) -> str:
     return str(tmp_path / "data.h5")
 
 
-@pytest.fixture
-def neuron_traj() -> ex.Trajectory:
+def tutorial_trajectory() -> ex.Trajectory:
     """The trajectory of API.md section 1, built exactly as documented there."""
     traj = ex.Trajectory("FiringRate", comment="LIF firing rates")
     traj.add_parameter("neuron.V_init", 0.0, comment="initial membrane potential")
@@ -33,6 +32,18 @@ def neuron_traj() -> ex.Trajectory:
     traj.add_config("seed", 42)
     traj.add_derived_parameter("neuron.steps", 10000)
     return traj
+
+
+@pytest.fixture
+def neuron_traj() -> ex.Trajectory:
+    """The trajectory of API.md section 1 (:func:`tutorial_trajectory`)."""
+    return tutorial_trajectory()
+
+
+@pytest.fixture(scope="session")
+def make_tutorial_trajectory():
+    """:func:`tutorial_trajectory`, for fixtures of a wider scope than a test."""
+    return tutorial_trajectory
 
 
 @pytest.fixture

@@ -74,20 +74,11 @@ def check_html(markup: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stored(tmp_path_factory) -> str:
+def stored(tmp_path_factory, make_tutorial_trajectory) -> str:
     """The tutorial's trajectory run over its 63-point grid, 3 runs failing, stored."""
     path = tmp_path_factory.mktemp("display") / "t.h5"
-    traj = ex.Trajectory("FiringRate", comment="LIF firing rates")
-    traj.add_parameter("neuron.V_init", 0.0, comment="initial membrane potential")
-    traj.add_parameter("neuron.I", 0.0, comment="applied current")
-    traj.par.neuron.tau_V = 12.0, "membrane time constant in ms"
-    traj.par.neuron.tau_ref = 5.0
-    traj.add_parameter_group("simulation", comment="dt and duration")
-    traj.par.simulation.duration = 1000.0
-    traj.par.simulation.dt = 0.1
+    traj = make_tutorial_trajectory()
     traj.add_parameter("labels.evil", "a<b>&c", comment=EVIL)
-    traj.add_config("seed", 42)
-    traj.add_derived_parameter("neuron.steps", 10000)
     traj.explore(ex.cartesian_product({"neuron.I": np.arange(0, 1.01, 0.05).tolist(),
                                        "neuron.tau_ref": [5.0, 7.5, 10.0]},
                                       order=("neuron.tau_ref", "neuron.I")))
