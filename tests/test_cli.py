@@ -213,6 +213,33 @@ def test_refused_in_one_line(files, args, message):
     assert not (files["folder"] / "runs.xyz").exists()
 
 
+def test_every_command_refuses_bad_files_and_names(files):
+    # every subcommand, in its own process, on a text file, a foreign HDF5 file, a
+    # missing file and a missing trajectory name (run four at a time)
+    cases = [(command, bad) for command in ("ls", "show", "frame", "failures", "sessions")
+             for bad in ("text", "foreign", "missing", "name")]
+    expected = {"text": "cannot be opened as an HDF5 file", "foreign": "not an explorer file",
+                "missing": "no file", "name": "holds no trajectory named 'Nope'"}
+    for start in range(0, len(cases), 4):
+        procs = []
+        for command, bad in cases[start:start + 4]:
+            args = [files["good"], "Nope"] if bad == "name" else [files[bad]]
+            if command == "ls" and bad == "name":
+                args = [files["good"], "--", "Nope"]  # ls takes no name: a usage error
+            procs.append((command, bad, subprocess.Popen(
+                [sys.executable, "-m", "explorer", command, *map(str, args)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        for command, bad, proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert "Traceback" not in out + err, (command, bad, err)
+            if command == "ls" and bad == "name":
+                assert proc.returncode == 2 and "Usage:" in err
+                continue
+            assert proc.returncode == 1, (command, bad, out, err)
+            assert out == "" and len(err.splitlines()) == 1, (command, bad, err)
+            assert err.startswith("error: ") and expected[bad] in err, (command, bad, err)
+
+
 # ---------------------------------------------------------------------- in-process
 def test_help_of_every_command_has_an_example():
     runner = CliRunner()
