@@ -66,6 +66,10 @@ class Environment:
         Address of a running dask scheduler to use instead (left running).
     client : distributed.Client, optional
         A dask client to use instead (left open).
+    executor : Executor, optional
+        An execution back end to use instead of ``workers``, ``scheduler`` and
+        ``client`` (left open), e.g.
+        ``explorer.execution.dask.DaskExecutor(client=client, actors=True)``.
     storage : {"queue", "lock"}
         ``"queue"``: workers send encoded results back and this process writes
         them. ``"lock"``: workers write their runs into the file themselves, each
@@ -103,7 +107,8 @@ class Environment:
                  scheduler: str | None = None, client: Any = None, storage: str = "queue",
                  on_error: str = "raise", progress: bool = True, seed: int | None = None,
                  allow_pickle: bool = False, complib: str | None = None,
-                 complevel: int | None = None, chunk_size: int | None = None):
+                 complevel: int | None = None, chunk_size: int | None = None,
+                 executor: Executor | None = None):
         refuse_in_script_import("explorer.Environment(...)")
         if on_error not in ("raise", "record"):
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
@@ -128,8 +133,12 @@ class Environment:
         self.progress = progress
         self.chunk_size = chunk_size
         self.storage = storage
+        if executor is not None and (workers != 1 or scheduler is not None or
+                                     client is not None):
+            raise ValueError("give either executor= or workers=/scheduler=/client=, not both")
         self._backend_options = (workers, scheduler, client)
-        self._executor: Executor | None = None
+        self._executor: Executor | None = executor
+        self._owns_executor = executor is None
         self._postprocessing: list[tuple[Postprocessing, tuple, dict]] = []
         self._appender: Any = None  # a commits_every block's RunAppender
         self._closed = True
@@ -183,6 +192,15 @@ class Environment:
                                               client)
         return self._executor
 
+    @property
+    def dashboard_link(self) -> str | None:
+        """The address of the dask dashboard of the cluster runs go to (``None`` when
+        they run in this process, or before ``workers=N`` started its cluster)."""
+        workers, scheduler, client = self._backend_options
+        if self._executor is None and scheduler is None and client is None:
+            return None
+        return getattr(self._backend(), "dashboard_link", None)
+
     @classmethod
     def resume(cls, filename: str, name: str | None = None, **options: Any) -> "Environment":
         """Reopen a stored trajectory to finish its runs.
@@ -223,7 +241,7 @@ class Environment:
         try:
             self.trajectory.store()
         finally:
-            if self._executor is not None:
+            if self._executor is not None and self._owns_executor:
                 self._executor.close()
             self._store.close()
             self._claim.release()
@@ -455,6 +473,9 @@ class Environment:
         appender = self._store.appender(COMMIT_SECONDS) if own else self._appender
         bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
                    desc=traj.name, dynamic_ncols=True)
+        link = getattr(executor, "dashboard_link", None)
+        if link and not bar.disable:
+            bar.write(f"{traj.name}: dask dashboard at {link}")
         interruption = Interruption()
         try:
             with interruption, traj._locked_parameters():

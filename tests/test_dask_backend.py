@@ -423,8 +423,9 @@ def test_chunks_waiting_on_a_worker_do_not_run_after_a_stop(client, tmp_path):
                                     stop=lambda: True))
     assert done == [] and time.monotonic() - started < 2.5  # stopped at the first look
     time.sleep(2.5 + POLL_SECONDS + 1)  # the first chunks end; the ones behind them would start
-    # each worker had two chunks: the first runs to its end, the one waiting never starts
-    assert sorted(os.listdir(tmp_path)) == ["0", "1"]
+    # each worker had two chunks: at most the first started (and ran to its end), the
+    # one waiting never starts
+    assert len(os.listdir(tmp_path)) <= 2
 
 
 def _which_worker(shared, chunk):
@@ -435,7 +436,7 @@ def _which_worker(shared, chunk):
 def test_the_chunk_handed_out_after_a_result_goes_to_the_worker_that_sent_it(client):
     from explorer.execution.dask import DaskExecutor
 
-    executor = DaskExecutor(client=client)
+    executor = DaskExecutor(client=client, actors=True)  # chunk runners: placed by explorer
     done = list(executor.map_chunks(_which_worker, None, iter([[i] for i in range(14)])))
     first = 2 * executor.slots  # handed out at once, one a worker, then a second
     ran_on = {chunk[0]: worker for chunk, worker in done}
@@ -587,8 +588,11 @@ def _slow_pid(traj):
 
 
 def test_runs_a_busy_worker_has_not_started_are_split_off_for_an_idle_one(client, h5path):
+    from explorer.execution.dask import DaskExecutor
+
     n = 60  # one chunk of 60 runs of 20 ms: the other worker would sit idle without a split
-    env = ex.Environment("S", h5path, progress=False, client=client, chunk_size=n)
+    env = ex.Environment("S", h5path, progress=False, chunk_size=n,
+                         executor=DaskExecutor(client=client, actors=True))
     _explore(env, n)
     results = env.run(_slow_pid)
     env.close()
@@ -609,7 +613,10 @@ def _long_pid(traj):
 
 
 def test_the_last_run_waiting_behind_a_long_one_goes_to_an_idle_worker(client, h5path):
-    env = ex.Environment("L", h5path, progress=False, client=client, chunk_size=2)
+    from explorer.execution.dask import DaskExecutor
+
+    env = ex.Environment("L", h5path, progress=False, chunk_size=2,
+                         executor=DaskExecutor(client=client, actors=True))
     _explore(env, 2)                                      # one chunk: two runs of 0.5 s
     results = env.run(_long_pid)
     env.close()

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .base import Executor
 from .mainguard import unguarded_scripts_reported
+from .tasks import TaskMap
 
 __all__ = ["DaskExecutor"]
 
@@ -272,6 +273,15 @@ class _Runners:
         """Forget (and release) the runner of a worker that is gone."""
         self.actors.pop(address, None)
 
+    def release(self) -> None:
+        """Release every runner, so that no actor keeps a worker from being retired."""
+        futures = [future for future, _, _ in self.actors.values()]
+        futures += [future for future, _ in self._making.values()]
+        self.actors.clear()
+        self._making.clear()
+        if futures:
+            self.client.cancel(futures)
+
 
 _RUNNERS: "weakref.WeakKeyDictionary[Any, _Runners]" = weakref.WeakKeyDictionary()
 
@@ -459,11 +469,19 @@ class DaskExecutor(Executor):
         this process if the client was made with ``direct_to_workers=True``,
         otherwise through the scheduler.
     retries_after_worker_death : int
-        How often a chunk whose worker died is run again.
+        How often a chunk whose worker died is run again (chunk runners; plain
+        tasks follow dask's ``distributed.scheduler.allowed-failures``).
+    actors : bool, optional
+        Send chunks through a chunk runner (a dask actor) on each worker: the
+        fastest path, for a cluster whose workers stay, as explorer's own does.
+        Otherwise each chunk is a plain task (:mod:`.tasks`): workers may join,
+        be retired or scaled down, and the runs show in the dashboard's task
+        stream. Default: actors on explorer's own cluster, tasks on a user's.
     """
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None,
-                 client: Any = None, retries_after_worker_death: int = 1):
+                 client: Any = None, retries_after_worker_death: int = 1,
+                 actors: bool | None = None):
         import dask
         import distributed
 
@@ -488,12 +506,32 @@ class DaskExecutor(Executor):
             log.info("dask dashboard: %s", link)
         self.slots = max(1, sum(self.client.nthreads().values()))
         self.retries = retries_after_worker_death
+        self.actors = self._cluster is not None if actors is None else bool(actors)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The address of the cluster's dask dashboard, if it has one."""
+        return getattr(self.client, "dashboard_link", None) or None
 
     def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
                    chunks: Iterator[Sequence[Any]],
                    stop: Callable[[], bool] = lambda: False,
                    meanwhile: Callable[[], None] | None = None,
                    ) -> Iterator[tuple[Sequence[Any], Any]]:
+        if not self.actors:  # a user's cluster: its workers may come and go
+            tasks = TaskMap(self.client, func, shared, chunks, _Opaque)
+            try:
+                yield from tasks.results(stop, meanwhile)
+            finally:
+                tasks.close()
+            return
+        yield from self._map_on_runners(func, shared, chunks, stop, meanwhile)
+
+    def _map_on_runners(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
+                        chunks: Iterator[Sequence[Any]], stop: Callable[[], bool],
+                        meanwhile: Callable[[], None] | None,
+                        ) -> Iterator[tuple[Sequence[Any], Any]]:
+        """``map_chunks`` through a chunk runner on each worker of explorer's own cluster."""
         runners = _Runners.of(self.client)
         actors = runners.current()
         token = uuid.uuid4().hex[:12]
@@ -635,6 +673,9 @@ class DaskExecutor(Executor):
                         pass
 
     def close(self) -> None:
+        runners = _RUNNERS.pop(self.client, None)
+        if runners is not None and not self._owns_client:  # nothing stays on a user's workers
+            runners.release()
         if self._owns_client:
             self.client.close()
         if self._cluster is not None:

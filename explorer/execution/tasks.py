@@ -1,0 +1,171 @@
+"""Chunks of runs as plain dask tasks: for clusters whose workers come and go.
+
+A user's cluster may grow while runs go on (``cluster.adapt()``, jobs leaving a
+batch queue late), shrink (adaptive scale-down, ``retire_workers``, dask-jobqueue's
+``--lifetime``) or be shared. Plain tasks suit it where explorer's chunk runners
+(dask actors, :mod:`.dask`) do not: the scheduler sees the work waiting, so an
+adaptive cluster grows for it; a worker retired gracefully has its unstarted
+tasks handed to others; a new worker is given queued tasks at once; the runs
+show in the dashboard's task stream; and nothing of explorer stays on the
+workers once a map ends. A task costs the cores a few ms more than an actor
+call (see ``benchmarks/bench_scaling.py``), which chunks of about 0.3 s of
+work make small.
+
+While a map goes on, :class:`TaskMap` keeps enough chunks submitted that every
+thread has one waiting and that the scheduler sees about
+:data:`QUEUED_SECONDS` of work (what ``adapt()`` scales by), counting the
+workers again every :data:`RECOUNT_SECONDS`.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import queue
+import time
+import uuid
+from typing import Any, Callable, Iterator, Sequence
+
+__all__ = ["TaskMap", "QUEUED_SECONDS", "RECOUNT_SECONDS"]
+
+#: Work (seconds, by the chunks' measured duration) kept submitted beyond one
+#: chunk a thread, so that an adaptive cluster sees it (``adapt()``'s target
+#: duration is 5 s by default).
+QUEUED_SECONDS = 8.0
+#: How often, at most, the workers are counted again while chunks run.
+RECOUNT_SECONDS = 0.5
+#: How long to wait for a chunk before looking again (also how fast a stop is seen).
+POLL_SECONDS = 0.5
+#: Unpickled jobs a worker process keeps (the maps that ran there last).
+JOBS_KEPT = 4
+
+# in a worker process: token -> (func, shared) of the maps that ran there lately
+_JOBS: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+
+
+def run_chunk(token: str, job: Any, chunk: Any) -> Any:
+    """On a worker: ``func(shared, chunk)`` of map ``token`` (``job`` unpickled once
+    per worker process and map; ``job`` and ``chunk`` travel as opaque blobs)."""
+    found = _JOBS.get(token)
+    if found is None:
+        found = _JOBS[token] = job.value
+        while len(_JOBS) > JOBS_KEPT:
+            _JOBS.popitem(last=False)
+    func, shared = found
+    return func(shared, chunk.value)
+
+
+@dataclasses.dataclass
+class Finished:
+    """A chunk's task ended: its number, and the future to read its result from."""
+
+    number: int
+    future: Any
+
+
+class TaskMap:
+    """One ``map_chunks`` over a client's workers, a dask task per chunk.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The client; its workers may change while the map goes on.
+    func, shared
+        Each chunk's task returns ``func(shared, chunk)``.
+    chunks : iterator
+        The chunks; asked again after each result (it may run dry and fill). An
+        iterator with a ``slots`` attribute (the planner) is told the number of
+        worker threads as it changes.
+    opaque : callable
+        Wraps a value to travel as one pickled blob.
+    """
+
+    def __init__(self, client: Any, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
+                 chunks: Iterator[Sequence[Any]], opaque: Callable[[Any], Any]):
+        self.client = client
+        self.chunks = chunks
+        self.opaque = opaque
+        self.token = uuid.uuid4().hex[:12]
+        self.job = client.scatter(opaque((func, shared)), hash=False)
+        self.out: dict[int, tuple[Sequence[Any], Any]] = {}  # number -> (chunk, future)
+        self.finished: queue.Queue[Finished] = queue.Queue()
+        self.threads = 1
+        self.dry = False
+        self._counted = -float("inf")
+        self._numbers = iter(range(1 << 62))
+        self._seconds: collections.deque[float] = collections.deque(maxlen=16)
+
+    # ------------------------------------------------------------------ sending
+    def count(self) -> None:
+        """Count the workers' threads again (at most every :data:`RECOUNT_SECONDS`)."""
+        if time.monotonic() - self._counted < RECOUNT_SECONDS:
+            return
+        self.threads = max(1, sum(self.client.nthreads().values()))
+        self._counted = time.monotonic()
+        if hasattr(self.chunks, "slots"):
+            self.chunks.slots = self.threads
+
+    def _wanted(self) -> int:
+        """Chunks to keep submitted: two a thread, and enough for
+        :data:`QUEUED_SECONDS` of work once a chunk's duration is known."""
+        wanted = 2 * self.threads
+        if self._seconds:
+            per_chunk = max(sorted(self._seconds)[len(self._seconds) // 2], 1e-3)
+            wanted = max(wanted, self.threads + int(QUEUED_SECONDS / per_chunk))
+        return wanted
+
+    def top_up(self) -> None:
+        """Submit chunks from the source until :meth:`_wanted` are out."""
+        self.count()
+        while len(self.out) < self._wanted():
+            try:
+                chunk = next(self.chunks)
+            except StopIteration:
+                self.dry = True
+                return
+            self.dry = False
+            number = next(self._numbers)
+            future = self.client.submit(run_chunk, self.token, self.job, self.opaque(chunk),
+                                        key=f"explorer-run-{self.token}-{number}", pure=False)
+            self.out[number] = (chunk, future)
+            future.add_done_callback(
+                lambda done, number=number: self.finished.put(Finished(number, done)))
+
+    # ---------------------------------------------------------------- receiving
+    def results(self, stop: Callable[[], bool],
+                meanwhile: Callable[[], None] | None) -> Iterator[tuple[Sequence[Any], Any]]:
+        """Yield ``(chunk, result or exception)`` as the chunks' tasks end."""
+        self.top_up()
+        if meanwhile is not None:
+            meanwhile()
+        while self.out or not self.dry:
+            if stop():
+                return
+            try:
+                event = self.finished.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                self.top_up()
+                continue
+            chunk, future = self.out.pop(event.number)
+            try:
+                value = future.result()
+            except Exception as error:  # the task failed as a whole (its worker died...)
+                value = error
+            future.release()
+            if not isinstance(value, BaseException):
+                seconds = getattr(value, "seconds", None)
+                if seconds:
+                    self._seconds.append(seconds)
+            if not stop():
+                self.top_up()  # the next chunks go out before this one is stored
+            yield chunk, value
+            if not stop():
+                self.top_up()  # runs handed back meanwhile (a chunk's budget ran out)
+
+    def close(self) -> None:
+        """Cancel the chunks still out and release the job: nothing stays on the workers."""
+        futures = [future for _, future in self.out.values()]
+        self.out.clear()
+        if futures:
+            self.client.cancel(futures)
+        self.client.cancel([self.job])
+        self.job.release()
