@@ -469,19 +469,21 @@ class DaskExecutor(Executor):
         this process if the client was made with ``direct_to_workers=True``,
         otherwise through the scheduler.
     retries_after_worker_death : int
-        How often a chunk whose worker died is run again (chunk runners; plain
-        tasks follow dask's ``distributed.scheduler.allowed-failures``).
-    actors : bool, optional
-        Send chunks through a chunk runner (a dask actor) on each worker: the
-        fastest path, for a cluster whose workers stay, as explorer's own does.
-        Otherwise each chunk is a plain task (:mod:`.tasks`): workers may join,
-        be retired or scaled down, and the runs show in the dashboard's task
-        stream. Default: actors on explorer's own cluster, tasks on a user's.
+        How often a chunk whose worker died is run again before its runs are
+        recorded failed: on explorer's own cluster, dask's
+        ``distributed.scheduler.allowed-failures`` (a user's cluster keeps its
+        own). A chunk waiting on a worker that dies counts such a death too.
+    actors : bool
+        Send chunks through a chunk runner (a dask actor) on each worker, which
+        pins the workers while the environment is open and hides the runs from
+        the dashboard. By default each chunk is a plain task (:mod:`.tasks`):
+        workers may join, be retired or scaled down, and the runs show in the
+        dashboard's task stream.
     """
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None,
-                 client: Any = None, retries_after_worker_death: int = 1,
-                 actors: bool | None = None):
+                 client: Any = None, retries_after_worker_death: int = 3,
+                 actors: bool = False):
         import dask
         import distributed
 
@@ -496,7 +498,10 @@ class DaskExecutor(Executor):
         else:
             if os.environ.get("MALLOC_TRIM_THRESHOLD_") == _DASK_TRIM_DEFAULT:
                 del os.environ["MALLOC_TRIM_THRESHOLD_"]  # left here by an earlier dask nanny
-            with dask.config.set(cluster_config()), unguarded_scripts_reported():
+            # a chunk whose worker died is run again this often, then its runs fail
+            config = {**cluster_config(),
+                      "distributed.scheduler.allowed-failures": retries_after_worker_death}
+            with dask.config.set(config), unguarded_scripts_reported():
                 self._cluster = distributed.LocalCluster(
                     n_workers=workers or 1, threads_per_worker=1, processes=True,
                     dashboard_address=":0", silence_logs=logging.ERROR)
@@ -506,7 +511,7 @@ class DaskExecutor(Executor):
             log.info("dask dashboard: %s", link)
         self.slots = max(1, sum(self.client.nthreads().values()))
         self.retries = retries_after_worker_death
-        self.actors = self._cluster is not None if actors is None else bool(actors)
+        self.actors = bool(actors)
 
     @property
     def dashboard_link(self) -> str | None:
@@ -518,7 +523,7 @@ class DaskExecutor(Executor):
                    stop: Callable[[], bool] = lambda: False,
                    meanwhile: Callable[[], None] | None = None,
                    ) -> Iterator[tuple[Sequence[Any], Any]]:
-        if not self.actors:  # a user's cluster: its workers may come and go
+        if not self.actors:
             tasks = TaskMap(self.client, func, shared, chunks, _Opaque)
             try:
                 yield from tasks.results(stop, meanwhile)
@@ -531,7 +536,7 @@ class DaskExecutor(Executor):
                         chunks: Iterator[Sequence[Any]], stop: Callable[[], bool],
                         meanwhile: Callable[[], None] | None,
                         ) -> Iterator[tuple[Sequence[Any], Any]]:
-        """``map_chunks`` through a chunk runner on each worker of explorer's own cluster."""
+        """``map_chunks`` through a chunk runner on each worker (``actors=True``)."""
         runners = _Runners.of(self.client)
         actors = runners.current()
         token = uuid.uuid4().hex[:12]

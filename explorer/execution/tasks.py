@@ -11,10 +11,12 @@ workers once a map ends. A task costs the cores a few ms more than an actor
 call (see ``benchmarks/bench_scaling.py``), which chunks of about 0.3 s of
 work make small.
 
-While a map goes on, :class:`TaskMap` keeps enough chunks submitted that every
-thread has one waiting and that the scheduler sees about
-:data:`QUEUED_SECONDS` of work (what ``adapt()`` scales by), counting the
-workers again every :data:`RECOUNT_SECONDS`.
+While a map goes on, :class:`TaskMap` keeps two chunks a worker thread
+submitted, counting the workers again every :data:`RECOUNT_SECONDS`; on an
+adaptive cluster (``cluster.adapt()``) also enough that the scheduler sees
+about :data:`QUEUED_SECONDS` of work, which is what it scales by. Elsewhere
+runs are handed out only as workers free up, so that chunk sizes follow the
+measured cost and finished runs are committed as they come.
 """
 from __future__ import annotations
 
@@ -40,6 +42,17 @@ JOBS_KEPT = 4
 
 # in a worker process: token -> (func, shared) of the maps that ran there lately
 _JOBS: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+
+
+def adaptive(client: Any) -> bool:
+    """Whether ``client``'s cluster, made in this process, scales itself (``adapt()``)."""
+    scaling = getattr(getattr(client, "cluster", None), "_adaptive", None)
+    return getattr(scaling, "state", None) in ("starting", "running")
+
+
+def _job(job: Any) -> Any:
+    """The map's job, as a task's result (see :meth:`TaskMap.__init__`)."""
+    return job
 
 
 def run_chunk(token: str, job: Any, chunk: Any) -> Any:
@@ -85,10 +98,13 @@ class TaskMap:
         self.chunks = chunks
         self.opaque = opaque
         self.token = uuid.uuid4().hex[:12]
-        self.job = client.scatter(opaque((func, shared)), hash=False)
+        # a task, not scattered data: if the worker holding it dies, it is made again
+        self.job = client.submit(_job, opaque((func, shared)), key=f"explorer-job-{self.token}",
+                                 pure=False)
         self.out: dict[int, tuple[Sequence[Any], Any]] = {}  # number -> (chunk, future)
         self.finished: queue.Queue[Finished] = queue.Queue()
         self.threads = 1
+        self.adaptive = adaptive(client)
         self.dry = False
         self._counted = -float("inf")
         self._numbers = iter(range(1 << 62))
@@ -105,10 +121,10 @@ class TaskMap:
             self.chunks.slots = self.threads
 
     def _wanted(self) -> int:
-        """Chunks to keep submitted: two a thread, and enough for
-        :data:`QUEUED_SECONDS` of work once a chunk's duration is known."""
+        """Chunks to keep submitted: two a thread, and on an adaptive cluster enough
+        for :data:`QUEUED_SECONDS` of work once a chunk's duration is known."""
         wanted = 2 * self.threads
-        if self._seconds:
+        if self._seconds and self.adaptive:
             per_chunk = max(sorted(self._seconds)[len(self._seconds) // 2], 1e-3)
             wanted = max(wanted, self.threads + int(QUEUED_SECONDS / per_chunk))
         return wanted
