@@ -28,9 +28,10 @@ from .optimization import Fit, Optimizer
 # errors
 from .errors import (AmbiguousNameError, DiskFullError, DuplicateNameError, ExplorationError,
                      FileLockedError, InterruptedRunError, ExplorerError, FileFormatError,
-                     InvalidNameError, MainGuardError, NodeNotFoundError, ParameterLockedError,
-                     RunsFailedError, TrajectoryExistsError, TrajectoryNotFoundError,
-                     UnsafeDataError, UnsupportedTypeError)
+                     InvalidNameError, LockingUnsupportedError, MainGuardError,
+                     NodeNotFoundError, ParameterLockedError, RunsFailedError,
+                     TrajectoryExistsError, TrajectoryNotFoundError, UnsafeDataError,
+                     UnsupportedTypeError)
 
 __all__ = [
     # containers
@@ -45,7 +46,8 @@ __all__ = [
     "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",
     "UnsafeDataError", "FileFormatError", "TrajectoryNotFoundError", "TrajectoryExistsError",
-    "FileLockedError", "DiskFullError", "InterruptedRunError", "MainGuardError", "__version__",
+    "FileLockedError", "LockingUnsupportedError", "DiskFullError", "InterruptedRunError",
+    "MainGuardError", "__version__",
 ]
 
 

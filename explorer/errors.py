@@ -21,6 +21,7 @@ __all__ = [
     "TrajectoryNotFoundError",
     "TrajectoryExistsError",
     "FileLockedError",
+    "LockingUnsupportedError",
     "DiskFullError",
     "InterruptedRunError",
     "MainGuardError",
@@ -91,6 +92,17 @@ class TrajectoryExistsError(ExplorerError, FileExistsError):
 
 class FileLockedError(ExplorerError, RuntimeError):
     """Another process (or environment) is writing the file."""
+
+
+class LockingUnsupportedError(ExplorerError, OSError):
+    """The file system refuses file locks, which writing the file needs (or HDF5 opening it).
+
+    ``errno`` is the operating system's (``ENOSYS``, ``ENOLCK``, ``EOPNOTSUPP``),
+    ``filename`` the file; the message says what to do instead.
+    """
+
+    def __str__(self) -> str:  # the message names the OS error itself
+        return str(self.strerror) if self.strerror is not None else super().__str__()
 
 
 class DiskFullError(ExplorerError, OSError):

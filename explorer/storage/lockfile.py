@@ -10,6 +10,12 @@ lock file since removed (its inode no longer at the path) tries again.
 Every write of an explorer file takes the claim (:func:`claimed`), and so does an
 environment for as long as it is open; within one process, a write made while
 the process already holds the claim goes ahead under it.
+
+A file system without locks (flock failing with ``ENOSYS``, ``ENOLCK`` or
+``EOPNOTSUPP``: some Lustre and NFS mounts, Cray DVS) refuses every claim with
+:class:`LockingUnsupportedError`: the claim is what keeps a second writer out,
+so it is never skipped. Readers take no claim (committed files never change);
+HDF5's own lock on opening a file may fail there too (:func:`hdf5_lock_refused`).
 """
 from __future__ import annotations
 
@@ -18,17 +24,27 @@ import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import threading
 import time
 from typing import Any, Iterator
 
-from ..errors import FileLockedError
+from ..errors import FileLockedError, LockingUnsupportedError
 
-__all__ = ["FileClaim", "claimed", "holds"]
+__all__ = ["FileClaim", "claimed", "holds", "hdf5_lock_refused"]
 
 #: Seconds a write waits for another writer's claim before giving up.
 WRITE_WAIT = 5.0
+
+#: What flock (and HDF5's lock) fails with where the file system has no locks.
+UNSUPPORTED = frozenset({errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
+_NO_LOCKS = ("this file system does not support file locks (some Lustre or NFS mounts, "
+             "Cray DVS)")
+_LOCKED_PLACES = ("a directory on a file system with locks (a local disk, a Lustre mount with "
+                  "-o flock, NFS with its lock daemon)")
+_HDF5_LOCKING = ("HDF5's own file locking may fail there too: reading the file where it is "
+                 "may need HDF5_USE_FILE_LOCKING=FALSE in the environment before Python starts")
 
 _held: dict[str, int] = {}  # lock file -> number of claims this process holds on it
 _held_lock = threading.Lock()
@@ -62,10 +78,9 @@ class FileClaim:
                  suffix: str = ".lock", wait: float = 0.0):
         self.path = path
         self.lock_path = _lock_path(path, suffix)
-        os.makedirs(os.path.dirname(self.lock_path), exist_ok=True)
         deadline = time.monotonic() + wait
         while True:
-            self._fd: int | None = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._fd: int | None = self._open()
             if self._lock(deadline):
                 break
         with contextlib.suppress(OSError):  # who holds it is only told (a full disk, say)
@@ -95,12 +110,8 @@ class FileClaim:
                 ) from None
             except OSError as err:
                 self._close()
-                if err.errno in (errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOLCK):
-                    raise FileLockedError(
-                        f"{self.path!r} cannot be claimed: the file system of "
-                        f"{self.lock_path!r} does not support flock ({err.strerror}); mount it "
-                        "with flock support (e.g. Lustre's 'flock' option) or keep the file on "
-                        "a local disk") from None
+                if err.errno in UNSUPPORTED:
+                    raise self._unsupported(err) from err
                 raise
         try:
             same = os.stat(self.lock_path).st_ino == os.fstat(self._fd).st_ino
@@ -109,6 +120,38 @@ class FileClaim:
         if not same:  # the holder we waited for removed this lock file
             self._close()
         return same
+
+    def _open(self) -> int:
+        """The lock file, opened (created if need be) for locking."""
+        directory = os.path.dirname(self.lock_path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            return os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            if os.path.exists(self.lock_path):
+                cause = (f"cannot be opened for writing ({err.strerror}): it belongs to "
+                         "another user, or its file system is read-only")
+            else:
+                cause = (f"cannot be created ({err.strerror}): {directory!r} is not "
+                         "writable by you, or its file system is read-only")
+            raise OSError(  # PermissionError for EACCES and EPERM
+                err.errno, f"{self.path!r} cannot be claimed for writing: its lock file "
+                f"{self.lock_path!r} {cause}. Writing an explorer file creates the lock file "
+                "and the segments beside it: use a writable directory (a file there can "
+                "still be read with ex.load_trajectory)") from err
+
+    def _unsupported(self, err: OSError) -> LockingUnsupportedError:
+        """The error for flock refused because the file system has no locks."""
+        return LockingUnsupportedError(
+            err.errno, f"{self.path!r} cannot be claimed for writing: locking "
+            f"{self.lock_path!r} with flock failed ([Errno {err.errno}] {err.strerror}): "
+            f"{_NO_LOCKS}. Every write of an explorer file holds this lock, with "
+            "storage='queue' (the default) as with storage='lock': it keeps a second writer "
+            "(another environment, a traj.store() elsewhere) out, so it is never skipped. "
+            f"Put the file in {_LOCKED_PLACES}, and copy it elsewhere afterwards if need be; "
+            f"{_HDF5_LOCKING}.", self.path)
 
     def _close(self) -> None:
         if self._fd is not None:
@@ -161,3 +204,25 @@ def claimed(path: str, what: str, wait: float = WRITE_WAIT) -> Iterator[None]:
         return
     with FileClaim(path, what, wait=wait):
         yield
+
+
+_HDF5_REFUSED = re.compile(r"unable to lock file, errno = (\d+)")
+
+
+def hdf5_lock_refused(path: str, error: BaseException,
+                      opening: str) -> LockingUnsupportedError | None:
+    """The error to raise for HDF5 failing to lock ``path`` because the file system has
+    no locks (its ``error`` text says ``unable to lock file, errno = 37``), if it did.
+
+    ``opening`` says what the file was opened for (``"reading"``, ``"writing"``).
+    """
+    found = _HDF5_REFUSED.search(str(error))
+    if found is None or int(found.group(1)) not in UNSUPPORTED:
+        return None
+    code = int(found.group(1))
+    return LockingUnsupportedError(
+        code, f"HDF5 could not lock {path!r} to open it for {opening} ([Errno {code}] "
+        f"{os.strerror(code)}): {_NO_LOCKS}. explorer's readers need no lock (committed "
+        "files never change): set HDF5_USE_FILE_LOCKING=FALSE in the environment before "
+        "Python starts (it is read when HDF5 loads) to turn HDF5's locks off. Writing the "
+        f"file also needs explorer's own lock: for that, put it in {_LOCKED_PLACES}.", path)

@@ -46,8 +46,8 @@ from typing import Callable, Iterator, NoReturn
 
 import tables
 
-from ...errors import DiskFullError, FileFormatError
-from ..lockfile import claimed
+from ...errors import DiskFullError, FileFormatError, LockingUnsupportedError
+from ..lockfile import claimed, hdf5_lock_refused
 from .checksum import seal_pending
 from .hdf5guard import check_file
 from .nodes import attr
@@ -267,7 +267,7 @@ def _open_checked(path: str, name: str) -> tables.File:
     """``path`` opened for reading and checked to be an explorer file."""
     try:
         handle = _open(path)
-    except (FileFormatError, FileNotFoundError):
+    except (FileFormatError, FileNotFoundError, LockingUnsupportedError):
         raise
     except Exception as err:  # HDF5 errors, or PyTables choking on its own attributes
         if not os.path.exists(path):
@@ -368,6 +368,9 @@ class Layer:
         except BaseException as error:
             with contextlib.suppress(OSError):
                 os.remove(self.temp)
+            refused = hdf5_lock_refused(path, error, "writing")
+            if refused is not None:
+                raise refused from error
             _raise_as_disk_error(path, error)
 
     def commit(self) -> str:
@@ -797,10 +800,13 @@ def _open(path: str) -> tables.File:
     before = set(registry.get_handlers_by_name(path))
     try:
         return tables.open_file(path, "r")
-    except Exception:
+    except Exception as error:
         for handle in set(registry.get_handlers_by_name(path)) - before:
             with contextlib.suppress(Exception):
                 handle.close()
+        refused = hdf5_lock_refused(path, error, "reading")
+        if refused is not None:
+            raise refused from error
         raise
 
 
