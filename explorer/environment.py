@@ -22,6 +22,7 @@ import numpy as np
 from .errors import (DiskFullError, ExplorationError, ExplorerError, InterruptedRunError,
                      RunsFailedError)
 from .execution import Executor, SerialExecutor
+from .execution.auto import AutoExecutor
 from .execution.chunking import ChunkPlanner, Points
 from .execution.mainguard import refuse_in_script_import
 from .interrupts import Interruption
@@ -45,6 +46,18 @@ COMMIT_SECONDS = 2.0
 TAIL_COMMIT_SECONDS = 10.0
 
 
+def _dask_executor(workers: int | None, scheduler: str | None, client: Any) -> Executor:
+    """A dask back end (dask is imported only when one is used: a second or more)."""
+    from .execution.dask import DaskExecutor
+
+    return DaskExecutor(workers, scheduler, client)
+
+
+def _local_cluster(workers: int) -> Executor:
+    """A dask back end on a local cluster of ``workers`` processes (``workers="auto"``)."""
+    return _dask_executor(workers, None, None)
+
+
 class Environment:
     """Runs explorations of a trajectory and keeps every result in one HDF5 file.
 
@@ -59,9 +72,12 @@ class Environment:
     overwrite_file : bool
         Replace a trajectory of the same name already in the file. Other
         trajectories in the file are kept.
-    workers : int
+    workers : int or "auto"
         ``1`` runs in this process; ``N > 1`` starts a local dask cluster of N
         single-threaded worker processes, closed with the environment.
+        ``"auto"`` runs the first runs here and starts a cluster of the
+        machine's cores only when the measured work left pays for its start-up
+        (see :mod:`explorer.execution.auto`); :attr:`workers` then says which.
     scheduler : str, optional
         Address of a running dask scheduler to use instead (left running).
     client : distributed.Client, optional
@@ -103,7 +119,8 @@ class Environment:
     """
 
     def __init__(self, trajectory: str | Trajectory = "trajectory", filename: str | None = None,
-                 *, comment: str = "", overwrite_file: bool = False, workers: int = 1,
+                 *, comment: str = "", overwrite_file: bool = False,
+                 workers: int | str = 1,
                  scheduler: str | None = None, client: Any = None, storage: str = "queue",
                  on_error: str = "raise", progress: bool = True, seed: int | None = None,
                  allow_pickle: bool = False, complib: str | None = None,
@@ -114,8 +131,9 @@ class Environment:
             raise ValueError(f"on_error must be 'raise' or 'record', got {on_error!r}")
         if storage not in ("queue", "lock"):
             raise ValueError(f"storage must be 'queue' or 'lock', got {storage!r}")
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            raise ValueError(f"workers must be a positive int, got {workers!r}")
+        if workers != "auto" and (not isinstance(workers, int) or isinstance(workers, bool)
+                                  or workers < 1):
+            raise ValueError(f"workers must be a positive int or 'auto', got {workers!r}")
         if seed is not None and (isinstance(seed, bool) or
                                  not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -183,14 +201,26 @@ class Environment:
     def _backend(self) -> Executor:
         if self._executor is None:
             workers, scheduler, client = self._backend_options
-            if workers == 1 and scheduler is None and client is None:
+            if scheduler is None and client is None and workers == "auto":
+                self._executor = AutoExecutor(_local_cluster)
+            elif workers == 1 and scheduler is None and client is None:
                 self._executor = SerialExecutor()
-            else:  # dask is imported only when used (a second or more)
-                from .execution.dask import DaskExecutor
-
-                self._executor = DaskExecutor(workers if workers > 1 else None, scheduler,
-                                              client)
+            else:
+                self._executor = _dask_executor(workers if workers != 1 else None, scheduler,
+                                                client)
         return self._executor
+
+    @property
+    def workers(self) -> int | None:
+        """How many worker processes runs go to: 1 means this process. With
+        ``workers="auto"``, ``None`` until the first ``env.run`` decided; with
+        ``scheduler=`` or ``client=`` (the cluster decides), ``None``."""
+        workers, scheduler, client = self._backend_options
+        if isinstance(self._executor, AutoExecutor):
+            return self._executor.workers
+        if scheduler is not None or client is not None or workers == "auto":
+            return None
+        return int(workers)
 
     @property
     def dashboard_link(self) -> str | None:
