@@ -206,8 +206,9 @@ class Environment:
             elif workers == 1 and scheduler is None and client is None:
                 self._executor = SerialExecutor()
             else:
-                self._executor = _dask_executor(workers if workers != 1 else None, scheduler,
-                                                client)
+                self._executor = _dask_executor(
+                    workers if isinstance(workers, int) and workers > 1 else None, scheduler,
+                    client)
         return self._executor
 
     @property
@@ -398,7 +399,7 @@ class Environment:
                 raise ExplorationError(
                     f"env.run got the numba function {func.__name__!r}: name what it returns "
                     f"with outputs=(...) (and its result group with result=...)")
-            func = Simulator(func, outputs, result or func.__name__)  # it checks the names
+            func = Simulator(func, tuple(outputs), result or func.__name__)  # it checks the names
         elif outputs is not None or result is not None:
             raise ExplorationError("outputs= and result= are for numba simulators; a run "
                                    "function stores its results with traj.add_result(...)")

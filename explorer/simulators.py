@@ -162,6 +162,7 @@ class SimulatorPlan:
         touching it page by page costs about as much as the simulator here.
         """
         if not self._buffers or len(self._buffers[0]) < n:
+            assert self.outputs is not None  # known once the simulator is planned
             self._buffers = [np.empty((n, *shape), dtype=dtype) for shape, dtype in self.outputs]
         return [buffer[:n] for buffer in self._buffers]
 

@@ -163,7 +163,8 @@ class Trajectory:
             result_kind(f"{name}.{item}", value, self.allow_pickle)
         run_segments = [i for i, s in enumerate(rest) if s == RUN_WILDCARD or is_run_name(s)]
         if run_segments:
-            return self._add_run_result(name, rest, run_segments, items, comment)
+            self._add_run_result(name, rest, run_segments, items, comment)
+            return None
         return self._put_result(rest, Result("", items, comment), overwrite)
 
     def _put_result(self, rest: list[str], result: Result, overwrite: bool) -> Result:
@@ -366,7 +367,7 @@ class Trajectory:
                 node.comment = comment
         elif branch == "results":
             self.add_result(full_name, comment or "", **{rest[-1]: value})
-        elif node is self._roots[branch] or not isinstance(node, Group):
+        elif branch is not None and (node is self._roots[branch] or not isinstance(node, Group)):
             self._add_parameter(branch, full_name, value, comment or "")
         else:
             raise InvalidNameError(f"{full_name!r} is a group; it cannot be given a value")
@@ -725,10 +726,10 @@ class Trajectory:
             traj._apply(stored.exploration, append=False, checked=True)  # checked when stored
         for group, comment in stored.result_groups:
             traj.add_group(group, comment)
-        for record in stored.results:
-            result = Result("", record.items, record.comment)
+        for stored_result in stored.results:
+            result = Result("", stored_result.items, stored_result.comment)
             result.stored = True
-            traj._put_result(record.full_name.split(".")[1:], result, overwrite=False)
+            traj._put_result(stored_result.full_name.split(".")[1:], result, overwrite=False)
         for template, comment in stored.templates.items():
             traj._register_template(template, comment)
         traj._bind(store, stored=True)

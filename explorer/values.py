@@ -54,9 +54,10 @@ def _array_keeps(item: Any) -> bool:
     """Whether ``item`` comes back the same from an array of items of its type."""
     if type(item) is int:
         return -2**63 <= item < 2**63
-    if isinstance(item, (str, bytes)):  # numpy drops the trailing NULs of array elements
-        return not item.endswith("\x00" if isinstance(item, str) else b"\x00") and \
-            not isinstance(item, np.generic)
+    if isinstance(item, str):  # numpy drops the trailing NULs of array elements
+        return not item.endswith("\x00") and not isinstance(item, np.generic)
+    if isinstance(item, bytes):
+        return not item.endswith(b"\x00") and not isinstance(item, np.generic)
     return True
 
 

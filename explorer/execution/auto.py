@@ -11,9 +11,9 @@ runs in this process.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
-from .base import Executor
+from .base import ChunkT, Executor
 from .serial import SerialExecutor
 
 __all__ = ["AutoExecutor", "PROBE_SECONDS", "CLUSTER_START_SECONDS", "worth_a_cluster"]
@@ -52,11 +52,11 @@ class AutoExecutor(Executor):
         self._cluster: Executor | None = None
         self.workers: int | None = None
 
-    def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterator[Sequence[Any]],
+    def map_chunks(self, func: Callable[[Any, ChunkT], Any], shared: Any,
+                   chunks: Iterator[ChunkT],
                    stop: Callable[[], bool] = lambda: False,
                    meanwhile: Callable[[], None] | None = None,
-                   ) -> Iterator[tuple[Sequence[Any], Any]]:
+                   ) -> Iterator[tuple[ChunkT, Any]]:
         if self._cluster is not None:  # decided for a cluster by an earlier map
             yield from self._cluster.map_chunks(func, shared, chunks, stop, meanwhile)
             return
@@ -71,7 +71,6 @@ class AutoExecutor(Executor):
         else:  # every run is done, here
             self.workers = self.workers or 1
             return
-        here.close()
         if stop():
             return
         left = getattr(chunks, "remaining", 0)

@@ -2,9 +2,20 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "Chunk", "ChunkT"]
+
+
+class Chunk(Protocol):
+    """What an executor hands out: a picklable batch of runs that knows its length
+    (:class:`~explorer.execution.chunking.Points`, or a plain list)."""
+
+    def __len__(self) -> int: ...
+
+
+#: The type of the chunks of one map: what ``func`` takes is what the map yields.
+ChunkT = TypeVar("ChunkT", bound=Chunk)
 
 
 class Executor(abc.ABC):
@@ -18,11 +29,11 @@ class Executor(abc.ABC):
     slots: int = 1
 
     @abc.abstractmethod
-    def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterator[Sequence[Any]],
+    def map_chunks(self, func: Callable[[Any, ChunkT], Any], shared: Any,
+                   chunks: Iterator[ChunkT],
                    stop: Callable[[], bool] = lambda: False,
                    meanwhile: Callable[[], None] | None = None,
-                   ) -> Iterator[tuple[Sequence[Any], Any]]:
+                   ) -> Iterator[tuple[ChunkT, Any]]:
         """Yield ``(chunk, func(shared, chunk))`` in completion order.
 
         ``meanwhile()``, if given, is called once, when the first chunks are

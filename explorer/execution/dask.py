@@ -26,7 +26,8 @@ import uuid
 import weakref
 from typing import Any, Callable, Iterator, Sequence
 
-from .base import Executor
+from .base import ChunkT, Executor
+from .chunking import Points
 from .mainguard import unguarded_scripts_reported
 from .tasks import TaskMap
 
@@ -339,15 +340,15 @@ class _Placement:
     chunks it holds) go out as *spare* chunks, before anything else.
     """
 
-    def __init__(self, source: Iterator[Sequence[Any]], retries: int):
+    def __init__(self, source: Iterator[Points], retries: int):
         self.source = source
         self.retries = retries
         self.dry = False  # the source had nothing when last asked
-        self.suspects: collections.deque[tuple[Sequence[Any], int]] = collections.deque()
-        self.held: dict[int, tuple[str, Sequence[Any], int]] = {}  # address, chunk, losses
+        self.suspects: collections.deque[tuple[Points, int]] = collections.deque()
+        self.held: dict[int, tuple[str, Points, int]] = {}  # address, chunk, losses
         self.busy: collections.Counter[str] = collections.Counter()
         self.alone: dict[str, int] = {}  # address -> the suspect it runs
-        self.spare: collections.deque[Sequence[Any]] = collections.deque()
+        self.spare: collections.deque[Points] = collections.deque()
         self.refused: set[str] = set()  # workers that had nothing worth giving up
         self._numbers = itertools.count()
 
@@ -376,7 +377,7 @@ class _Placement:
         """The chunks worker ``address`` holds."""
         return [number for number, held in self.held.items() if held[0] == address]
 
-    def cut(self, number: int, keep: int) -> Sequence[Any] | None:
+    def cut(self, number: int, keep: int) -> Points | None:
         """Chunk ``number`` now ends after its first ``keep`` runs: the others, as a
         chunk, or ``None`` if it is no longer held (it came back meanwhile, and the
         runs it did not do were handed back with it)."""
@@ -387,7 +388,7 @@ class _Placement:
         self.held[number] = (address, head, losses)
         return tail
 
-    def take(self, address: str, most: int) -> tuple[int, Sequence[Any]] | None:
+    def take(self, address: str, most: int) -> tuple[int, Points] | None:
         """The next chunk for worker ``address`` and its number, if the worker holds
         fewer than ``most`` chunks and runs no lost chunk. While lost chunks wait, a
         worker gets one only once it holds none, and nothing else meanwhile."""
@@ -411,14 +412,14 @@ class _Placement:
         self.dry = False
         return self._hold(address, chunk, 0), chunk
 
-    def _hold(self, address: str, chunk: Sequence[Any], losses: int) -> int:
+    def _hold(self, address: str, chunk: Points, losses: int) -> int:
         self.refused.discard(address)
         number = next(self._numbers)
         self.held[number] = (address, chunk, losses)
         self.busy[address] += 1
         return number
 
-    def where(self, number: int) -> tuple[str, Sequence[Any]] | None:
+    def where(self, number: int) -> tuple[str, Points] | None:
         """The worker holding chunk ``number``, and the chunk; ``None`` if it is no
         longer held (it went out again when its worker was lost)."""
         if number not in self.held:
@@ -426,7 +427,7 @@ class _Placement:
         address, chunk, _ = self.held[number]
         return address, chunk
 
-    def _release(self, number: int) -> tuple[str, Sequence[Any], int]:
+    def _release(self, number: int) -> tuple[str, Points, int]:
         address, chunk, losses = self.held.pop(number)
         self.busy[address] -= 1
         if self.alone.get(address) == number:
@@ -437,10 +438,10 @@ class _Placement:
         """Chunk ``number`` came back."""
         self._release(number)
 
-    def lost(self, address: str, error: BaseException) -> list[tuple[Sequence[Any], Exception]]:
+    def lost(self, address: str, error: BaseException) -> list[tuple[Points, Exception]]:
         """Worker ``address`` is gone: its chunks go out again, alone, but those lost
         too often, which are returned with the error to report for them."""
-        failed = []
+        failed: list[tuple[Points, Exception]] = []
         for number in sorted(number for number, held in self.held.items()
                              if held[0] == address):
             _, chunk, losses = self._release(number)
@@ -518,11 +519,11 @@ class DaskExecutor(Executor):
         """The address of the cluster's dask dashboard, if it has one."""
         return getattr(self.client, "dashboard_link", None) or None
 
-    def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterator[Sequence[Any]],
+    def map_chunks(self, func: Callable[[Any, ChunkT], Any], shared: Any,
+                   chunks: Iterator[ChunkT],
                    stop: Callable[[], bool] = lambda: False,
                    meanwhile: Callable[[], None] | None = None,
-                   ) -> Iterator[tuple[Sequence[Any], Any]]:
+                   ) -> Iterator[tuple[ChunkT, Any]]:
         if not self.actors:
             tasks = TaskMap(self.client, func, shared, chunks, _Opaque)
             try:
@@ -532,10 +533,10 @@ class DaskExecutor(Executor):
             return
         yield from self._map_on_runners(func, shared, chunks, stop, meanwhile)
 
-    def _map_on_runners(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                        chunks: Iterator[Sequence[Any]], stop: Callable[[], bool],
+    def _map_on_runners(self, func: Callable[[Any, Any], Any], shared: Any,
+                        chunks: Iterator[Any], stop: Callable[[], bool],
                         meanwhile: Callable[[], None] | None,
-                        ) -> Iterator[tuple[Sequence[Any], Any]]:
+                        ) -> Iterator[tuple[Any, Any]]:
         """``map_chunks`` through a chunk runner on each worker (``actors=True``)."""
         runners = _Runners.of(self.client)
         actors = runners.current()
@@ -640,7 +641,7 @@ class DaskExecutor(Executor):
                              if tail is not None and len(tail)]
                     if tails:
                         placed.spare.append(tails[0] if len(tails) == 1 else
-                                            type(tails[0]).joined(tails))
+                                            Points.joined(tails))
                     elif not cuts:
                         placed.refused.add(asked)
                     if not stop():

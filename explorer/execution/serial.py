@@ -1,9 +1,9 @@
 """Runs in this process, one chunk after the other."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
-from .base import Executor
+from .base import ChunkT, Executor
 
 __all__ = ["SerialExecutor"]
 
@@ -13,11 +13,11 @@ class SerialExecutor(Executor):
 
     slots = 1
 
-    def map_chunks(self, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                   chunks: Iterator[Sequence[Any]],
+    def map_chunks(self, func: Callable[[Any, ChunkT], Any], shared: Any,
+                   chunks: Iterator[ChunkT],
                    stop: Callable[[], bool] = lambda: False,
                    meanwhile: Callable[[], None] | None = None,
-                   ) -> Iterator[tuple[Sequence[Any], Any]]:
+                   ) -> Iterator[tuple[ChunkT, Any]]:
         if meanwhile is not None:
             meanwhile()  # nothing runs beside this process: it comes first
         for chunk in chunks:

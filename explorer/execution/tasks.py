@@ -25,7 +25,7 @@ import dataclasses
 import queue
 import time
 import uuid
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 __all__ = ["TaskMap", "QUEUED_SECONDS", "RECOUNT_SECONDS"]
 
@@ -92,8 +92,8 @@ class TaskMap:
         Wraps a value to travel as one pickled blob.
     """
 
-    def __init__(self, client: Any, func: Callable[[Any, Sequence[Any]], Any], shared: Any,
-                 chunks: Iterator[Sequence[Any]], opaque: Callable[[Any], Any]):
+    def __init__(self, client: Any, func: Callable[[Any, Any], Any], shared: Any,
+                 chunks: Iterator[Any], opaque: Callable[[Any], Any]):
         self.client = client
         self.chunks = chunks
         self.opaque = opaque
@@ -101,7 +101,7 @@ class TaskMap:
         # a task, not scattered data: if the worker holding it dies, it is made again
         self.job = client.submit(_job, opaque((func, shared)), key=f"explorer-job-{self.token}",
                                  pure=False)
-        self.out: dict[int, tuple[Sequence[Any], Any]] = {}  # number -> (chunk, future)
+        self.out: dict[int, tuple[Any, Any]] = {}  # number -> (chunk, future)
         self.finished: queue.Queue[Finished] = queue.Queue()
         self.threads = 1
         self.adaptive = adaptive(client)
@@ -148,7 +148,7 @@ class TaskMap:
 
     # ---------------------------------------------------------------- receiving
     def results(self, stop: Callable[[], bool],
-                meanwhile: Callable[[], None] | None) -> Iterator[tuple[Sequence[Any], Any]]:
+                meanwhile: Callable[[], None] | None) -> Iterator[tuple[Any, Any]]:
         """Yield ``(chunk, result or exception)`` as the chunks' tasks end."""
         self.top_up()
         if meanwhile is not None:

@@ -64,7 +64,7 @@ class Rendezvous:
                 self._pending[start] = request
                 self._lock.notify_all()
             request.done.wait()
-            if request.refused:
+            if request.refused or request.losses is None:
                 raise Exhausted()
             return request.losses
 
