@@ -26,9 +26,9 @@ from .execution.auto import AutoExecutor
 from .execution.chunking import ChunkPlanner, Points
 from .execution.mainguard import refuse_in_script_import
 from .interrupts import Interruption
-from .provenance import collect, now
 from .records import RunStatus
-from .runner import RunJob, lost_chunk_records, report_records, run_job_chunk
+from .runner import RunJob, run_job_chunk
+from .runsession import COMMIT_SECONDS, RunSession
 from .runview import context_from_trajectory
 from .simulators import Simulator, call_simulator, is_jitted, plan_simulator
 from .storage.base import backend
@@ -39,11 +39,6 @@ __all__ = ["Environment"]
 
 Postprocessing = Callable[..., Any]
 
-#: Finished runs are committed to the file at least this often (seconds)...
-COMMIT_SECONDS = 2.0
-#: ...and, once every run is handed out, this often: the last results are then
-#: committed with the session record when the runs end.
-TAIL_COMMIT_SECONDS = 10.0
 
 
 def _dask_executor(workers: int | None, scheduler: str | None, client: Any) -> Executor:
@@ -467,10 +462,47 @@ class Environment:
             return []
         from tqdm.auto import tqdm
 
-
-        traj = self.trajectory
         executor = self._backend()
-        settings = self._store.encoding
+        job, planner = self._plan(func, todo, args, kwargs, executor.slots)
+        own = self._appender is None  # else a commits_every block's, committed on its clock
+        bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
+                   desc=self.trajectory.name, dynamic_ncols=True)
+        session = RunSession(self.trajectory, planner,
+                             self._store.appender(COMMIT_SECONDS) if own else self._appender,
+                             own, self._store.encoding, bar, record_session)
+        self.timings = session.timings
+        link = getattr(executor, "dashboard_link", None)
+        if link and not bar.disable:
+            bar.write(f"{self.trajectory.name}: dask dashboard at {link}")
+
+        def meanwhile() -> None:  # while the first chunks run
+            if not early:
+                prepare()
+            session.started()
+
+        interruption = Interruption()
+        try:
+            with interruption, self.trajectory._locked_parameters():
+                for chunk, report in executor.map_chunks(run_job_chunk, job, planner,
+                                                         stop=interruption.requested,
+                                                         meanwhile=meanwhile):
+                    session.absorb(chunk, report)
+        finally:
+            session.finish(interruption.requested, interruption.signal_name)
+        if interruption.requested():
+            stored = int((self._store.run_table().status == RunStatus.COMPLETED).sum())
+            raise InterruptedRunError(
+                f"stopped by {interruption.signal_name}: {stored} of {len(self.trajectory)} "
+                f"runs are completed and stored in {self.filename!r}. Resume with "
+                f"ex.Environment.resume({self.filename!r}, {self.trajectory.name!r})"
+                ".run(<run function>)")
+        return session.failed
+
+    def _plan(self, func: Callable[..., Any], todo: list[int], args: Sequence[Any],
+              kwargs: dict[str, Any], slots: int) -> tuple[RunJob, ChunkPlanner]:
+        """What every chunk of ``todo`` runs (the job), and the planner that hands the
+        runs out in chunks."""
+        traj = self.trajectory
         writer = self._store.batch_writer() if self.storage == "lock" else None
         ranges = {name: traj.get(name).range for name in traj.explored_parameters}
         context = context_from_trajectory(traj, self.seed)
@@ -479,79 +511,13 @@ class Environment:
             first = {name: values[todo[0]] for name, values in ranges.items()}
             plan = plan_simulator(func, context, first)
             func, args, kwargs = call_simulator, (plan,), {}
-        job = RunJob(func, context, tuple(args), dict(kwargs), settings, writer,
+        job = RunJob(func, context, tuple(args), dict(kwargs), self._store.encoding, writer,
                      uuid.uuid4().hex[:12], plan)
-
         # runs are time-boxed, and chunks split while they run, where the worker
         # can stop between runs and the driver stores what it did (a lock-mode
         # writer names a chunk by its runs)
         time_boxed = writer is None and not (plan is not None and plan.simulator.batch)
         planner = ChunkPlanner(
             todo, lambda runs, budget: Points.select(runs, ranges, budget, time_boxed),
-            executor.slots, self.chunk_size, time_boxed=time_boxed)
-        session: dict[str, Any] | None = {} if record_session else None
-
-        def meanwhile() -> None:  # while the first chunks run
-            if not early:
-                prepare()
-            if session is not None:
-                session.update(collect())  # versions, host, git state: a few ms
-
-        timings = self.timings = {"run_seconds": 0.0, "compile_seconds": 0.0}
-        failed: list[tuple[int, str]] = []
-        reported = 0
-        own = self._appender is None  # else a commits_every block's, committed on its clock
-        appender = self._store.appender(COMMIT_SECONDS) if own else self._appender
-        bar = tqdm(total=len(todo), unit="run", disable=not self.progress or None,
-                   desc=traj.name, dynamic_ncols=True)
-        link = getattr(executor, "dashboard_link", None)
-        if link and not bar.disable:
-            bar.write(f"{traj.name}: dask dashboard at {link}")
-        interruption = Interruption()
-        try:
-            with interruption, traj._locked_parameters():
-                for chunk, report in executor.map_chunks(run_job_chunk, job, planner,
-                                                         stop=interruption.requested,
-                                                         meanwhile=meanwhile):
-                    if isinstance(report, DiskFullError):  # a worker could not store runs
-                        raise report
-                    if isinstance(report, BaseException):
-                        report = report_records(lost_chunk_records(chunk, report), settings)
-                    planner.observe(len(report.outcomes), report.seconds)
-                    planner.give_back(chunk.indices[len(report.outcomes):])
-                    timings["run_seconds"] += report.seconds
-                    timings["compile_seconds"] += report.compile_seconds
-                    for template, comment in report.templates.items():
-                        traj._register_template(template, comment)
-                    failed += [(idx, error) for idx, status, error in report.outcomes
-                               if status == RunStatus.FAILED]
-                    if report.batch is not None:
-                        appender.add(report.batch)
-                    reported += len(report.outcomes)
-                    bar.update(len(report.outcomes))
-                    if failed:
-                        bar.set_postfix(failed=len(failed), refresh=False)
-                    if appender.due(None if planner.remaining else TAIL_COMMIT_SECONDS):
-                        appender.commit()
-        finally:
-            bar.close()
-            if session is not None:
-                if not session:  # stopped before the first chunks were out
-                    session.update(collect())
-                session.update(end=now(), runs=reported,
-                               interrupted=interruption.signal_name, **timings)
-            try:
-                if session is not None:
-                    appender.add_session(session)
-                if own or appender.due() or interruption.requested():
-                    appender.commit(final=own)
-            finally:
-                if own:
-                    appender.close()
-        if interruption.requested():
-            stored = int((self._store.run_table().status == RunStatus.COMPLETED).sum())
-            raise InterruptedRunError(
-                f"stopped by {interruption.signal_name}: {stored} of {len(traj)} runs are "
-                f"completed and stored in {self.filename!r}. Resume with "
-                f"ex.Environment.resume({self.filename!r}, {traj.name!r}).run(<run function>)")
-        return failed
+            slots, self.chunk_size, time_boxed=time_boxed)
+        return job, planner
