@@ -1,15 +1,15 @@
 """Runs on dask.distributed: a local cluster by default, or any cluster given.
 
-The only module of explorer that imports ``distributed``, and only when a dask
-back end is asked for.
+The only module of explorer that imports ``distributed`` (with :mod:`.tasks`),
+and only when a dask back end is asked for.
 
-Chunks of runs go to a *chunk runner* on each worker, a dask actor, and the
-calls go from this process to the worker and back without the scheduler. A
-dask task per chunk cost the two cores of this machine 10-16 ms of processor
-time (the submission, the scheduler's transitions, the worker's reports,
-fetching and releasing the result), an actor call 2-4 ms: on a 10,000-run LIF
-grid in 11 chunks, 2 workers took a median 0.69 s instead of 0.85 s (10
-interleaved rounds each).
+Each chunk of runs is a plain dask task (:mod:`.tasks`), so that clusters may
+grow, shrink and retire workers, and the runs show on the dashboard. On
+request (``actors=True``) chunks go instead to a *chunk runner* on each
+worker, a dask actor, called from this process without the scheduler, which
+can split a chunk a worker has not finished for an idle one; it pins the
+workers while the environment is open (see ``benchmarks/bench_scaling.py``
+for what each path costs).
 """
 from __future__ import annotations
 
@@ -34,6 +34,26 @@ from .tasks import TaskMap
 __all__ = ["DaskExecutor"]
 
 log = logging.getLogger("explorer")
+
+#: How long to wait for a chunk before looking again (also how fast a stop is seen).
+POLL_SECONDS = 1.0
+
+#: How often, at most, the workers are counted again while chunks run.
+RECOUNT_SECONDS = 2.0
+
+#: How long, at most, the first chunks' calls are waited for before going on.
+SENT_SECONDS = 0.02
+
+#: A worker gives up none of its runs when they would take less than this.
+SPLIT_LEAST_SECONDS = 0.02
+
+#: How long a worker asked to give up runs waits for chunks still on their way.
+ARRIVAL_SECONDS = 0.5
+
+#: How many ended chunks of a map a worker remembers, to tell them from chunks on
+#: their way when asked to give up runs.
+ENDED_KEPT = 256
+
 
 def cluster_config() -> dict[str, Any]:
     """dask settings for a local cluster explorer starts (its scheduler and workers).
@@ -285,25 +305,6 @@ class _Runners:
 
 
 _RUNNERS: "weakref.WeakKeyDictionary[Any, _Runners]" = weakref.WeakKeyDictionary()
-
-#: How long to wait for a chunk before looking again (also how fast a stop is seen).
-POLL_SECONDS = 1.0
-
-#: How often, at most, the workers are counted again while chunks run.
-RECOUNT_SECONDS = 2.0
-
-#: How long, at most, the first chunks' calls are waited for before going on.
-SENT_SECONDS = 0.02
-
-#: A worker gives up none of its runs when they would take less than this.
-SPLIT_LEAST_SECONDS = 0.02
-
-#: How long a worker asked to give up runs waits for chunks still on their way.
-ARRIVAL_SECONDS = 0.5
-
-#: How many ended chunks of a map a worker remembers, to tell them from chunks on
-#: their way when asked to give up runs.
-ENDED_KEPT = 256
 
 
 def _host(address: str) -> str:
