@@ -9,6 +9,9 @@ of the page's own ``LocalCluster``; the SLURM and PBS blocks are checked by
 building their dask-jobqueue cluster objects with the blocks' own arguments
 (read from the blocks, so the page cannot drift from what is tested) without
 submitting any job, and comparing the job script with the one the page shows.
+The block that prints ``env.dashboard_link`` runs with a standard error that
+passes for a terminal, so that its progress bar shows, headed by the dashboard's
+address as the page says.
 """
 from __future__ import annotations
 
@@ -73,6 +76,13 @@ def lines(text: str) -> list[str]:
     return [line.rstrip() for line in text.strip("\n").splitlines()]
 
 
+class Terminal(io.StringIO):
+    """A stream that passes for a terminal: tqdm then shows its bar."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 @pytest.mark.slow
 def test_the_page_runs_top_to_bottom(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
@@ -94,9 +104,14 @@ def test_the_page_runs_top_to_bottom(tmp_path, monkeypatch, caplog):
                 source = source.replace("tcp://host:8786",
                                         namespace["cluster"].scheduler_address)
             printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
+            terminal = Terminal() if "print(env.dashboard_link)" in source else io.StringIO()
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(terminal):
                 exec(compile(source, f"{DOC}: block {block.number}", "exec"), namespace)
             printed_by[block.number] = printed.getvalue()
+            if "executor.close()" in source:  # the chunk runners are released, as the page says
+                held = namespace["client"].who_has()
+                assert not [key for key, where in held.items()
+                            if "explorer" in str(key) and where], held
             if block.output is not None:
                 assert lines(printed.getvalue()) == lines(block.output), f"block {block.number}"
     finally:
@@ -105,20 +120,23 @@ def test_the_page_runs_top_to_bottom(tmp_path, monkeypatch, caplog):
                 namespace[name].close()
         for handler in set(explorer_log.handlers) - set(handlers):  # the page's, for its reader
             explorer_log.removeHandler(handler)
-    assert len(printed_by) == 8
+    assert len(printed_by) == 10
     # the dashboard's address was logged on the explorer logger, at INFO, by every kind
-    # of cluster the page ran on: its own (workers=N), a client and a scheduler given
+    # of cluster the page ran on: its own (workers=N), a client, a scheduler and an
+    # executor given
     logged = [record.getMessage() for record in caplog.records
               if record.name == "explorer" and record.levelno == logging.INFO]
     links = [message for message in logged if re.fullmatch(r"dask dashboard: http://\S+", message)]
-    assert len(links) >= 5  # resume ran nothing, workers=1 no cluster
+    assert len(links) >= 7  # resume ran nothing; workers=1 and "auto" here no cluster
     check_stated_facts(namespace, printed_by)
 
 
 def check_stated_facts(ns: dict, printed_by: dict[int, str]) -> None:
     """What the page says about the runs, on the files and namespace its blocks left."""
     # every exploration stored its 20 runs, completed; both storage modes the same items
-    for filename, name in (("lif.h5", "LIF"), ("timing.h5", "Timing"), ("lif-lock.h5", "LIF")):
+    for filename, name in (("lif.h5", "LIF"), ("timing.h5", "Timing"), ("lif-lock.h5", "LIF"),
+                           ("auto.h5", "Auto"), ("lif-actors.h5", "LIF"),
+                           ("watched.h5", "LIF")):
         frame = ex.load_trajectory(filename, name).to_frame()
         assert len(frame) == 20 and (frame.status == "completed").all(), filename
         assert frame.columns.tolist()[:3] == ["tau", "I", "rate"]
@@ -130,8 +148,11 @@ def check_stated_facts(ns: dict, printed_by: dict[int, str]) -> None:
     # left open by every environment, and the page closed it at the end
     assert [idx for idx, _ in ns["results"]] == list(range(20))
     assert ns["client"].status == "closed"
-    (link,) = [text for text in printed_by.values() if "/status" in text]
-    assert re.fullmatch(r"http://[\w.\[\]:-]+:\d+/status\n", link)
+    # the dashboard block: its bar headed by the address, which env.dashboard_link gives
+    (watched,) = [text for text in printed_by.values() if "dask dashboard at" in text]
+    headline, link = lines(watched)
+    assert re.fullmatch(r"http://[\w.\[\]:-]+:\d+/status", link)
+    assert headline == f"LIF: dask dashboard at {link}"
 
 
 # ------------------------------------------------------------------ batch systems
