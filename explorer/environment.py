@@ -210,10 +210,13 @@ class Environment:
     def workers(self) -> int | None:
         """How many worker processes runs go to: 1 means this process. With
         ``workers="auto"``, ``None`` until the first ``env.run`` decided; with
-        ``scheduler=`` or ``client=`` (the cluster decides), ``None``."""
+        ``scheduler=``, ``client=`` or a cluster's ``executor=`` (the cluster
+        decides), ``None``."""
         workers, scheduler, client = self._backend_options
         if isinstance(self._executor, AutoExecutor):
             return self._executor.workers
+        if not self._owns_executor:  # given: its cluster decides, unless it is this process
+            return 1 if isinstance(self._executor, SerialExecutor) else None
         if scheduler is not None or client is not None or workers == "auto":
             return None
         return int(workers)

@@ -22,10 +22,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib
 import queue
+import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable, Iterator
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 __all__ = ["TaskMap", "QUEUED_SECONDS", "RECOUNT_SECONDS"]
 
@@ -42,6 +47,39 @@ JOBS_KEPT = 4
 
 # in a worker process: token -> (func, shared) of the maps that ran there lately
 _JOBS: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+_JOBS_LOCK = threading.Lock()
+
+
+class ExplorerImports(WorkerPlugin):
+    """Imports explorer's modules in a worker before it runs any task.
+
+    A job unpickled in a task's thread imports the modules it refers to; a
+    second thread importing explorer meanwhile (deserialising the next task,
+    or another task's job) could then meet a module partly initialised and
+    fail with ``ImportError`` (seen once in a few runs of a worker retired
+    mid-map). Imported in the plugin's setup, before tasks, nothing is left
+    to import concurrently.
+
+    Parameters
+    ----------
+    modules : list of str
+        The explorer modules the driver has imported.
+    """
+
+    name = "explorer-imports"
+
+    def __init__(self, modules: list[str]):
+        self.modules = modules
+
+    def setup(self, worker: Any) -> None:
+        for module in self.modules:
+            importlib.import_module(module)
+
+
+def explorer_imports() -> ExplorerImports:
+    """The plugin importing every explorer module this process has imported."""
+    return ExplorerImports(sorted(name for name in sys.modules
+                                  if name == "explorer" or name.startswith("explorer.")))
 
 
 def adaptive(client: Any) -> bool:
@@ -58,11 +96,12 @@ def _job(job: Any) -> Any:
 def run_chunk(token: str, job: Any, chunk: Any) -> Any:
     """On a worker: ``func(shared, chunk)`` of map ``token`` (``job`` unpickled once
     per worker process and map; ``job`` and ``chunk`` travel as opaque blobs)."""
-    found = _JOBS.get(token)
-    if found is None:
-        found = _JOBS[token] = job.value
-        while len(_JOBS) > JOBS_KEPT:
-            _JOBS.popitem(last=False)
+    with _JOBS_LOCK:  # one thread unpickles a map's job (and imports what it needs)
+        found = _JOBS.get(token)
+        if found is None:
+            found = _JOBS[token] = job.value
+            while len(_JOBS) > JOBS_KEPT:
+                _JOBS.popitem(last=False)
     func, shared = found
     return func(shared, chunk.value)
 
@@ -98,6 +137,7 @@ class TaskMap:
         self.chunks = chunks
         self.opaque = opaque
         self.token = uuid.uuid4().hex[:12]
+        client.register_plugin(explorer_imports(), name=ExplorerImports.name)
         # a task, not scattered data: if the worker holding it dies, it is made again
         self.job = client.submit(_job, opaque((func, shared)), key=f"explorer-job-{self.token}",
                                  pure=False)
@@ -185,3 +225,7 @@ class TaskMap:
             self.client.cancel(futures)
         self.client.cancel([self.job])
         self.job.release()
+        try:
+            self.client.unregister_worker_plugin(ExplorerImports.name)
+        except Exception:  # the cluster is closing, or another map removed it meanwhile
+            pass
