@@ -44,6 +44,11 @@ RECOUNT_SECONDS = 0.5
 POLL_SECONDS = 0.5
 #: Unpickled jobs a worker process keeps (the maps that ran there last).
 JOBS_KEPT = 4
+#: A map's job up to this size travels inside each chunk's task; a larger one is a
+#: task of its own that the chunks depend on, which dask then places the first
+#: chunks beside (the second worker's first chunk started 150 ms after the first's
+#: on a LIF grid; inside the chunks, 4 ms).
+INLINE_JOB_BYTES = 64 * 1024
 
 # in a worker process: token -> (func, shared) of the maps that ran there lately
 _JOBS: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
@@ -138,9 +143,13 @@ class TaskMap:
         self.opaque = opaque
         self.token = uuid.uuid4().hex[:12]
         client.register_plugin(explorer_imports(), name=ExplorerImports.name)
-        # a task, not scattered data: if the worker holding it dies, it is made again
-        self.job = client.submit(_job, opaque((func, shared)), key=f"explorer-job-{self.token}",
-                                 pure=False)
+        job = opaque((func, shared))
+        if len(job.blob) <= INLINE_JOB_BYTES:  # in each chunk's task: placed anywhere
+            self.job = None
+            self._job_argument: Any = job
+        else:  # a task, not scattered data: if the worker holding it dies, it is made again
+            self.job = client.submit(_job, job, key=f"explorer-job-{self.token}", pure=False)
+            self._job_argument = self.job
         self.out: dict[int, tuple[Any, Any]] = {}  # number -> (chunk, future)
         self.finished: queue.Queue[Finished] = queue.Queue()
         self.threads = 1
@@ -180,7 +189,8 @@ class TaskMap:
                 return
             self.dry = False
             number = next(self._numbers)
-            future = self.client.submit(run_chunk, self.token, self.job, self.opaque(chunk),
+            future = self.client.submit(run_chunk, self.token, self._job_argument,
+                                        self.opaque(chunk),
                                         key=f"explorer-run-{self.token}-{number}", pure=False)
             self.out[number] = (chunk, future)
             future.add_done_callback(
@@ -223,8 +233,9 @@ class TaskMap:
         self.out.clear()
         if futures:
             self.client.cancel(futures)
-        self.client.cancel([self.job])
-        self.job.release()
+        if self.job is not None:
+            self.client.cancel([self.job])
+            self.job.release()
         try:
             self.client.unregister_worker_plugin(ExplorerImports.name)
         except Exception:  # the cluster is closing, or another map removed it meanwhile
