@@ -15,8 +15,10 @@ import numpy as np
 from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError,
                      FileFormatError, InvalidNameError, NodeNotFoundError, ParameterLockedError,
                      TrajectoryNotFoundError)
+from .display import trajectory_html, trajectory_text
 from .exploration import not_a_list
 from .frames import trajectory_frame
+from .grids import trajectory_dataset
 from .naming import (BRANCH_ALIASES, BRANCHES, CURRENT_RUN, RUN_WILDCARD, is_run_name,
                      run_index, run_name, split_branch, split_name)
 from .parameters import Parameter
@@ -390,6 +392,11 @@ class Trajectory:
         if self._store is None:
             return [self._memory_runs]
         return [self._memory_runs, self._store.run_results()]
+
+    def _run_items(self, group: Group) -> dict[str, RunItem]:
+        """The items of ``<group>.$`` over all runs (see :meth:`Group.run_items`)."""
+        return {name: entry for name, entry in self._run_entries(group).items()
+                if isinstance(entry, RunItem)}
 
     def _run_entries(self, group: Group) -> dict[str, RunItem | RunItems]:
         """What per-run results show below ``group``: each item of ``<group>.$`` over
@@ -809,18 +816,12 @@ class Trajectory:
         dimensions (``<item>_dim_0``, ...); scalar items and return values are
         variables; runs without a value (failed, not run) hold NaN.
         """
-        from .grids import trajectory_dataset
-
         return trajectory_dataset(self)
 
     def _repr_html_(self) -> str:
-        from .display import trajectory_html  # only for notebooks
-
         return trajectory_html(self)
 
     def __repr__(self) -> str:
-        from .display import trajectory_text  # the tree, with values and run counts
-
         return trajectory_text(self)
 
 

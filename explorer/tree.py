@@ -26,6 +26,8 @@ class TreeOwner(Protocol):
 
     def _run_entries(self, group: "Group") -> dict[str, Any]: ...
 
+    def _run_items(self, group: "Group") -> dict[str, Any]: ...
+
 
 class Node:
     """Base of every node: a full dotted name and a comment."""
@@ -117,12 +119,7 @@ class Group(Node):
     def run_items(self) -> dict[str, Any]:
         """The per-run items of results named ``<this group>.$`` (``traj.res.neuron``:
         ``V``, ``nspikes``...), each a :class:`~explorer.results.RunItem` over all runs."""
-        if not self.run_templates:
-            return {}
-        from .results import RunItem
-
-        return {name: entry for name, entry in self._owner._run_entries(self).items()
-                if isinstance(entry, RunItem)}
+        return self._owner._run_items(self) if self.run_templates else {}
 
     def _run_names(self) -> list[str]:
         return list(self._owner._run_entries(self)) if self.run_templates else []
