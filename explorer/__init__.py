@@ -25,12 +25,15 @@ from .simulators import Simulator, simulator
 from . import losses
 from .optimization import Fit, Optimizer
 
+# combining files
+from .combine.merge import merge
+
 # errors
 from .errors import (AmbiguousNameError, DiskFullError, DuplicateNameError, ExplorationError,
-                     FileLockedError, InterruptedRunError, ExplorerError, FileFormatError,
-                     InvalidNameError, LockingUnsupportedError, MainGuardError,
+                     FileLockedError, IncompatibleTrajectoriesError, InterruptedRunError,
+                     ExplorerError, FileFormatError, InvalidNameError, LockingUnsupportedError, MainGuardError,
                      NodeNotFoundError, ParameterLockedError, RunsFailedError,
-                     TrajectoryExistsError, TrajectoryNotFoundError, UnsafeDataError,
+                     TrajectoryExistsError, TrajectoryNotFoundError, UnsafeDataError, OutputExistsError,
                      UnsupportedTypeError)
 
 __all__ = [
@@ -42,11 +45,14 @@ __all__ = [
     "Optimizer", "Fit", "losses",
     # storage
     "load_trajectory", "trajectory_names",
+    # combining files
+    "merge",
     # errors
     "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",
     "UnsafeDataError", "FileFormatError", "TrajectoryNotFoundError", "TrajectoryExistsError",
-    "FileLockedError", "LockingUnsupportedError", "DiskFullError", "InterruptedRunError",
+    "FileLockedError", "LockingUnsupportedError", "OutputExistsError",
+    "IncompatibleTrajectoriesError", "DiskFullError", "InterruptedRunError",
     "MainGuardError", "__version__",
 ]
 

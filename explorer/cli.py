@@ -1,7 +1,8 @@
-"""The ``explorer`` command: look into stored trajectories from a shell.
+"""The ``explorer`` command: look into stored trajectories from a shell, and combine files.
 
-Every subcommand opens an explorer HDF5 file read-only through the public
-loading functions, prints plain aligned text and closes the file. Errors a user
+The inspecting subcommands open an explorer HDF5 file read-only through the
+public loading functions, print plain aligned text and close the file; ``merge``
+and ``import-pypet`` write a new file through :mod:`explorer.combine`. Errors a user
 can cause (a missing, foreign or damaged file, an unknown trajectory, a run that
 does not exist) print one line ``error: ...`` on stderr and exit with status 1.
 """
@@ -11,6 +12,7 @@ import contextlib
 import os
 import re
 import reprlib
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,6 +20,7 @@ import click
 import numpy as np
 
 from . import load_trajectory, trajectory_names
+from .combine.merge import merge
 from .errors import ExplorerError, NodeNotFoundError
 from .naming import BRANCHES, RUN_WILDCARD, run_name
 from .parameters import Parameter
@@ -377,6 +380,7 @@ def cli(debug: bool) -> None:
       explorer show hdf5/FiringRate.h5 FiringRate --run 13
       explorer frame hdf5/FiringRate.h5 -o rates.csv
       explorer failures hdf5/FiringRate.h5 --traceback
+      explorer merge all.h5 job1.h5 job2.h5
     """
 
 
@@ -508,6 +512,43 @@ def sessions_command(file: str, name: str | None) -> None:
                                else brief(value, 100)) for key, value in session.items()],
                              indent="  ")
     echo_lines(lines)
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Print each warning raised in the block as one line ``warning: ...`` on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                click.echo(f"warning: {one_line(str(warning.message))}", err=True)
+
+
+@cli.command("merge", short_help="Merge a trajectory of several files into a new file.")
+@click.argument("out", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(), metavar="IN...")
+@click.option("--name", help="The trajectory's name (needed if the first input holds several).")
+@click.option("--remove-duplicates", is_flag=True,
+              help="Keep each point (same explored values) once: its first completed run.")
+@click.option("--allow-pickle", is_flag=True,
+              help="Copy pickled items (reading them runs code from the inputs).")
+def merge_command(out: str, inputs: tuple[str, ...], name: str | None,
+                  remove_duplicates: bool, allow_pickle: bool) -> None:
+    """Merge the trajectory of the files IN... (say, cluster jobs) into the new file OUT.
+
+    Runs keep their results, status, errors and provenance; the inputs are not
+    changed, and OUT must not exist.
+
+    \b
+    Example:
+      explorer merge all.h5 job1.h5 job2.h5 job3.h5 --remove-duplicates
+    """
+    with warnings_as_lines():
+        runs = merge(out, list(inputs), name, remove_duplicates=remove_duplicates,
+                     allow_pickle=allow_pickle)
+    click.echo(f"{out}: {runs} runs merged from {len(inputs)} files")
 
 
 def main(args: Sequence[str] | None = None) -> None:

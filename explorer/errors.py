@@ -20,6 +20,8 @@ __all__ = [
     "FileFormatError",
     "TrajectoryNotFoundError",
     "TrajectoryExistsError",
+    "OutputExistsError",
+    "IncompatibleTrajectoriesError",
     "FileLockedError",
     "LockingUnsupportedError",
     "DiskFullError",
@@ -88,6 +90,14 @@ class TrajectoryNotFoundError(ExplorerError, KeyError):
 
 class TrajectoryExistsError(ExplorerError, FileExistsError):
     """Storing would replace a trajectory already in the file."""
+
+
+class OutputExistsError(ExplorerError, FileExistsError):
+    """A file that would be written anew (a merge's or an import's output) exists already."""
+
+
+class IncompatibleTrajectoriesError(ExplorerError, ValueError):
+    """Trajectories that cannot be merged: a parameter differs (the message names it)."""
 
 
 class FileLockedError(ExplorerError, RuntimeError):

@@ -223,6 +223,13 @@ class BatchEncoder(abc.ABC):
     def add_items(self, template: str, comment: str, idx: int, items: dict[str, Any]) -> None:
         """Encode items of run ``idx`` (no run-table row)."""
 
+    def add_column(self, template: str, comment: str, item: str, runs: np.ndarray,
+                   values: np.ndarray | list[Any]) -> None:
+        """Encode one item of many runs (no run-table rows): ``values[i]`` is run
+        ``runs[i]``'s; a stacked array is kept stacked where the back end can."""
+        for idx, value in zip(np.asarray(runs).tolist(), values):
+            self.add_items(template, comment, idx, {item: value})
+
     @abc.abstractmethod
     def add_block(self, runs: np.ndarray, started: float, seconds: float, template: str,
                   comment: str, items: dict[str, np.ndarray]) -> None:
@@ -408,6 +415,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def trajectory_names(self, filename: str) -> list[str]:
         """Names of the trajectories stored in ``filename``."""
+
+    @abc.abstractmethod
+    def publish(self, source: str, target: str) -> None:
+        """Move the file written at ``source`` (no writer left) to the new path ``target``
+        as one file; :class:`~explorer.errors.OutputExistsError` if ``target`` exists."""
+
+    @abc.abstractmethod
+    def discard(self, filename: str) -> None:
+        """Delete ``filename`` and everything the back end keeps beside it."""
 
     @abc.abstractmethod
     def tidy(self, filename: str) -> None:

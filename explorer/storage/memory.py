@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import FileFormatError, TrajectoryExistsError, TrajectoryNotFoundError
+from ..errors import (FileFormatError, OutputExistsError, TrajectoryExistsError,
+                      TrajectoryNotFoundError)
 from ..records import RunStatus
 from ..results import LazyItem, stack_values, value_info
 from .base import (RETURN_FIELDS, Appender, Backend, BatchEncoder, Encoding, ResultRecord,
@@ -535,10 +536,19 @@ class MemoryBackend(Backend):
     def tidy(self, filename: str) -> None:
         pass
 
-    def remove(self, filename: str) -> None:
-        """Forget the memory file ``filename`` (not part of the interface)."""
+    def publish(self, source: str, target: str) -> None:
+        with _lock:
+            if os.fspath(target) in _files:
+                raise OutputExistsError(f"memory file {os.fspath(target)!r} exists already")
+            _files[os.fspath(target)] = _files.pop(os.fspath(source))
+
+    def discard(self, filename: str) -> None:
         with _lock:
             _files.pop(os.fspath(filename), None)
+
+    def remove(self, filename: str) -> None:
+        """Forget the memory file ``filename`` (:meth:`discard`, kept for tests)."""
+        self.discard(filename)
 
 
 BACKEND = MemoryBackend()

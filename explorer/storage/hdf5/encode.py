@@ -226,6 +226,16 @@ class BatchEncoder(base.BatchEncoder):
         """Add a run-table row alone (its items come through :meth:`add_items`)."""
         self._rows.append((idx, int(status), started, duration))
 
+    def add_column(self, template: str, comment: str, item: str, runs: np.ndarray,
+                   values: np.ndarray | list[Any]) -> None:
+        """Encode one item of many runs (no run-table rows); a stacked array stays stacked."""
+        target = self._items[(template, comment)][item]
+        if isinstance(values, np.ndarray) and values.dtype.kind != "O":
+            target.add_block(np.asarray(runs), values, self.settings)
+        else:
+            for idx, value in zip(np.asarray(runs).tolist(), values):
+                target.add(idx, value, self.settings)
+
     def add_block(self, runs: np.ndarray, started: float, seconds: float, template: str,
                   comment: str, items: dict[str, np.ndarray]) -> None:
         """Encode completed runs whose items come stacked (``items[name][i]`` is run ``runs[i]``'s).

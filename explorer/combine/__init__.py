@@ -1,0 +1,1 @@
+"""Combining files: merging trajectories of several files, importing pypet files."""
