@@ -27,6 +27,7 @@ from .optimization import Fit, Optimizer
 
 # combining files
 from .combine.merge import merge
+from .combine.pypet import import_pypet
 
 # errors
 from .errors import (AmbiguousNameError, DiskFullError, DuplicateNameError, ExplorationError,
@@ -46,7 +47,7 @@ __all__ = [
     # storage
     "load_trajectory", "trajectory_names",
     # combining files
-    "merge",
+    "merge", "import_pypet",
     # errors
     "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",
