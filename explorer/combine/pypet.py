@@ -25,7 +25,7 @@ from ..storage.base import ResultRecord, TrajectoryChanges, TreeRecord
 from ..values import parameter_kind, result_kind
 from .building import NewTrajectory, new_file, refuse_existing
 
-__all__ = ["import_pypet", "PypetImportWarning", "BLOCK_BYTES"]
+__all__ = ["BLOCK_BYTES", "PypetImportWarning", "import_pypet"]
 
 #: The module reading pypet's layout; it imports PyTables and pandas, so it is
 #: imported when a file is imported, not with ``import explorer``.
@@ -197,9 +197,9 @@ def _note_layout(layout: Any, notes: _Notes) -> None:
     for link, target in layout.links:
         notes.missing.append(f"link {link} -> {target}")
     seen: set[tuple[str, str]] = set()
-    for node, annotations in layout.annotations:
+    for node, notes_of_node in layout.annotations:
         where = _generic(node)
-        text = ", ".join(f"{key}={value!r}" for key, value in annotations.items())
+        text = ", ".join(f"{key}={value!r}" for key, value in notes_of_node.items())
         if (where, text) not in seen:
             seen.add((where, text))
             notes.missing.append(f"annotations of {where}: {text}")
@@ -265,7 +265,7 @@ def _parameters(source: Any, layout: Any, allow_pickle: bool,
         records[leaf.name] = TreeRecord(leaf.name, leaf.comment, kind, default)
         if explored is not None:
             ranges[leaf.name] = explored
-    for group, comment in layout.groups.items():  # empty groups are kept too
+    for group in layout.groups:  # empty groups are kept too
         if group.split(".", 1)[0] != "results" and "." in group and group not in records and \
                 _run_position(group.split(".")) is None and \
                 not any(leaf.name.startswith(f"{group}.") for leaf in layout.leaves) and \
@@ -352,7 +352,7 @@ def _note_skipped(where: str, skipped: dict[str, Any], notes: _Notes) -> None:
     for item, why in skipped.items():
         what = f"{where}.{item}" if item else where
         if why.pickled:
-            notes.pickled.append(f"{what} ({why.reason})")
+            notes.pickled.append(f"{what}: {why.reason}")
         else:
             notes.missing.append(f"{what}: {why.reason}")
 

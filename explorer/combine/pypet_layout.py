@@ -34,8 +34,15 @@ from ..errors import FileFormatError, UnsafeDataError
 from ..storage.hdf5.hdf5guard import check_file
 from ..storage.hdf5.unpickling import refusing
 
-__all__ = ["PypetFile", "Leaf", "Layout", "RunRows", "Skipped", "PARAMETER_BRANCHES",
-           "BRANCHES"]
+__all__ = [
+    "BRANCHES",
+    "PARAMETER_BRANCHES",
+    "Layout",
+    "Leaf",
+    "PypetFile",
+    "RunRows",
+    "Skipped",
+]
 
 #: pypet's branches holding parameters (explorer's names are the same).
 PARAMETER_BRANCHES = ("parameters", "derived_parameters", "config")
@@ -188,11 +195,15 @@ class PypetFile:
         self._frames: pd.HDFStore | None = None
         if not os.path.isfile(path):
             raise FileFormatError(f"no file {path!r}: expected a pypet HDF5 file")
+        registry = tables.file._open_files
+        before = set(registry.get_handlers_by_name(path))
         with refusing():
             try:
                 check_file(path)
                 self.handle = tables.open_file(path, "r")
-            except Exception as error:
+            except Exception as error:  # HDF5's errors, or what check_file finds
+                for handle in set(registry.get_handlers_by_name(path)) - before:
+                    handle.close()  # left open by PyTables when it failed
                 raise FileFormatError(
                     f"{path!r} cannot be opened as an HDF5 file ({_first_line(error)}); "
                     "expected a pypet HDF5 file") from None
@@ -203,10 +214,10 @@ class PypetFile:
             self.close()
             raise
 
-    def __enter__(self) -> "PypetFile":
+    def __enter__(self) -> PypetFile:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -280,6 +291,7 @@ class PypetFile:
             found.annotations.append((dotted, notes))
 
     def _overview(self, top: tables.Group, found: Layout) -> None:
+        # (not ``_v_children.get``: PyTables loads a child on ``[]`` only)
         overview = top._v_children["overview"] if "overview" in top._v_children else None
         tables_ = overview._v_children if isinstance(overview, tables.Group) else {}
         if "explorations" in tables_:
@@ -521,7 +533,7 @@ def _plain_attr(node: tables.Node, name: str) -> Any:
     if isinstance(value, (bytes, np.bytes_)) and bytes(value).endswith(b"."):
         try:
             return _PlainUnpickler(io.BytesIO(bytes(value))).load()
-        except Exception:
+        except Exception:  # anything but plain data: not unpickled
             raise _NeedsPandas(f"attribute {name!r} is a pickled object") from None
     return _plain(value) if isinstance(value, np.generic) else value
 
