@@ -289,7 +289,8 @@ def _results(source: Any, layout: Any, allow_pickle: bool,
              notes: _Notes) -> tuple[list[ResultRecord], list[_Column]]:
     """Results outside runs (read now) and the per-run columns (read when written)."""
     results: list[ResultRecord] = []
-    columns: dict[str, _Column] = {}
+    columns: dict[str, _Column] = {}  # by the pypet name with ``$``
+    invalid: set[str] = set()
     derived: list[tuple[int, Any, list[str], str]] = []
     for leaf in layout.leaves:
         segments = _without_run_sets(leaf.name.split("."))
@@ -300,14 +301,22 @@ def _results(source: Any, layout: Any, allow_pickle: bool,
             continue
         idx = int(segments[at][4:])
         generic = ".".join([*segments[:at], "$", *segments[at + 1:]])
-        if segments[0] == "results":
-            if _valid(generic, notes, generic):
-                columns.setdefault(generic, _Column(generic, leaf.comment, source=generic)) \
-                    .leaves.append((idx, leaf))
-        else:  # a per-run derived parameter (or config): a per-run result of the same name
+        if segments[0] != "results":  # a per-run derived parameter (or config)
             derived.append((idx, leaf, segments, generic))
+        elif generic in columns:
+            columns[generic].leaves.append((idx, leaf))
+        elif generic not in invalid:
+            if _valid(generic, notes, generic):
+                columns[generic] = _Column(generic, leaf.comment, [(idx, leaf)], source=generic)
+            else:
+                invalid.add(generic)
     taken = set(columns) | {record.full_name for record in results}
-    for idx, leaf, segments, generic in derived:
+    for idx, leaf, segments, generic in derived:  # per-run results of the same name
+        if generic in columns:
+            columns[generic].leaves.append((idx, leaf))
+            continue
+        if generic in invalid:
+            continue
         inner = segments[1:]
         at = _run_position(inner)
         assert at is not None
@@ -315,17 +324,15 @@ def _results(source: Any, layout: Any, allow_pickle: bool,
         place = [*inner[:at], "$", *inner[at + 1:-1]] if at < len(inner) - 1 else \
             [*inner[:at], "$"]
         template = "results." + ".".join(place)
-        if template in taken and template not in {c.template for c in columns.values()
-                                                  if c.item is not None}:
+        if template in taken:
             template = f"results.{_DERIVED_PREFIX}." + ".".join(place)
-        key = f"{generic}@{template}"
-        if key not in columns:
-            if not _valid(f"{template}.{item}", notes, generic):
-                continue
-            columns[key] = _Column(template, leaf.comment, item=item, source=generic)
-            notes.moved.append(f"{generic} (a per-run derived parameter) -> per-run result "
-                               f"{template}, item {item!r}")
-        columns[key].leaves.append((idx, leaf))
+        if not _valid(f"{template}.{item}", notes, generic):
+            invalid.add(generic)
+            continue
+        columns[generic] = _Column(template, leaf.comment, [(idx, leaf)], item=item,
+                                   source=generic)
+        notes.moved.append(f"{generic} (a per-run derived parameter) -> per-run result "
+                           f"{template}, item {item!r}")
     return results, list(columns.values())
 
 
