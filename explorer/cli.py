@@ -21,6 +21,7 @@ import numpy as np
 
 from . import load_trajectory, trajectory_names
 from .combine.merge import merge
+from .combine.pypet import import_pypet
 from .errors import ExplorerError, NodeNotFoundError
 from .naming import BRANCHES, RUN_WILDCARD, run_name
 from .parameters import Parameter
@@ -381,6 +382,7 @@ def cli(debug: bool) -> None:
       explorer frame hdf5/FiringRate.h5 -o rates.csv
       explorer failures hdf5/FiringRate.h5 --traceback
       explorer merge all.h5 job1.h5 job2.h5
+      explorer import-pypet old_pypet.hdf5 new.h5
     """
 
 
@@ -549,6 +551,27 @@ def merge_command(out: str, inputs: tuple[str, ...], name: str | None,
         runs = merge(out, list(inputs), name, remove_duplicates=remove_duplicates,
                      allow_pickle=allow_pickle)
     click.echo(f"{out}: {runs} runs merged from {len(inputs)} files")
+
+
+@cli.command("import-pypet", short_help="Import the trajectories of a pypet file.")
+@click.argument("old", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option("--allow-pickle", is_flag=True,
+              help="Import pickled items (unpickling runs code from the file: trust it).")
+def import_pypet_command(old: str, new: str, allow_pickle: bool) -> None:
+    """Import every trajectory of the pypet (0.6-0.7) file OLD into the new explorer file NEW.
+
+    What explorer has no equivalent for (links, annotations) is listed as a
+    warning and in each trajectory's comment. pypet need not be installed.
+
+    \b
+    Example:
+      explorer import-pypet old_pypet.hdf5 new.h5
+    """
+    with warnings_as_lines():
+        names = import_pypet(old, new, allow_pickle=allow_pickle)
+    noun = "trajectory" if len(names) == 1 else "trajectories"
+    click.echo(f"{new}: {len(names)} {noun} imported from {old}: {', '.join(names)}")
 
 
 def main(args: Sequence[str] | None = None) -> None:

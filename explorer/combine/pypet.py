@@ -1,14 +1,13 @@
 """Importing the trajectories of a pypet file into a new explorer file.
 
-pypet's layout is read by :mod:`.pypet_layout` (PyTables alone, nothing
-unpickled unless asked); this module maps it to explorer's trajectory and
+pypet's layout is read by the HDF5 back end's reader of pypet files
+(:func:`explorer.storage.base.reader`; PyTables alone, nothing unpickled unless asked); this module maps it to explorer's trajectory and
 writes it through the store interface (:mod:`.building`): parameters, derived
 parameters and config with their comments, the exploration, results outside
 runs, per-run results as stacked columns, and the run table.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import warnings
@@ -21,15 +20,12 @@ from ..errors import InvalidNameError, UnsafeDataError, UnsupportedTypeError
 from ..naming import split_name
 from ..provenance import collect, now
 from ..records import RunStatus
-from ..storage.base import ResultRecord, TrajectoryChanges, TreeRecord
+from ..storage.base import ResultRecord, TrajectoryChanges, TreeRecord, reader
 from ..values import parameter_kind, result_kind
 from .building import NewTrajectory, new_file, refuse_existing
 
 __all__ = ["BLOCK_BYTES", "PypetImportWarning", "import_pypet"]
 
-#: The module reading pypet's layout; it imports PyTables and pandas, so it is
-#: imported when a file is imported, not with ``import explorer``.
-_LAYOUT = "explorer.combine.pypet_layout"
 #: Per-run items are read and written this many bytes of runs at a time, at most.
 BLOCK_BYTES = 64 * 2**20
 _RUN_SET = re.compile(r"^run_set_\d+$")
@@ -131,7 +127,7 @@ def import_pypet(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     """
     src, dst = os.fspath(src), os.fspath(dst)
     refuse_existing(dst)
-    layout_module = importlib.import_module(_LAYOUT)
+    layout_module = reader("pypet")  # imports PyTables: when a file is imported, not before
     notes: dict[str, _Notes] = {}
     with layout_module.PypetFile(src) as source:
         names = list(source.names)

@@ -27,7 +27,8 @@ from ..results import RunResultSource
 
 __all__ = ["Backend", "TrajectoryStore", "RunTable", "RunResultSource", "TreeRecord",
            "ResultRecord", "TrajectoryChanges", "StoredTrajectory", "Encoding", "BatchEncoder",
-           "Appender", "backend", "BACKENDS", "RETURN_FIELDS", "is_record", "with_records"]
+           "Appender", "backend", "BACKENDS", "reader", "READERS", "RETURN_FIELDS", "is_record",
+           "with_records"]
 
 #: Back ends by name: the module that defines ``BACKEND``, imported when first used.
 BACKENDS = {"hdf5": "explorer.storage.hdf5", "memory": "explorer.storage.memory"}
@@ -38,6 +39,18 @@ def backend(name: str = "hdf5") -> "Backend":
     if name not in BACKENDS:
         raise ValueError(f"no storage back end {name!r}; there are: {', '.join(BACKENDS)}")
     return importlib.import_module(BACKENDS[name]).BACKEND
+
+
+#: Readers of other tools' files by name: the module, imported when first used (it
+#: needs its back end's libraries, which ``import explorer`` does not load).
+READERS = {"pypet": "explorer.storage.hdf5.pypet"}
+
+
+def reader(name: str) -> Any:
+    """The module that reads the files of the tool called ``name`` (see :data:`READERS`)."""
+    if name not in READERS:
+        raise ValueError(f"no reader of {name!r} files; there are: {', '.join(READERS)}")
+    return importlib.import_module(READERS[name])
 
 
 #: Where the keys of return values that are records (see :func:`is_record`) are kept:

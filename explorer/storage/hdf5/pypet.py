@@ -10,7 +10,8 @@ names its pypet class; its values are children marked with ``SRVC_STORE``
 ``SRVC_COLUMN_<col>_...``). Annotations are ``SRVC_AN_*`` attributes, links are
 HDF5 soft links. Per-run items sit below a ``run_XXXXXXXX`` group.
 
-This module maps that layout to plain values; :mod:`.pypet` writes them as an
+This module maps that layout to plain values; :mod:`explorer.combine.pypet`
+(which finds it with :func:`explorer.storage.base.reader`) writes them as an
 explorer trajectory. The file is opened and read within
 :func:`~explorer.storage.hdf5.unpickling.refusing`, so that nothing PyTables or
 pandas would unpickle is: a value that is a pickle (a ``PickleParameter``, a
@@ -30,9 +31,9 @@ import pandas as pd
 import scipy.sparse
 import tables
 
-from ..errors import FileFormatError, UnsafeDataError
-from ..storage.hdf5.hdf5guard import check_file
-from ..storage.hdf5.unpickling import refusing
+from ...errors import FileFormatError, UnsafeDataError
+from .hdf5guard import check_file
+from .unpickling import refusing
 
 __all__ = [
     "BRANCHES",
