@@ -26,8 +26,8 @@ from . import losses
 from .optimization import Fit, Optimizer
 
 # combining files
-from .combine.merge import merge
-from .combine.pypet import import_pypet
+from .combine.merge import MergeWarning, merge
+from .combine.pypet import PypetImportWarning, import_pypet
 
 # errors
 from .errors import (AmbiguousNameError, DiskFullError, DuplicateNameError, ExplorationError,
@@ -47,7 +47,7 @@ __all__ = [
     # storage
     "load_trajectory", "trajectory_names",
     # combining files
-    "merge", "import_pypet",
+    "merge", "import_pypet", "MergeWarning", "PypetImportWarning",
     # errors
     "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",

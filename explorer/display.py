@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
+from .errors import ExplorerError
 from .grids import find_grid
 from .naming import RUN_WILDCARD
 from .parameters import Parameter
@@ -268,6 +269,16 @@ def _exploration_entry(traj: "Trajectory") -> Entry:
     return Entry("exploration", "info", value, "", children, more)
 
 
+def _outline_or_reason(traj: "Trajectory") -> Entry:
+    """The trajectory's outline, or, when its file cannot be read (moved, removed, a
+    relative name after a change of directory), an entry saying so: a view never raises."""
+    try:
+        return trajectory_outline(traj)
+    except (ExplorerError, OSError) as error:
+        return Entry(traj.name, "section", "", "",
+                     [Entry("file", "info", f"not readable: {error}")])
+
+
 def trajectory_outline(traj: "Trajectory") -> Entry:
     """The outline both views of a trajectory are drawn from.
 
@@ -349,7 +360,7 @@ def trajectory_text(traj: "Trajectory") -> str:
     str
         An indented tree, at most about :data:`MAX_LINES` lines per branch.
     """
-    return _text(f"<Trajectory {traj.name!r}>", trajectory_outline(traj))
+    return _text(f"<Trajectory {traj.name!r}>", _outline_or_reason(traj))
 
 
 def group_text(group: Group) -> str:
@@ -469,7 +480,7 @@ def trajectory_html(traj: "Trajectory") -> str:
         exploration and a collapsible tree of every branch, each cut after
         :data:`MAX_LINES` lines. Every text from the trajectory is escaped.
     """
-    return _html("Trajectory", traj.name, trajectory_outline(traj))
+    return _html("Trajectory", traj.name, _outline_or_reason(traj))
 
 
 def group_html(group: Group) -> str:

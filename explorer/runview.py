@@ -113,6 +113,13 @@ class _PathView:
         return found
 
 
+#: Trajectory methods a run cannot call, and what to do instead.
+_NOT_IN_RUNS = {
+    name: "a run's values per run are results; use traj.add_result('<name>.$', item=value) "
+          "(per-run derived values, as pypet's per-run derived parameters)"
+    for name in ("add_derived_parameter", "add_parameter", "add_config")}
+
+
 class RunView:
     """The trajectory as one run sees it: values, natural naming, ``add_result``.
 
@@ -200,6 +207,9 @@ class RunView:
             return _PathView(self, groups[0])
         if groups:
             raise AmbiguousNameError(f"{short!r} is ambiguous, it matches: {', '.join(groups)}")
+        if short in _NOT_IN_RUNS:
+            raise NodeNotFoundError(f"run {self.idx}: {short}() is not available inside a run: "
+                                    f"{_NOT_IN_RUNS[short]}")
         names = [*self._context.shortcuts, *(g.rsplit(".", 1)[-1] for g in self._context.groups)]
         raise NodeNotFoundError(f"run {self.idx}: trajectory {self.name!r} has no {short!r}"
                                 f"{did_you_mean(short, names)}")

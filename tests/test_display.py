@@ -252,3 +252,19 @@ def test_notebook_hooks(traj, cls, method, render, node):
     target = node(traj)
     assert getattr(target, method)() == render(target)
 
+
+
+def test_views_of_a_trajectory_whose_file_went_away_do_not_raise(tmp_path, monkeypatch):
+    """A trajectory loaded by a relative name, then the directory changed: its views say
+    the file cannot be read instead of raising."""
+    monkeypatch.chdir(tmp_path)
+    with ex.Environment(trajectory="Moved", filename="moved.h5", progress=False) as env:
+        env.trajectory.add_parameter("x", 1)
+        env.run(lambda traj: traj.x)
+    traj = ex.load_trajectory("moved.h5")
+    assert "completed 1" in repr(traj)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert "file: not readable: no file 'moved.h5'" in repr(traj)
+    assert "not readable: no file &#x27;moved.h5&#x27;" in traj._repr_html_()

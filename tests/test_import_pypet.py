@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -197,3 +199,23 @@ def test_existing_output_refused_nothing_written(tmp_path: pathlib.Path) -> None
         ex.import_pypet(TUTORIAL, dst)
     assert dst.read_bytes() == b"kept"
     assert sorted(os.listdir(tmp_path)) == ["out.h5"]
+
+
+@needs_fixture
+def test_the_command_line_imports(tmp_path: pathlib.Path) -> None:
+    dst = tmp_path / "cli.h5"
+    refused = subprocess.run([sys.executable, "-m", "explorer", "import-pypet", str(TUTORIAL),
+                              str(dst)], capture_output=True, text=True)
+    assert refused.returncode == 1  # the pickled parameter, left out; the rest imported
+    assert "warning: " in refused.stderr and "tauV_link" in refused.stderr
+    assert "error: " in refused.stderr and "parameters.misc.obj" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(ex.load_trajectory(dst)) == 45
+    dst.unlink()
+    done = subprocess.run([sys.executable, "-m", "explorer", "import-pypet", str(TUTORIAL),
+                           str(dst), "--allow-pickle"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("1 trajectory imported from "
+                                        f"{TUTORIAL}: FiringRate")
+    traj = ex.load_trajectory(dst, allow_pickle=True)
+    assert traj.par.misc.obj == {"a": [1, 2, {"b": 3}]}

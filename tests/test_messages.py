@@ -192,3 +192,14 @@ def test_runs_failed_error_says_how_to_read_the_errors(h5path):
     assert f"ex.Environment.resume({h5path!r}, 'T')" in message
     failures = ex.load_trajectory(h5path).failures()  # what the message promises
     assert list(failures.index) == [1] and "too large" in failures.loc[1, "traceback"]
+
+
+def test_adding_parameters_inside_a_run_points_to_per_run_results(tmp_path):
+    with ex.Environment(trajectory="T", filename=str(tmp_path / "t.h5"), progress=False,
+                        on_error="record") as env:
+        env.trajectory.add_parameter("x", 1)
+        env.run(lambda traj: traj.add_derived_parameter("runinfo.steps", 3))
+        error = env.trajectory.failures()["error"][0]
+    assert error.startswith("NodeNotFoundError: run 0: add_derived_parameter() is not "
+                            "available inside a run")
+    assert "traj.add_result('<name>.$', item=value)" in error
