@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pytest
 
-from explorer.errors import (FileFormatError, TrajectoryExistsError,
+from explorer.errors import (FileFormatError, OutputExistsError, TrajectoryExistsError,
                              TrajectoryNotFoundError)
 from explorer.records import RunRecord, RunStatus
 from explorer.results import LazyItem
@@ -235,6 +235,59 @@ class StoreTests:
         assert store.name == "T"
         assert store.same_file(store.filename)
         assert not store.same_file(store.filename + "-other")
+
+    def test_publish_moves_a_finished_file_and_never_replaces_one(self, make_store):
+        store = make_store("T")
+        created(store)
+        fill(store)
+        source = store.filename
+        target = source + "-published"
+        store.close()
+        found = backend(self.backend_name)
+        found.publish(source, target)
+        with opening(self.backend_name, target) as make, \
+                opening(self.backend_name, source + "-reference") as make_reference:
+            reference = created(make_reference("T"))
+            fill(reference)
+            assert_same_content(make("T"), reference)
+        with pytest.raises(FileFormatError):
+            found.trajectory_names(source)  # gone from where it was written
+        other = make_store("U")  # written at the source's name again
+        created(other)
+        other.close()
+        with pytest.raises(OutputExistsError, match="exists already"):
+            found.publish(source, target)
+        assert found.trajectory_names(target) == ["T"]  # left as it was
+        found.discard(source)
+        found.discard(target)
+        with pytest.raises(FileFormatError):
+            found.trajectory_names(target)
+
+    def test_add_column_encodes_many_runs_of_one_item(self, make_store):
+        store = created(make_store("T"))
+        write(store, comment="", n_runs=4, tree=TREE)
+        encoder = store.encoding.encoder()
+        for idx in range(4):
+            encoder.add_row(idx, int(RunStatus.COMPLETED), 0.0, 1.0)
+        runs = np.array([0, 1, 2, 3])
+        encoder.add_column("results.neuron.$", "stacked", "V", runs,
+                           np.arange(4 * 600, dtype=float).reshape(4, 600))
+        encoder.add_column("results.neuron.$", "stacked", "label", runs, ["a", "b", "c", "d"])
+        encoder.add_column("results.neuron.$", "stacked", "n", runs[::2], np.array([5, 7]))
+        appender = store.appender(60.0)
+        try:
+            appender.add(encoder.finish())
+            appender.commit()
+        finally:
+            appender.close()
+        source = store.run_results()
+        assert source.templates() == {"results.neuron.$": "stacked"}
+        stacked = source.read("results.neuron.$", "V", runs)
+        assert_same(np.asarray(stacked), np.arange(2400, dtype=float).reshape(4, 600))
+        assert [source.get("results.neuron.$", "label", idx) for idx in range(4)] == \
+            ["a", "b", "c", "d"]
+        assert source.runs("results.neuron.$", "n").tolist() == [0, 2]
+        assert source.get("results.neuron.$", "n", 2) == 7
 
     def test_trajectory_names(self, make_store, missing_filename):
         created(make_store("T"))
