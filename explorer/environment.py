@@ -451,9 +451,9 @@ class Environment:
         ``record_session`` is off (the caller then keeps its own).
 
         ``prepare()`` (storing the exploration) must be done before any run is
-        stored; in queue mode it is done while the first chunks run (on a
-        10,000-point grid, 15-20 ms that 2 workers no longer wait for), in lock
-        mode, where workers store runs themselves, first. The session record's
+        stored; in queue mode it is done while the first chunks run (time the
+        workers no longer wait for), in lock mode, where workers store runs
+        themselves, first. The session record's
         facts are collected while the first chunks run too.
         """
         early = self.storage == "lock" or not todo  # lock: workers store runs themselves

@@ -159,7 +159,7 @@ class SimulatorPlan:
         """Stacked arrays for ``n`` runs' outputs, reused from block to block.
 
         Fresh arrays of a chunk's size would be fresh memory every time, and
-        touching it page by page costs about as much as the simulator here.
+        touching it page by page costs about as much as a cheap simulator.
         """
         if not self._buffers or len(self._buffers[0]) < n:
             assert self.outputs is not None  # known once the simulator is planned

@@ -21,7 +21,8 @@ __all__ = ["AutoExecutor", "PROBE_SECONDS", "CLUSTER_START_SECONDS", "worth_a_cl
 #: Work measured in this process before deciding (seconds).
 PROBE_SECONDS = 0.5
 #: What starting a local cluster and loading the run function in its workers
-#: costs (seconds): 1.5-3 s on the 2-core machine this was written on.
+#: costs (seconds), rounded up from a small machine's (see the end-to-end figures
+#: of ``bench_scaling.py`` in ``benchmarks/README.md``).
 CLUSTER_START_SECONDS = 3.0
 
 

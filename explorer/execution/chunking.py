@@ -1,34 +1,21 @@
 """Chunk sizes: enough work per chunk that handing it out costs little.
 
 Each chunk handed to a worker costs processor time in this process and the
-worker's: 10-16 ms as a dask task on this 2-core machine (10,000 trivial tasks
-took 20-24 s, the same points in 8 chunks 0.3 s), 2-4 ms as a call to the
-worker's chunk runner, as chunks travel now (see :mod:`.dask`). The planner
-measures what a run costs (running and encoding it) and sizes chunks to about
-``target_seconds`` of work (0.3 s), smaller near the end to keep workers busy,
-but not below a quarter of that.
+worker's, more as a dask task than as a call to the worker's chunk runner (see
+:mod:`.dask`). The planner measures what a run costs (running and encoding it)
+and sizes chunks to about ``target_seconds`` of work, smaller near the end to
+keep workers busy, but not below a quarter of that.
 
 Before anything is measured, chunks are either small (a 16th of the runs per
 worker, at most 256), or, when the runs are *time-boxed*, large: each of the
 first chunks, two per worker, carries a ``4 * slots``-th of the runs and a time
 budget; the worker stops after the run that spends it, and the runs it did not
 reach come back through :meth:`ChunkPlanner.give_back`. A short exploration is
-then done in a few tasks: on a 10,000-run LIF grid with 2 workers (about 1 s of
-work), 4 chunks of 1,250 runs, then chunks sized from the measured cost, took a
-median 0.71 s over 16 interleaved tries, against 0.74-0.80 s for the 13 tasks of
-small first chunks; first chunks carrying all the runs (4 of 2,500) took the
-same median but 1.0 s whenever a worker ran slow, as nothing was left to
-balance (3 tries in 16). Each chunk, as a dask task, cost the two cores 10-16
-ms of processor time (measured on 2026-11-29, on a slow day of this machine:
-6-10 ms in the driver, dask's messages and the result's transfer, 4-7 ms in the worker, a
-trivial result or 2 MB). Fewer, larger tail chunks then save processor time
-but leave one worker idle longer at the end: a quarter, a half or all of the
-target as the floor, and first chunks carrying all the runs, took the same
-median within 3% over 12 interleaved rounds; in 20 more, first chunks
-carrying all the runs were 3% faster on the LIF grid. They stay at half: in
-an optimizer's generation of 150 runs of 47 ms, chunks of all the runs are
-cut by their budget, and the planner's cost per generation went from 142 to
-270 ms (one invocation of bench_fit each).
+then done in a few chunks. The first chunks carry half the runs, not all: the
+measured chunks of the other half balance a worker that runs slow, and an
+optimizer's generation is not cut by the budgets into leftovers that go out
+again. What these choices cost and save is measured by ``bench_scaling.py``
+and ``bench_fit.py`` (see ``benchmarks/README.md``).
 
 Chunks of runs that are taken one at a time are *splittable*: on a cluster, a
 worker left idle at the end of a map takes over half the runs another has not
@@ -226,8 +213,7 @@ class ChunkPlanner:
     budget_seconds : float
         The time budget of those first chunks. Longer than ``target_seconds``,
         so that a short exploration is not cut into leftovers that go out
-        again (a budget of 0.3 s cut the 2,500-run chunks of the LIF grid,
-        0.25-0.3 s each, and the handed-back runs left a worker idle 75 ms).
+        again (runs handed back at the end leave a worker idle).
     """
 
     def __init__(self, indices: Sequence[int],

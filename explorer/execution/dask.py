@@ -61,13 +61,13 @@ def cluster_config() -> dict[str, Any]:
     - dask's nannies set glibc's ``MALLOC_TRIM_THRESHOLD_`` to 64 KiB so that
       workers hand memory back at once; setting it at all also fixes glibc's
       mmap threshold, so every large array a run allocates is fresh mmapped
-      memory and page-faults anew (measured here: the same numpy work 1.6-1.8x
+      memory and page-faults anew (the same numpy work then runs markedly
       slower in a worker than in the main process). It is left unset.
     - The workers' statistical profiler (a sample every 10 ms) is off.
     - Housekeeping runs less often: the event loops' health tick every 200 ms
       (not 20), the system monitor every second (not 0.5), the memory monitor
-      every 200 ms (not 100). An idle 2-worker cluster then keeps 0.02 of a
-      core busy instead of 0.1, which runs get back on a small machine.
+      every 200 ms (not 100), so that an idle cluster takes less processor
+      time from the runs on a small machine.
     """
     import dask
 
@@ -192,7 +192,7 @@ class _ChunkRunner:
         the pace of those done (splitting costs a few ms). A coroutine, so that
         it runs in the worker's event loop, at once: as a plain method it would
         run in a thread of its own, which waits for the interpreter lock while a
-        chunk runs (the answer then took 25-40 ms).
+        chunk runs.
         """
         import asyncio
 
@@ -477,11 +477,10 @@ class DaskExecutor(Executor):
         ``distributed.scheduler.allowed-failures`` (3 by default).
     actors : bool, optional
         Send chunks through a chunk runner (a dask actor) on each worker: the
-        fastest path (on a 10,000-run LIF grid, 2 workers ran 1.60x faster than
-        one against 1.35x with tasks, in the same rounds of
-        ``benchmarks/bench_scaling.py``), for a cluster whose workers stay, as
-        explorer's own does; the runners pin the workers while the environment
-        is open and the runs do not show in the dashboard's task stream.
+        fastest path (see ``bench_scaling.py`` in ``benchmarks/README.md``),
+        for a cluster whose workers stay, as explorer's own does; the runners
+        pin the workers while the environment is open and the runs do not show
+        in the dashboard's task stream.
         Otherwise each chunk is a plain task (:mod:`.tasks`): workers may join,
         be retired or scaled down. Default: runners on explorer's own cluster
         (``workers=N``), tasks on a user's (``scheduler=``, ``client=``).
@@ -611,8 +610,8 @@ class DaskExecutor(Executor):
         def sent() -> None:
             """Wait (a few ms at most) until the client's event loop has sent the calls
             handed to it. Otherwise it sends them only as this thread lets go of the
-            GIL while running ``meanwhile``: the second worker's first chunk started
-            7-10 ms later (24 ms into a LIF grid's ``env.run``, instead of 17)."""
+            GIL while running ``meanwhile``, and the second worker's first chunk
+            starts later."""
             done = threading.Event()
 
             async def mark() -> None:  # runs after the sends' first steps, in order

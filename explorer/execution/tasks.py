@@ -46,8 +46,8 @@ POLL_SECONDS = 0.5
 JOBS_KEPT = 4
 #: A map's job up to this size travels inside each chunk's task; a larger one is a
 #: task of its own that the chunks depend on, which dask then places the first
-#: chunks beside (the second worker's first chunk started 150 ms after the first's
-#: on a LIF grid; inside the chunks, 4 ms).
+#: chunks beside, so that the other workers start late (see ``bench_scaling.py``
+#: in ``benchmarks/README.md``).
 INLINE_JOB_BYTES = 64 * 1024
 
 # in a worker process: token -> (func, shared) of the maps that ran there lately

@@ -3,9 +3,9 @@
 The HDF5 blosc filter that PyTables uses (``complib="blosc:<codec>"``) stores
 each chunk as one self-describing c-blosc 1 buffer. python-blosc wraps the same
 c-blosc 1 library and, given the same type size, level, shuffle and codec,
-produces the very bytes the filter would (checked in the tests); it does so
-about 15x faster than a write through HDF5's filter pipeline here (0.17 against
-2.9-3.3 ms per MB of LIF voltage traces, most of it PyTables' byte shuffle).
+produces the very bytes the filter would (checked in the tests), many times
+faster than a write through HDF5's filter pipeline, whose byte shuffle is slow
+(see ``bench_codec.py`` and ``bench_lif.py`` in ``benchmarks/README.md``).
 
 :func:`chunk_compressor` hands out such a compressor when the settings allow it;
 otherwise (another codec, or python-blosc missing) callers compress through

@@ -6,7 +6,8 @@ each holding what one commit added. Nothing is ever changed in place:
 
 * a write goes into a new file (a temporary name in the folder), which is
   synced, checked and renamed to its final name when it commits: the rename is
-  the commit. A write costs what it adds, however large the file is;
+  the commit. A write costs what it adds, however large the file is (see
+  ``bench_growth.py`` in ``benchmarks/README.md``);
 * the first write of a file creates the base the same way (renamed over the
   path);
 * a *compaction* (:mod:`.compaction`) merges a run of consecutive layers into

@@ -137,8 +137,8 @@ class Hdf5Store(TrajectoryStore):
         The trajectory's group below the root.
     complib, complevel : str, int
         Compression of stacked and large datasets; ``complevel=0`` turns it off.
-        The default, blosc:lz4 level 5, wrote 10,000 x 10,000 float64 samples in
-        1.4 s at 36 MB here, against 3.1 s for zlib-1 and 2.9-5 s for blosc2.
+        The default, blosc:lz4 level 5, is chosen for its write speed (see
+        ``bench_codec.py`` in ``benchmarks/README.md``).
     checksum : bool
         Whether datasets created from now on carry HDF5's Fletcher32 checksum
         (checked on every read, so damaged data is reported instead of returned).
