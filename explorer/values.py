@@ -32,7 +32,8 @@ PARAMETER_KINDS = frozenset(["bool", "int", "float", "complex", "str", "npscalar
 ARRAY_DTYPE_KINDS = "biufcUSmM"
 
 
-def _is_sparse(value: Any) -> bool:
+def is_sparse(value: Any) -> bool:
+    """Whether ``value`` is a scipy.sparse matrix (or array), without importing scipy."""
     module = type(value).__module__
     if not module.startswith("scipy.sparse"):
         return False
@@ -85,7 +86,7 @@ def _plain_kind(value: Any) -> str | None:
         return "masked" if type(value) is np.ma.MaskedArray else None
     if isinstance(value, (list, tuple)):
         return type(value).__name__ if _sequence_ok(value) else None
-    if _is_sparse(value):
+    if is_sparse(value):
         return "sparse"
     return None
 

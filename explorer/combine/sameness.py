@@ -1,11 +1,13 @@
 """When two stored values are the same: for comparing parameters and finding duplicate points."""
 from __future__ import annotations
 
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sparse
+
+from ..values import is_sparse
 
 __all__ = ["same_value", "point_key"]
 
@@ -15,7 +17,7 @@ def same_value(a: Any, b: Any) -> bool:
     objects compared element-wise, with their dtypes and shapes; NaN equals NaN)."""
     if type(a) is not type(b):
         return False
-    if sparse.issparse(a):
+    if is_sparse(a):
         return a.shape == b.shape and a.dtype == b.dtype and (a != b).nnz == 0
     if isinstance(a, (pd.DataFrame, pd.Series)):
         return bool(a.equals(b))
@@ -41,8 +43,8 @@ def _key(value: Any) -> Hashable:
         return ("numpy", value.dtype.str, value.tobytes())
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_key(item) for item in value))
-    if sparse.issparse(value):
-        coo = sparse.coo_matrix(value)
+    if is_sparse(value):
+        coo = value.tocoo()
         return ("sparse", value.shape, coo.row.tobytes(), coo.col.tobytes(), coo.data.tobytes())
     if isinstance(value, float) and value != value:
         return ("nan",)
