@@ -64,7 +64,6 @@ import platform
 import sys
 import tempfile
 
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
 

@@ -60,8 +60,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import cma  # imported here, not inside one side's timing (2 s with scipy.stats)
 import numpy as np
@@ -139,7 +140,7 @@ class DiskWatch:
             self.peak_extra = max(self.peak_extra, allocated(self.directory) - self._start)
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "DiskWatch":
+    def __enter__(self) -> DiskWatch:
         self._start = allocated(self.directory)
         self._thread.start()
         return self

@@ -27,10 +27,9 @@ import warnings
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
-from pypet_files import write_pypet_file
-
 import explorer as ex
 from explorer.combine.pypet import PypetImportWarning
+from pypet_files import write_pypet_file
 
 TARGET_SECONDS = 60.0
 FULL_RUNS = 10_000

@@ -80,8 +80,17 @@ import tables
 import explorer as ex
 import lif_model  # beside this script: workers import it and load numba's cache
 import lif_simulators  # the @ex.simulator declarations, importable by workers
-from bench_scaling import (NEURON, TAU_REFS, Timer, clean_up, pick, raw_floor,
-                           remove_leftovers, setup_lif, start_cluster)
+from bench_scaling import (
+    NEURON,
+    TAU_REFS,
+    Timer,
+    clean_up,
+    pick,
+    raw_floor,
+    remove_leftovers,
+    setup_lif,
+    start_cluster,
+)
 
 NAME = "lif"
 HERE = os.path.dirname(os.path.abspath(__file__))

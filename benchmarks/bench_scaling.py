@@ -122,12 +122,12 @@ import tempfile
 import threading
 import time
 
-import lif_model  # beside this script: workers import it and load numba's cache
 import numpy as np
 import psutil  # a dependency of distributed
 import tables
 
 import explorer as ex
+import lif_model  # beside this script: workers import it and load numba's cache
 from explorer.execution.dask import DaskExecutor
 
 NAME = "scaling"

@@ -308,7 +308,8 @@ def spread(times: list, unit: str = "s", scale: float = 1.0, digits: int = 3) ->
 def ratio_spread(num: list, den: list) -> tuple[float, str]:
     """The median of the per-round ratios, and ``median (min-max)`` of them."""
     ratios = np.asarray(num) / np.asarray(den)
-    return float(np.median(ratios)), f"{np.median(ratios):.2f}x ({ratios.min():.2f}-{ratios.max():.2f})"
+    spread = f"{np.median(ratios):.2f}x ({ratios.min():.2f}-{ratios.max():.2f})"
+    return float(np.median(ratios)), spread
 
 
 def return_float(view) -> float:

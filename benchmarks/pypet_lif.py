@@ -89,8 +89,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import lif_model  # noqa: E402  (numba-compiled model shared with explorer's benchmarks)
 import pypet  # noqa: E402
+
+import lif_model  # noqa: E402  (numba-compiled model shared with explorer's benchmarks)
 
 MODES = ("serial", "lock", "queue")
 MODE_KWARGS = {
@@ -222,7 +223,9 @@ def main(argv=None):
         "modes": {},
     }
     try:
-        import numba, pandas, tables  # noqa: E401
+        import numba
+        import pandas
+        import tables
         out.update(pandas=pandas.__version__, tables=tables.__version__,
                    numba=numba.__version__)
     except ImportError:  # pragma: no cover - informational only

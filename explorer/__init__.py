@@ -31,10 +31,11 @@ from .combine.pypet import PypetImportWarning, import_pypet
 
 # errors
 from .errors import (AmbiguousNameError, DiskFullError, DuplicateNameError, ExplorationError,
-                     FileLockedError, IncompatibleTrajectoriesError, InterruptedRunError,
-                     ExplorerError, FileFormatError, InvalidNameError, LockingUnsupportedError, MainGuardError,
-                     NodeNotFoundError, ParameterLockedError, RunsFailedError,
-                     TrajectoryExistsError, TrajectoryNotFoundError, UnsafeDataError, OutputExistsError,
+                     ExplorerError, FileFormatError, FileLockedError,
+                     IncompatibleTrajectoriesError, InterruptedRunError, InvalidNameError,
+                     LockingUnsupportedError, MainGuardError, NodeNotFoundError,
+                     OutputExistsError, ParameterLockedError, RunsFailedError,
+                     TrajectoryExistsError, TrajectoryNotFoundError, UnsafeDataError,
                      UnsupportedTypeError)
 
 __all__ = [
@@ -49,7 +50,8 @@ __all__ = [
     # combining files
     "merge", "import_pypet", "MergeWarning", "PypetImportWarning",
     # errors
-    "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError", "AmbiguousNameError",
+    "ExplorerError", "InvalidNameError", "DuplicateNameError", "NodeNotFoundError",
+    "AmbiguousNameError",
     "UnsupportedTypeError", "ExplorationError", "ParameterLockedError", "RunsFailedError",
     "UnsafeDataError", "FileFormatError", "TrajectoryNotFoundError", "TrajectoryExistsError",
     "FileLockedError", "LockingUnsupportedError", "OutputExistsError",

@@ -48,7 +48,8 @@ _HDF5_TRACE = re.compile(r"HDF5 error back trace\s*(.*?)\s*End of HDF5 error bac
 
 
 class _ShortRepr(reprlib.Repr):
-    """``reprlib`` limits, and floats to 12 significant digits (``0.3``, not ``0.30000000000000004``)."""
+    """``reprlib`` limits, and floats to 12 significant digits (``0.3``, not
+    ``0.30000000000000004``)."""
 
     def __init__(self) -> None:
         super().__init__()  # keyword arguments need Python 3.12

@@ -10,8 +10,9 @@ Nothing here reads a lazy item from the file, and every branch is cut after
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class Entry:
     kind: str
     value: str = ""
     comment: str = ""
-    children: list["Entry"] = field(default_factory=list)
+    children: list[Entry] = field(default_factory=list)
     more: int = 0
 
     def size(self) -> int:
@@ -241,17 +242,17 @@ def _group_entry(group: Group, budget: _Budget, kind: str = "group") -> Entry:
                  children, more)
 
 
-def _status_value(traj: "Trajectory") -> str:
+def _status_value(traj: Trajectory) -> str:
     counts = traj._status_counts()
     return f"{len(traj)} ({', '.join(f'{name} {counts.get(name, 0)}' for name in _STATUSES)})"
 
 
-def _grid_shape(traj: "Trajectory") -> tuple[int, ...] | None:
+def _grid_shape(traj: Trajectory) -> tuple[int, ...] | None:
     grid = find_grid({full: traj.get(full).range for full in traj.explored_parameters})
     return grid.shape if grid is not None and len(grid.shape) > 1 else None
 
 
-def _exploration_entry(traj: "Trajectory") -> Entry:
+def _exploration_entry(traj: Trajectory) -> Entry:
     explored = traj.explored_parameters
     if not explored:
         return Entry("exploration", "info", "nothing explored (a single run)")
@@ -269,7 +270,7 @@ def _exploration_entry(traj: "Trajectory") -> Entry:
     return Entry("exploration", "info", value, "", children, more)
 
 
-def _outline_or_reason(traj: "Trajectory") -> Entry:
+def _outline_or_reason(traj: Trajectory) -> Entry:
     """The trajectory's outline, or, when its file cannot be read (moved, removed, a
     relative name after a change of directory), an entry saying so: a view never raises."""
     try:
@@ -279,7 +280,7 @@ def _outline_or_reason(traj: "Trajectory") -> Entry:
                      [Entry("file", "info", f"not readable: {error}")])
 
 
-def trajectory_outline(traj: "Trajectory") -> Entry:
+def trajectory_outline(traj: Trajectory) -> Entry:
     """The outline both views of a trajectory are drawn from.
 
     Parameters
@@ -347,7 +348,7 @@ def _text(title: str, entry: Entry) -> str:
     return "\n".join(lines)
 
 
-def trajectory_text(traj: "Trajectory") -> str:
+def trajectory_text(traj: Trajectory) -> str:
     """A multi-line text view of a trajectory: runs, exploration and the tree.
 
     Parameters
@@ -465,7 +466,7 @@ def _html(kind: str, title: str, outline: Entry) -> str:
             f"{_html_children(outline, 0)}</div>")
 
 
-def trajectory_html(traj: "Trajectory") -> str:
+def trajectory_html(traj: Trajectory) -> str:
     """The notebook view of a trajectory (``Trajectory._repr_html_``).
 
     Parameters

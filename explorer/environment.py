@@ -15,12 +15,18 @@ import errno
 import os
 import shlex
 import uuid
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from .errors import (DiskFullError, ExplorationError, ExplorerError, InterruptedRunError,
-                     RunsFailedError)
+from .errors import (
+    DiskFullError,
+    ExplorationError,
+    ExplorerError,
+    InterruptedRunError,
+    RunsFailedError,
+)
 from .execution import Executor, SerialExecutor
 from .execution.auto import AutoExecutor
 from .execution.chunking import ChunkPlanner, Points
@@ -231,7 +237,7 @@ class Environment:
         return getattr(self._backend(), "dashboard_link", None)
 
     @classmethod
-    def resume(cls, filename: str, name: str | None = None, **options: Any) -> "Environment":
+    def resume(cls, filename: str, name: str | None = None, **options: Any) -> Environment:
         """Reopen a stored trajectory to finish its runs.
 
         ``env.run(func)`` then runs only the runs without a completed status and
@@ -250,7 +256,7 @@ class Environment:
         return cls(trajectory, filename, **options)
 
     # ---------------------------------------------------------------- context
-    def __enter__(self) -> "Environment":
+    def __enter__(self) -> Environment:
         return self
 
     def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:

@@ -38,7 +38,7 @@ def _is_scalar(value: Any) -> bool:
         np.ndim(value) == 0 and not isinstance(value, bytes) and value is not None
 
 
-def trajectory_frame(trajectory: "Trajectory") -> "pd.DataFrame":
+def trajectory_frame(trajectory: Trajectory) -> pd.DataFrame:
     """One row per run: explored parameters, scalar per-run results and run status.
 
     Parameters

@@ -101,12 +101,12 @@ def _fill(values: np.ndarray, runs: np.ndarray, n_runs: int) -> np.ndarray:
         return values
     dtype = values.dtype if values.dtype.kind in "fcO" else \
         np.dtype(object) if values.dtype.kind in "USb" else np.result_type(values.dtype, float)
-    out = np.full((n_runs, *values.shape[1:]), None if dtype == object else np.nan, dtype=dtype)
+    out = np.full((n_runs, *values.shape[1:]), None if dtype.kind == "O" else np.nan, dtype=dtype)
     out[runs] = values
     return out
 
 
-def trajectory_dataset(trajectory: "Trajectory") -> "xr.Dataset":
+def trajectory_dataset(trajectory: Trajectory) -> xr.Dataset:
     """The runs of ``trajectory`` as a Dataset; see :meth:`Trajectory.to_xarray`."""
     xarray = _xarray()
     frame = trajectory.to_frame()

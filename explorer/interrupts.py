@@ -33,7 +33,7 @@ class Interruption:
         print(f"\nexplorer: {self.signal_name} received; storing finished runs and stopping "
               "(send it again to stop at once)", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> "Interruption":
+    def __enter__(self) -> Interruption:
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGINT, signal.SIGTERM):
                 self._previous[number] = signal.signal(number, self._handle)

@@ -6,7 +6,8 @@ rise time...) with their targets, each squared error weighted.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

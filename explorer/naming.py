@@ -76,7 +76,8 @@ def split_name(name: str, *, allow_wildcard: bool = False) -> list[str]:
 
 
 def split_branch(segments: list[str]) -> tuple[str | None, list[str]]:
-    """Return ``(branch, rest)`` when the first segment names a branch, else ``(None, segments)``."""
+    """Return ``(branch, rest)`` when the first segment names a branch, else
+    ``(None, segments)``."""
     if segments and segments[0] in BRANCH_ALIASES:
         return BRANCH_ALIASES[segments[0]], segments[1:]
     return None, segments

@@ -1,7 +1,8 @@
 """Parameter: a default value, an optional explored range, and a lock."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import ParameterLockedError
 from .tree import Node

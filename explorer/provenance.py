@@ -21,7 +21,7 @@ def now() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)

@@ -7,8 +7,9 @@ happens beside the runs, in parallel, and the single writer only does I/O.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from .execution.chunking import Points
 from .records import RunRecord, RunStatus

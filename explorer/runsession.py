@@ -9,7 +9,8 @@ only builds the job and hands the reports over (:meth:`RunSession.absorb`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import DiskFullError
 from .execution.chunking import ChunkPlanner, Points

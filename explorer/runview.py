@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from .errors import (AmbiguousNameError, InvalidNameError, NodeNotFoundError,
-                     ParameterLockedError)
+from .errors import AmbiguousNameError, InvalidNameError, NodeNotFoundError, ParameterLockedError
 from .naming import BRANCH_ALIASES, RUN_WILDCARD, is_run_name, run_name, split_branch, split_name
 from .records import RunRecord, RunStatus, is_record
 from .suggest import did_you_mean
@@ -84,7 +84,7 @@ class _PathView:
 
     __slots__ = ("_view", "_path")
 
-    def __init__(self, view: "RunView", path: str):
+    def __init__(self, view: RunView, path: str):
         self._view = view
         self._path = path
 

@@ -8,24 +8,48 @@ exploration defines, and talks to a file only through the
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import (AmbiguousNameError, DuplicateNameError, ExplorationError, ExplorerError,
-                     FileFormatError, InvalidNameError, NodeNotFoundError, ParameterLockedError,
-                     TrajectoryNotFoundError)
 from .display import trajectory_html, trajectory_text
+from .errors import (
+    AmbiguousNameError,
+    DuplicateNameError,
+    ExplorationError,
+    ExplorerError,
+    FileFormatError,
+    InvalidNameError,
+    NodeNotFoundError,
+    ParameterLockedError,
+    TrajectoryNotFoundError,
+)
 from .exploration import not_a_list
 from .frames import trajectory_frame
 from .grids import trajectory_dataset
-from .naming import (BRANCH_ALIASES, BRANCHES, CURRENT_RUN, RUN_WILDCARD, is_run_name,
-                     run_index, run_name, split_branch, split_name)
+from .naming import (
+    BRANCH_ALIASES,
+    BRANCHES,
+    CURRENT_RUN,
+    RUN_WILDCARD,
+    is_run_name,
+    run_index,
+    run_name,
+    split_branch,
+    split_name,
+)
 from .parameters import Parameter
 from .records import RunStatus
 from .results import LazyItem, MemoryRunResults, Result, RunItem, RunItems, RunNode
-from .storage.base import (ResultRecord, StoredTrajectory, TrajectoryChanges, TrajectoryStore,
-                           TreeRecord, backend)
+from .storage.base import (
+    ResultRecord,
+    StoredTrajectory,
+    TrajectoryChanges,
+    TrajectoryStore,
+    TreeRecord,
+    backend,
+)
 from .suggest import did_you_mean
 from .tree import Group, Node
 from .values import result_kind
@@ -587,7 +611,8 @@ class Trajectory:
             self.__dict__["_locked"] = False
 
     # ---------------------------------------------------------------- inventories
-    def parameters_dict(self, branches: Sequence[str] = _PARAMETER_BRANCHES) -> dict[str, Parameter]:
+    def parameters_dict(self, branches: Sequence[str] = _PARAMETER_BRANCHES
+                        ) -> dict[str, Parameter]:
         """Every parameter node of the given branches by full name."""
         return {node.full_name: node for branch in branches
                 for node in self._roots[branch].leaves() if isinstance(node, Parameter)}
@@ -698,7 +723,7 @@ class Trajectory:
             groups.append((name, getattr(self.get(name), "comment", "")))
         return groups
 
-    def _bind(self, store: "TrajectoryStore", *, copied: bool = False,
+    def _bind(self, store: TrajectoryStore, *, copied: bool = False,
               stored: bool = False) -> None:
         """Belong to ``store``: what the trajectory holds is stored there if ``stored``
         (it was read from it) or ``copied`` (the store copied its previous file)."""
@@ -717,8 +742,8 @@ class Trajectory:
             d["_handed_at"] = self._stored_at
 
     @classmethod
-    def _from_stored(cls, name: str, stored: StoredTrajectory, store: "TrajectoryStore",
-                     allow_pickle: bool) -> "Trajectory":
+    def _from_stored(cls, name: str, stored: StoredTrajectory, store: TrajectoryStore,
+                     allow_pickle: bool) -> Trajectory:
         """The trajectory a store read (see ``StoredTrajectory``), bound to it."""
         traj = cls(name, stored.comment, allow_pickle=allow_pickle)
         adders = {"parameters": traj.add_parameter,
@@ -743,7 +768,7 @@ class Trajectory:
         traj.__dict__["_loaded"] = True
         return traj
 
-    def _add_run_records(self, records: list["RunRecord"]) -> None:
+    def _add_run_records(self, records: list[RunRecord]) -> None:
         """Register the result templates of records the environment wrote."""
         for record in records:
             for template, (comment, _) in record.results.items():
@@ -754,7 +779,7 @@ class Trajectory:
         if self._store is not None:
             self._store.close()
 
-    def to_frame(self) -> "pd.DataFrame":
+    def to_frame(self) -> pd.DataFrame:
         """A table with one row per run.
 
         Columns: the explored parameters (short names where unique), every scalar
@@ -763,7 +788,7 @@ class Trajectory:
         """
         return trajectory_frame(self)
 
-    def failures(self) -> "pd.DataFrame":
+    def failures(self) -> pd.DataFrame:
         """Why runs failed: one row per run whose last attempt raised.
 
         Returns
@@ -780,7 +805,7 @@ class Trajectory:
                              "traceback": [trace for _, trace in failures.values()]},
                             index=index, dtype=object)
 
-    def sessions(self) -> "pd.DataFrame":
+    def sessions(self) -> pd.DataFrame:
         """Provenance: one row per ``env.run`` (or optimizer) session that wrote runs.
 
         Returns
@@ -807,7 +832,7 @@ class Trajectory:
         counts["pending"] = len(self) - counts["completed"] - counts["failed"]
         return counts
 
-    def to_xarray(self) -> "xr.Dataset":
+    def to_xarray(self) -> xr.Dataset:
         """The runs as an :class:`xarray.Dataset` (needs the ``xarray`` extra).
 
         For a cartesian exploration the dimensions are the explored parameters, in

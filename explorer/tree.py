@@ -8,7 +8,8 @@ interface, so this module knows nothing of values or storage.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from .errors import NodeNotFoundError
 from .naming import CURRENT_RUN, is_run_name, run_index, run_name
@@ -22,11 +23,11 @@ class TreeOwner(Protocol):
 
     def _assign(self, full_name: str, value: Any) -> None: ...
 
-    def _run_child(self, group: "Group", segment: str) -> Any: ...
+    def _run_child(self, group: Group, segment: str) -> Any: ...
 
-    def _run_entries(self, group: "Group") -> dict[str, Any]: ...
+    def _run_entries(self, group: Group) -> dict[str, Any]: ...
 
-    def _run_items(self, group: "Group") -> dict[str, Any]: ...
+    def _run_items(self, group: Group) -> dict[str, Any]: ...
 
 
 class Node:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import OutputExistsError
 from ..storage.base import Appender, BatchEncoder, TrajectoryChanges, TrajectoryStore, backend
@@ -77,7 +78,7 @@ class NewTrajectory:
         self.allow_pickle = allow_pickle
         self._appender: Appender | None = None
 
-    def __enter__(self) -> "NewTrajectory":
+    def __enter__(self) -> NewTrajectory:
         self.store.create(self.comment, self.allow_pickle, overwrite=False)
         self._appender = self.store.appender(float("inf"))
         return self

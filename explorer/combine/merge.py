@@ -12,17 +12,27 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import (ExplorerError, FileFormatError, IncompatibleTrajectoriesError,
-                      TrajectoryNotFoundError)
+from ..errors import (
+    ExplorerError,
+    FileFormatError,
+    IncompatibleTrajectoriesError,
+    TrajectoryNotFoundError,
+)
 from ..provenance import collect, now
 from ..records import RunStatus
-from ..storage.base import (ResultRecord, StoredTrajectory, TrajectoryChanges, TrajectoryStore,
-                            TreeRecord, backend)
+from ..storage.base import (
+    ResultRecord,
+    StoredTrajectory,
+    TrajectoryChanges,
+    TrajectoryStore,
+    backend,
+)
 from ..trajectory import trajectory_names
 from .building import BACKEND_NAME, NewTrajectory, new_file, refuse_existing
 from .sameness import point_key, same_value

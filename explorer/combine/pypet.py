@@ -1,10 +1,11 @@
 """Importing the trajectories of a pypet file into a new explorer file.
 
 pypet's layout is read by the HDF5 back end's reader of pypet files
-(:func:`explorer.storage.base.reader`; PyTables alone, nothing unpickled unless asked); this module maps it to explorer's trajectory and
-writes it through the store interface (:mod:`.building`): parameters, derived
-parameters and config with their comments, the exploration, results outside
-runs, per-run results as stacked columns, and the run table.
+(:func:`explorer.storage.base.reader`; PyTables alone, nothing unpickled unless
+asked); this module maps it to explorer's trajectory and writes it through the
+store interface (:mod:`.building`): parameters, derived parameters and config
+with their comments, the exploration, results outside runs, per-run results as
+stacked columns, and the run table.
 """
 from __future__ import annotations
 
@@ -346,7 +347,8 @@ def _result(source: Any, leaf: Any, layout: Any, allow_pickle: bool,
                 notes.missing.append(f"{leaf.name}.{item}: {problem}")
                 continue
             kept[item] = value
-    groups = [(group, layout.groups.get(group, "")) for group in ["results", *_ancestors(leaf.name)]]
+    groups = [(group, layout.groups.get(group, ""))
+              for group in ["results", *_ancestors(leaf.name)]]
     return ResultRecord(leaf.name, leaf.comment, kept, groups)
 
 

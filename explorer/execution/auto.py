@@ -11,7 +11,8 @@ runs in this process.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .base import ChunkT, Executor
 from .serial import SerialExecutor

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Iterator, Protocol, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["Executor", "Chunk", "ChunkT"]
 

@@ -28,7 +28,8 @@ import operator
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["ChunkPlanner", "Points"]
 
@@ -86,7 +87,7 @@ class Points:
 
     @classmethod
     def select(cls, indices: Sequence[int], ranges: dict[str, Sequence[Any]],
-               budget: float | None = None, splittable: bool = False) -> "Points":
+               budget: float | None = None, splittable: bool = False) -> Points:
         """The points ``indices`` of full exploration ``ranges``."""
         indices = list(indices)
         if not indices:
@@ -97,7 +98,7 @@ class Points:
                              for name, values in ranges.items()}, budget, splittable)
 
     @classmethod
-    def joined(cls, parts: Sequence["Points"]) -> "Points":
+    def joined(cls, parts: Sequence[Points]) -> Points:
         """One chunk of the runs of ``parts``, in order (without a time budget)."""
         names = list(parts[0].columns) if parts else []
         return cls([idx for part in parts for idx in part.indices],
@@ -166,9 +167,9 @@ class Points:
             self._limit -= given
             return self._limit, given
 
-    def split_at(self, keep: int) -> tuple["Points", "Points"]:
+    def split_at(self, keep: int) -> tuple[Points, Points]:
         """The first ``keep`` runs and the others, as two chunks of their own."""
-        def part(window: slice) -> "Points":
+        def part(window: slice) -> Points:
             return Points(self.indices[window],
                           {name: values[window] for name, values in self.columns.items()},
                           self.budget, self.splittable)
@@ -274,7 +275,7 @@ class ChunkPlanner:
         # target: every task costs the workers and the driver a few ms
         return max(1, min(wanted, max(balance, wanted // 4), 100_000)), None
 
-    def __iter__(self) -> "ChunkPlanner":
+    def __iter__(self) -> ChunkPlanner:
         return self
 
     def __next__(self) -> Any:

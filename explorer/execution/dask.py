@@ -24,7 +24,8 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from .base import ChunkT, Executor
 from .chunking import Points
@@ -244,7 +245,7 @@ class _Runners:
         self._counted = -float("inf")
 
     @classmethod
-    def of(cls, client: Any) -> "_Runners":
+    def of(cls, client: Any) -> _Runners:
         """The runners of ``client``'s cluster."""
         runners = _RUNNERS.get(client)
         if runners is None:
@@ -304,7 +305,7 @@ class _Runners:
             self.client.cancel(futures)
 
 
-_RUNNERS: "weakref.WeakKeyDictionary[Any, _Runners]" = weakref.WeakKeyDictionary()
+_RUNNERS: weakref.WeakKeyDictionary[Any, _Runners] = weakref.WeakKeyDictionary()
 
 
 def _host(address: str) -> str:

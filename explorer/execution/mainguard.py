@@ -27,7 +27,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import MainGuardError
 

@@ -1,7 +1,8 @@
 """Runs in this process, one chunk after the other."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .base import ChunkT, Executor
 

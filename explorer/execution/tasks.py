@@ -28,7 +28,8 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -51,7 +52,7 @@ JOBS_KEPT = 4
 INLINE_JOB_BYTES = 64 * 1024
 
 # in a worker process: token -> (func, shared) of the maps that ran there lately
-_JOBS: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+_JOBS: collections.OrderedDict[str, Any] = collections.OrderedDict()
 _JOBS_LOCK = threading.Lock()
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class Fit:
 
     best_params: dict[str, float]
     best_loss: float
-    history: "pd.DataFrame"
+    history: pd.DataFrame
     best_by_validation: dict[str, float] | None
     method: str
     evaluations: int
@@ -134,7 +135,7 @@ class Optimizer:
         Also store every evaluation's outputs (``results.outputs.<run>``).
     """
 
-    def __init__(self, env: "Environment", experiment: Callable[[Any], Any], *,
+    def __init__(self, env: Environment, experiment: Callable[[Any], Any], *,
                  bounds: Mapping[str, tuple[float, float]], loss: Callable[[Any], Any],
                  method: str = "cmaes", seed: int | None = None, starts: int = 1,
                  validation_loss: Callable[[Any], Any] | None = None,

@@ -16,9 +16,11 @@ workers write their batches themselves (``storage="lock"``).
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import importlib
-from typing import Any, Callable, ContextManager, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +36,7 @@ __all__ = ["Backend", "TrajectoryStore", "RunTable", "RunResultSource", "TreeRec
 BACKENDS = {"hdf5": "explorer.storage.hdf5", "memory": "explorer.storage.memory"}
 
 
-def backend(name: str = "hdf5") -> "Backend":
+def backend(name: str = "hdf5") -> Backend:
     """The back end called ``name`` (see :data:`BACKENDS`)."""
     if name not in BACKENDS:
         raise ValueError(f"no storage back end {name!r}; there are: {', '.join(BACKENDS)}")
@@ -246,7 +248,8 @@ class BatchEncoder(abc.ABC):
     @abc.abstractmethod
     def add_block(self, runs: np.ndarray, started: float, seconds: float, template: str,
                   comment: str, items: dict[str, np.ndarray]) -> None:
-        """Encode completed runs whose items come stacked (``items[name][i]`` is run ``runs[i]``'s)."""
+        """Encode completed runs whose items come stacked (``items[name][i]`` is run
+        ``runs[i]``'s)."""
 
     @abc.abstractmethod
     def finish(self) -> Any:
@@ -335,7 +338,7 @@ class TrajectoryStore(abc.ABC):
     # ------------------------------------------------------------------ writing
     @abc.abstractmethod
     def create(self, comment: str, allow_pickle: bool, *, overwrite: bool,
-               copy_from: "TrajectoryStore | None" = None) -> None:
+               copy_from: TrajectoryStore | None = None) -> None:
         """Make the trajectory's place in the file, or copy ``copy_from``'s data there.
 
         Raises :class:`~explorer.errors.TrajectoryExistsError` if the file holds
@@ -374,7 +377,7 @@ class TrajectoryStore(abc.ABC):
         ``load="parameters"``."""
 
     @abc.abstractmethod
-    def snapshot(self) -> ContextManager[None]:
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
         """A block in which every read of this store sees one commit of the file.
 
         A read made of several reads (a frame: run table, return values,

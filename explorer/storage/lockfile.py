@@ -28,7 +28,8 @@ import re
 import socket
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import FileLockedError, LockingUnsupportedError
 
@@ -185,7 +186,7 @@ class FileClaim:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._close()
 
-    def __enter__(self) -> "FileClaim":
+    def __enter__(self) -> FileClaim:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -18,16 +18,32 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
-from ..errors import (FileFormatError, OutputExistsError, TrajectoryExistsError,
-                      TrajectoryNotFoundError)
+from ..errors import (
+    FileFormatError,
+    OutputExistsError,
+    TrajectoryExistsError,
+    TrajectoryNotFoundError,
+)
 from ..records import RunStatus
 from ..results import LazyItem, stack_values, value_info
-from .base import (RETURN_FIELDS, Appender, Backend, BatchEncoder, Encoding, ResultRecord,
-                   RunTable, StoredTrajectory, TrajectoryChanges, TrajectoryStore, with_records)
+from .base import (
+    RETURN_FIELDS,
+    Appender,
+    Backend,
+    BatchEncoder,
+    Encoding,
+    ResultRecord,
+    RunTable,
+    StoredTrajectory,
+    TrajectoryChanges,
+    TrajectoryStore,
+    with_records,
+)
 
 __all__ = ["MemoryBackend", "MemoryStore", "MemoryAppender", "MemoryBatch", "BACKEND"]
 
@@ -52,7 +68,7 @@ class _State:
     rows: list = dataclasses.field(default_factory=list)
     sessions: list = dataclasses.field(default_factory=list)
 
-    def copy(self) -> "_State":
+    def copy(self) -> _State:
         """A copy whose containers can be changed (values are shared, never changed)."""
         return dataclasses.replace(
             self, tree=list(self.tree), branch_comments=dict(self.branch_comments),
@@ -130,7 +146,7 @@ def _unused(state: _State) -> bool:
                                   for template in state.items))
 
 
-def _existing(state: _State | None, store: "MemoryStore") -> _State:
+def _existing(state: _State | None, store: MemoryStore) -> _State:
     if state is None:
         raise TrajectoryNotFoundError(f"{store.filename!r} holds no trajectory named "
                                       f"{store.name!r}")
@@ -193,7 +209,7 @@ class MemoryEncoding(Encoding):
         return MemoryEncoder()
 
 
-def _with_batch(state: _State | None, batch: MemoryBatch, store: "MemoryStore") -> _State:
+def _with_batch(state: _State | None, batch: MemoryBatch, store: MemoryStore) -> _State:
     new = _existing(state, store).copy()
     new.rows += batch.rows
     for template, comment, idx, items in batch.items:
@@ -204,7 +220,7 @@ def _with_batch(state: _State | None, batch: MemoryBatch, store: "MemoryStore") 
 class MemoryAppender(Appender):
     """Holds writes of its store's file in a draft until :meth:`commit`."""
 
-    def __init__(self, store: "MemoryStore", interval: float):
+    def __init__(self, store: MemoryStore, interval: float):
         self.store = store
         self.interval = interval
         self._file = _file(store.filename, make=True)
@@ -259,7 +275,7 @@ class MemoryAppender(Appender):
 class MemoryRunResults:
     """The per-run results of a store (see :class:`~explorer.results.RunResultSource`)."""
 
-    def __init__(self, store: "MemoryStore"):
+    def __init__(self, store: MemoryStore):
         self._store = store
 
     def templates(self) -> dict[str, str]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from .damage import reported
-from .parts import EncodedBatch
 from .files import Transaction, disk_errors
+from .parts import EncodedBatch
 from .unpickling import refusing
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class RunAppender:
         Seconds between commits, at least.
     """
 
-    def __init__(self, store: "Hdf5Store", interval: float):
+    def __init__(self, store: Hdf5Store, interval: float):
         self.store = store
         self.interval = interval
         self._transaction = Transaction(store.filename)

@@ -19,7 +19,7 @@ it on every read, so a damaged chunk is reported, never returned as data.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -69,7 +69,7 @@ def with_checksum(chunk: bytes | bytearray | memoryview | np.ndarray) -> bytes:
     return bytes(chunk) + fletcher32(chunk).to_bytes(4, "little")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _blosc():
     """python-blosc, set to one thread (a worker is one core), or None if missing."""
     try:

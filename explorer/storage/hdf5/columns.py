@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tables
@@ -110,7 +111,7 @@ class _Segment:
 
     @classmethod
     def create(cls, column: tables.Group, encoding: str, kind: str, dtype: str,
-               shape: tuple[int, ...], filters: tables.Filters, expected: int) -> "_Segment":
+               shape: tuple[int, ...], filters: tables.Filters, expected: int) -> _Segment:
         handle = column._v_file
         name = f"s{column._v_nchildren}"
         group = handle.create_group(column, name)
@@ -142,7 +143,8 @@ class _Segment:
     def append(self, runs: Sequence[int], values: Sequence[Any], filters: tables.Filters) -> None:
         data = self.group.data
         if self.encoding == "fixed":
-            row_bytes = max(1, int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize)
+            cells = int(np.prod(self.shape, dtype=np.int64))
+            row_bytes = max(1, cells * np.dtype(self.dtype).itemsize)
             step = max(1, APPEND_BYTES // row_bytes)
             for start in range(0, len(values), step):
                 piece = values[start:start + step]

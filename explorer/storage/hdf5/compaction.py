@@ -21,16 +21,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import tables
 
 from .checksum import mark, verify
-from .columns import (VARIABLE_CHUNK_ROWS, append_column, append_nodes, append_packed,
-                      packed_parts)
-from .parts import NodesPart, PackedPart
+from .columns import VARIABLE_CHUNK_ROWS, append_column, append_nodes, append_packed, packed_parts
 from .files import private_view, release, replacing, segment_folder
 from .nodes import attr, copy_node
+from .parts import NodesPart, PackedPart
 
 __all__ = ["compact", "plan", "level", "merge", "trajectory_layers", "REPLACED_WHOLE", "STATE",
            "FRESH", "FAN_IN", "LEVEL_BYTES", "SETTLE_SHARE"]

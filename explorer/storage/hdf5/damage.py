@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import tables
 
-from ...errors import (ExplorerError, FileFormatError, FileLockedError, TrajectoryNotFoundError,
-                       UnsafeDataError)
+from ...errors import (
+    ExplorerError,
+    FileFormatError,
+    FileLockedError,
+    TrajectoryNotFoundError,
+    UnsafeDataError,
+)
 from .checksum import ChecksumError
 
 __all__ = ["reported", "damaged", "count"]

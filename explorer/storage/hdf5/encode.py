@@ -1,12 +1,12 @@
 """Turning run records into write-ready batches, anywhere: worker or writer.
 
-Encoding is the expensive part of storing: stacking arrays and compressing
-them. :class:`BatchEncoder` does it where the runs execute (a dask worker, say),
-run by run as they finish, and produces an :class:`EncodedBatch` in which large
-fixed-shape items are already compressed HDF5 chunks (:class:`PackedPart`). The writer then only copies
-those chunks into the file with PyTables' direct chunk writes, so a single writer
-does I/O and nothing else. Small and irregular items travel as plain values
-(:class:`RawPart`) and are stacked by the writer.
+Encoding is the expensive part of storing: stacking arrays and compressing them.
+:class:`BatchEncoder` does it where the runs execute (a dask worker, say), run
+by run as they finish, and produces an :class:`EncodedBatch` in which large
+fixed-shape items are already compressed HDF5 chunks (:class:`PackedPart`). The
+writer then only copies those chunks into the file with PyTables' direct chunk
+writes, so a single writer does I/O and nothing else. Small and irregular items
+travel as plain values (:class:`RawPart`) and are stacked by the writer.
 """
 from __future__ import annotations
 
@@ -23,8 +23,16 @@ from .. import base
 from ..base import Encoding
 from .codec import chunk_compressor
 from .columns import chunk_rows, signature
-from .parts import (PACK_MIN_ROW_BYTES, RUN_ROW, EncodedBatch, PackedPart, RawPart, filters,
-                    memory_file, unpack)
+from .parts import (
+    PACK_MIN_ROW_BYTES,
+    RUN_ROW,
+    EncodedBatch,
+    PackedPart,
+    RawPart,
+    filters,
+    memory_file,
+    unpack,
+)
 
 __all__ = ["EncodeSettings", "BatchEncoder"]
 
@@ -38,7 +46,7 @@ class EncodeSettings(Encoding):
     #: HDF5's Fletcher32 checksum on every chunk, checked on read.
     checksum: bool = True
 
-    def encoder(self) -> "BatchEncoder":
+    def encoder(self) -> BatchEncoder:
         """A new encoder of run records for a file of these settings."""
         return BatchEncoder(self)
 

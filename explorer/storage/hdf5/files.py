@@ -43,7 +43,8 @@ import socket
 import threading
 import time
 import warnings
-from typing import Callable, Iterator, NoReturn
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import tables
 
@@ -54,8 +55,9 @@ from .hdf5guard import check_file
 from .nodes import attr
 from .unpickling import refusing
 
-__all__ = ["View", "reading", "writing", "writing_now", "last_added", "absorbing", "adding", "private_view", "replacing", "release", "generation", "Transaction",
-           "tidy", "disk_errors", "segment_folder", "FORMAT", "CHUNK"]
+__all__ = ["View", "reading", "writing", "writing_now", "last_added", "absorbing", "adding",
+           "private_view", "replacing", "release", "generation", "Transaction", "tidy",
+           "disk_errors", "segment_folder", "FORMAT", "CHUNK"]
 
 #: Root attribute that marks an explorer file, and its layout version.
 FORMAT = "explorer-hdf5/1"
@@ -66,9 +68,9 @@ CHUNK = "chunk"
 warnings.filterwarnings("ignore", category=tables.NaturalNameWarning)
 
 _lock = threading.RLock()
-_views: dict[str, "View"] = {}
-_writers: dict[str, "Layer"] = {}
-_absorbing: dict[str, "Transaction"] = {}
+_views: dict[str, View] = {}
+_writers: dict[str, Layer] = {}
+_absorbing: dict[str, Transaction] = {}
 _added: dict[str, int] = {}  # bytes of the file the last write() of a path committed
 _write_backs: concurrent.futures.ThreadPoolExecutor | None = None
 _sync_data = getattr(os, "fdatasync", os.fsync)  # macOS and Windows have no fdatasync
@@ -179,7 +181,7 @@ class View:
         self.folder = segment_folder(path)
         self.base: tables.File | None = None
         self.names: list[str] = []  # the live segments, in commit order
-        self.writer: "Layer | None" = None
+        self.writer: Layer | None = None
         self._handles: dict[str, tables.File] = {}
         self._identity: tuple | None = None
         self._superseded: set[str] = set()
@@ -469,7 +471,7 @@ def last_added(path: str) -> int:
     return _added.get(_key(path), 0)
 
 
-def absorbing(path: str) -> "Transaction | None":
+def absorbing(path: str) -> Transaction | None:
     """The transaction that absorbs this process's writes of ``path``, if any: what
     is written is committed only when it commits (see :meth:`Transaction.when_done`)."""
     return _absorbing.get(_key(path))

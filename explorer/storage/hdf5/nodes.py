@@ -22,7 +22,8 @@ from .checksum import has_checksum, seal_tree, verify_tree
 from .hdf5guard import check_chunks, copy_exactly
 from .pandas_codec import Tree, frame_from_tree, frame_to_tree
 
-__all__ = ["write_value", "read_value", "copy_node", "to_array", "from_array", "attr", "FILTERS_SIZE"]
+__all__ = ["write_value", "read_value", "copy_node", "to_array", "from_array", "attr",
+           "FILTERS_SIZE"]
 
 #: Arrays at least this large (bytes) are chunked and compressed.
 FILTERS_SIZE = 64 * 1024

@@ -47,7 +47,7 @@ class Tree:
 
     attrs: dict[str, Any] = field(default_factory=dict)
     array: np.ndarray | None = None
-    children: dict[str, "Tree"] = field(default_factory=dict)
+    children: dict[str, Tree] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------- writing
@@ -57,7 +57,8 @@ def frame_to_tree(value: Any, kind: str, name: str) -> Tree:
     Raises
     ------
     UnsupportedTypeError
-        When ``value`` cannot be stored exactly (see :func:`~explorer.pandas_values.pandas_problem`).
+        When ``value`` cannot be stored exactly (see
+        :func:`~explorer.pandas_values.pandas_problem`).
     """
     problem = pandas_problem(value)
     if problem:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import tables
@@ -65,7 +66,7 @@ class PackedPart:
     @classmethod
     def of_chunks(cls, kind: str, dtype: str, shape: tuple[int, ...], runs: np.ndarray,
                   chunk_rows: int, chunks: list[tuple[Any, int]], complib: str,
-                  complevel: int, checksum: bool = False) -> "PackedPart":
+                  complevel: int, checksum: bool = False) -> PackedPart:
         """A part from its compressed chunks, given as ``(bytes-like, filter mask)`` pairs."""
         bounds = np.zeros(len(chunks) + 1, dtype=np.int64)
         np.cumsum([memoryview(chunk).nbytes for chunk, _ in chunks], out=bounds[1:])
@@ -129,7 +130,8 @@ def unpack(part: PackedPart) -> RawPart:
     handle = memory_file()
     try:
         data = handle.create_earray("/", "data", tables.Atom.from_dtype(np.dtype(part.dtype)),
-                                    (0, *part.shape), filters=filters(part.complib, part.complevel, part.checksum),
+                                    (0, *part.shape),
+                                    filters=filters(part.complib, part.complevel, part.checksum),
                                     chunkshape=(part.chunk_rows, *part.shape))
         data.truncate(len(part.runs))
         zeros = (0,) * len(part.shape)

@@ -488,7 +488,7 @@ def _fixed_array(group: tables.Group, key: str) -> np.ndarray:
         if _plain_attr(node, "tz") is not None:
             raise _NeedsPandas("a time zone")
         data = np.asarray(data, dtype=dtype if "[" in dtype else f"{dtype}[ns]")
-    elif dtype and not np.dtype(dtype).kind in "biufcSU":
+    elif dtype and np.dtype(dtype).kind not in "biufcSU":
         raise _NeedsPandas(f"values of type {dtype}")
     return data.T if _attr(node, "transposed", False) else data
 

@@ -7,33 +7,55 @@ import datetime as _dt
 import json
 import os
 import uuid
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import tables
 
 from ... import __version__
-from ...errors import (FileFormatError, FileLockedError, TrajectoryExistsError,
-                       TrajectoryNotFoundError)
+from ...errors import (
+    FileFormatError,
+    FileLockedError,
+    TrajectoryExistsError,
+    TrajectoryNotFoundError,
+)
 from ...naming import BRANCHES
-from ...results import LazyItem
 from ...records import RunStatus
+from ...results import LazyItem
 from ...values import result_kind
-from ..base import (RETURN_FIELDS, ResultRecord, RunTable, StoredTrajectory, TrajectoryChanges,
-                    TrajectoryStore, TreeRecord, with_records)
+from ..base import (
+    RETURN_FIELDS,
+    ResultRecord,
+    RunTable,
+    StoredTrajectory,
+    TrajectoryChanges,
+    TrajectoryStore,
+    TreeRecord,
+    with_records,
+)
 from ..lockfile import claimed
+from .appender import RunAppender
 from .checksum import mark, verify
-from .columns import (VARIABLE_CHUNK_ROWS, ColumnIndex, append_column, append_nodes,
-                      append_packed)
+from .columns import VARIABLE_CHUNK_ROWS, ColumnIndex, append_column, append_nodes, append_packed
 from .compaction import FRESH, STATE, compact, merge, trajectory_layers
 from .damage import count, damaged, reported
-from .appender import RunAppender
 from .encode import BatchEncoder, EncodeSettings
-from .parts import RUN_ROW, EncodedBatch, NodesPart, PackedPart
-from .files import (CHUNK, absorbing, adding, generation, last_added, private_view, reading,
-                    release, writing, writing_now)
+from .files import (
+    CHUNK,
+    absorbing,
+    adding,
+    generation,
+    last_added,
+    private_view,
+    reading,
+    release,
+    writing,
+    writing_now,
+)
 from .hdf5guard import check_chunks
 from .nodes import attr, read_value, write_value
+from .parts import RUN_ROW, EncodedBatch, NodesPart, PackedPart
 
 __all__ = ["Hdf5Store", "SegmentWriter", "trajectory_names"]
 
@@ -574,7 +596,7 @@ class Hdf5Store(TrajectoryStore):
         """An appender of runs committing every ``interval`` seconds or more."""
         return RunAppender(self, interval)
 
-    def batch_writer(self) -> "SegmentWriter":
+    def batch_writer(self) -> SegmentWriter:
         """Writes a batch as a segment of the file, from a worker (``storage="lock"``)."""
         return SegmentWriter(self.filename, self.name, self.settings)
 
@@ -659,7 +681,7 @@ class Hdf5Store(TrajectoryStore):
             found = index.values(wanted, self.allow_pickle)
             return {idx: found[idx] for idx in wanted if idx in found}
 
-    def run_results(self) -> "StoredRunResults":
+    def run_results(self) -> StoredRunResults:
         return self._source
 
     def scalar_columns(self) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
@@ -743,7 +765,8 @@ class Hdf5Store(TrajectoryStore):
         for i, name in enumerate(names):
             index = self.column_index(layers, f"{self.path}/exploration/p{i}")
             stored = index.runs if index is not None else np.zeros(0, dtype=np.int64)
-            if n_runs and (len(stored) < n_runs or stored[0] != 0 or stored[n_runs - 1] != n_runs - 1):
+            if n_runs and (len(stored) < n_runs or stored[0] != 0
+                           or stored[n_runs - 1] != n_runs - 1):
                 raise damaged(self.filename, what,
                               f"{n_runs} explored runs, but the column of {name!r} holds values "
                               f"for {len(stored)} runs, not runs 0 to {n_runs - 1}")
