@@ -279,7 +279,8 @@ def node_rows(group: Group, depth: int,
             rows.append((depth, name, "", node.comment))
             rows += node_rows(node, depth + 1, per_run)
         elif isinstance(node, Parameter):
-            value = explored_brief(node.range) if node.is_explored else brief(node.default)
+            explored = node.range
+            value = explored_brief(explored) if explored is not None else brief(node.default)
             rows.append((depth, name, value, node.comment))
         elif isinstance(node, Result):
             rows.append((depth, name, "", node.comment))
@@ -326,11 +327,11 @@ def show_run(traj: Trajectory, idx: int) -> list[str]:
         lines += ["", "explored parameters"]
         lines += aligned([(short_name(full), brief(traj.get(full).value)) for full in explored],
                          indent="  ")
-    items = {label for template in traj.run_templates if template.endswith(RUN_WILDCARD)
-             for item in traj.get(template[:-2]).run_items()
-             for label in (item, f"{template.split('.', 1)[1][:-2]}.{item}")}
+    labels = {label for template in traj.run_templates if template.endswith(RUN_WILDCARD)
+              for item in traj.get(template[:-2]).run_items()
+              for label in (item, f"{template.split('.', 1)[1][:-2]}.{item}")}
     values = [column for column in frame.columns[len(explored):]
-              if column not in RUN_COLUMNS and column not in items]
+              if column not in RUN_COLUMNS and column not in labels]
     if values:
         lines += ["", "return value (as in `explorer frame`)"]
         lines += aligned([(str(column), brief(row[column])) for column in values], indent="  ")

@@ -279,7 +279,9 @@ def _copy_runs(new: NewTrajectory, one: _Input) -> None:
     source = one.store.run_results()
     for template, comment in source.templates().items():
         for item in source.items(template):
-            stored_runs = source.runs(template, item)
+            listed = source.runs(template, item)  # an array for both back ends
+            stored_runs = listed if isinstance(listed, np.ndarray) else \
+                np.fromiter(listed, dtype=np.int64)
             wanted = stored_runs[np.isin(stored_runs, one.kept)]
             if not len(wanted):
                 continue

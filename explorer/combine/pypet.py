@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -440,6 +441,7 @@ def _write_runs(new: NewTrajectory, layout: Any, n_runs: int, with_items: set[in
     encoder = new.encoder()
     count = 0
     runs = layout.runs
+    rows: Iterable[tuple[int, bool, float, float]]
     if runs is not None:
         rows = zip(runs.idx.tolist(), runs.completed.tolist(), runs.started.tolist(),
                    runs.duration.tolist())

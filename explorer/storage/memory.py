@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -124,6 +125,14 @@ class _File:
 
 _lock = threading.RLock()
 _files: dict[str, _File] = {}
+
+
+@overload
+def _file(filename: str, make: Literal[True]) -> _File: ...
+
+
+@overload
+def _file(filename: str, make: bool = False) -> _File | None: ...
 
 
 def _file(filename: str, make: bool = False) -> _File | None:
@@ -429,7 +438,7 @@ class MemoryStore(TrajectoryStore):
         if load != "parameters":
             for record in state.results.values():
                 items = {item: copy.deepcopy(value) if load == "all" else
-                         LazyItem(lambda value=value: copy.deepcopy(value),
+                         LazyItem(functools.partial(copy.deepcopy, value),
                                   f"{record.full_name}.{item} in memory {self.filename!r}")
                          for item, value in record.items.items()}
                 stored.results.append(ResultRecord(record.full_name, record.comment, items,
@@ -453,7 +462,7 @@ class MemoryStore(TrajectoryStore):
     def run_table(self) -> RunTable:
         latest = {row[0]: row for row in self._view().rows}
         rows = [latest[idx] for idx in sorted(latest)]
-        columns = list(zip(*rows)) if rows else [[], [], [], []]
+        columns: list[tuple[Any, ...]] = list(zip(*rows)) if rows else [()] * 4
         return RunTable(np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=np.int8),
                         np.array(columns[2], dtype=np.float64),
                         np.array(columns[3], dtype=np.float64))

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..base import Appender
 from .damage import reported
 from .files import Transaction, disk_errors
 from .parts import EncodedBatch
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["RunAppender"]
 
 
-class RunAppender:
+class RunAppender(Appender):
     """Writes finished runs into the file while an exploration goes on.
 
     Batches are written as they arrive into an open segment, committed every

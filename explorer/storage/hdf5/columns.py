@@ -290,6 +290,7 @@ def append_packed(parent: tables.Group, item: str, part: Any, *, filters: tables
         append_column(parent, item, raw.runs, raw.values, filters=filters,
                       allow_pickle=allow_pickle, expected=expected)
         return
+    assert segment is not None  # data is its dataset
     start = data.nrows
     pad = (-start) % part.chunk_rows
     runs = segment.group.runs
@@ -439,7 +440,11 @@ class ColumnIndex:
         parts = [columns] if isinstance(columns, tables.Group) else list(columns)
         self.path = parts[-1]._v_pathname
         self.files = [part._v_file for part in parts]
-        runs, segment_ids, rows, self.segments = [], [], [], []
+        runs: list[np.ndarray] = []
+        segment_ids: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
+        #: ``(name, encoding, kind, dtype, shape)`` of each segment
+        self.segments: list[tuple[str, str, str, str, tuple[int, ...]]] = []
         self._where: list[tuple[int, str]] = []  # (part, segment's path) of each segment
         for number, column in enumerate(parts):
             verify(column, explorer=True)

@@ -117,7 +117,7 @@ def compact(path: str, *, everything: bool = False, added: int = 0) -> bool:
         segments = view.layers[1:len(names) + 1]
         count = 0 if everything else \
             plan([os.path.getsize(os.path.join(folder, f"{name}.h5")) for name in names],
-                 os.path.getsize(view.base.filename), added=added)
+                 os.path.getsize(view.path), added=added)  # the base's size
         if count is None:
             return False
         base = count == 0

@@ -48,9 +48,9 @@ def damaged(filename: str, what: str, problem: str) -> FileFormatError:
 
 def _describe(error: BaseException) -> str:
     if isinstance(error, tables.HDF5ExtError):
-        text = str(error).strip().splitlines()
+        lines = str(error).strip().splitlines()
         # HDF5's trace: the innermost reason and PyTables' summary say the most
-        reasons = [line.strip() for line in text if line.strip() and not
+        reasons = [line.strip() for line in lines if line.strip() and not
                    line.strip().startswith(("File ", "HDF5 error", "End of HDF5"))]
         summary = "; ".join(dict.fromkeys(reasons[-2:])) if reasons else "HDF5 error"
         if "checksum" in str(error).lower():

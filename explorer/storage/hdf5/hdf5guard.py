@@ -288,7 +288,7 @@ def check_chunks(leaf: tables.Leaf) -> None:
 def install() -> None:
     """Let PyTables list attribute names through :func:`attribute_names` (if active)."""
     if ACTIVE:
-        tables.attributeset.AttributeSet._g_list_attr = _list_attributes  # type: ignore[assignment]
+        tables.attributeset.AttributeSet._g_list_attr = _list_attributes
 
 
 install()

@@ -49,6 +49,14 @@ class Tree:
     array: np.ndarray | None = None
     children: dict[str, Tree] = field(default_factory=dict)
 
+    @property
+    def data(self) -> np.ndarray:
+        """The array of a dataset node; a group node has none."""
+        if self.array is None:
+            raise UnsupportedTypeError(f"expected a dataset, found a group holding "
+                                       f"{sorted(self.children)}")
+        return self.array
+
 
 # ------------------------------------------------------------------- writing
 def frame_to_tree(value: Any, kind: str, name: str) -> Tree:
@@ -204,16 +212,17 @@ def _values_from_tree(tree: Tree) -> Any:
 def _strings_from_tree(tree: Tree) -> Any:
     import pandas as pd
 
-    encoded = tree.children["values"].array.tolist()
+    encoded = tree.children["values"].data.tolist()
     if "lengths" in tree.children:
         encoded = [data.ljust(int(n), b"\0")
-                   for data, n in zip(encoded, tree.children["lengths"].array)]
+                   for data, n in zip(encoded, tree.children["lengths"].data)]
     values = np.empty(len(encoded), dtype=object)
     values[:] = [data.decode("utf-8", "surrogatepass") for data in encoded]
     if "missing" in tree.children:
         markers = {1: None, 2: float("nan"), 3: pd.NA}
-        for row in np.flatnonzero(tree.children["missing"].array):
-            values[row] = markers[int(tree.children["missing"].array[row])]
+        missing = tree.children["missing"].data
+        for row in np.flatnonzero(missing):
+            values[row] = markers[int(missing[row])]
     if tree.attrs["pandas_dtype"] == "object":
         return values
     na_value = pd.NA if tree.attrs.get("string_na") == "NA" else np.nan
@@ -223,7 +232,7 @@ def _strings_from_tree(tree: Tree) -> Any:
 def _legacy_values(tree: Tree) -> Any:
     import pandas as pd
 
-    values = tree.array
+    values = tree.data
     dtype = tree.attrs.get("pandas_dtype", str(values.dtype))
     missing = json.loads(tree.attrs.get("missing", "[]"))
     if missing:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +110,7 @@ class EncodedBatch:
     """
 
     run_rows: np.ndarray
-    items: dict[tuple[str, str], dict[str, list[PackedPart | RawPart | NodesPart]]] = field(
+    items: dict[tuple[str, str], dict[str, Sequence[PackedPart | RawPart | NodesPart]]] = field(
         default_factory=dict)
 
     @property

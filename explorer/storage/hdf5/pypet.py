@@ -371,9 +371,9 @@ class PypetFile:
         """A result's items (a per-run parameter's value is the one item ``""``), and
         why others were not read (item name, ``""`` for the whole leaf)."""
         if leaf.class_name.endswith("Parameter"):
-            default, explored, skipped = self.parameter(leaf, allow_pickle)
-            if skipped is not None:
-                return {}, {"": skipped}
+            default, explored, unread = self.parameter(leaf, allow_pickle)
+            if unread is not None:
+                return {}, {"": unread}
             if explored is not None:
                 return {}, {"": Skipped("an explored parameter below a run group", False)}
             return {"": default}, {}

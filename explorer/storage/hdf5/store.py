@@ -475,7 +475,7 @@ class Hdf5Store(TrajectoryStore):
         if stop <= start:
             return
         exploration = _group(handle, self.path, "exploration", explorer_node="exploration")
-        runs = np.arange(start, stop)
+        runs = list(range(start, stop))
         for i, name in enumerate(names):
             values = changes.exploration[name][start - changes.start:stop - changes.start]
             append_column(exploration, f"p{i}", runs, values, filters=self.filters,
@@ -629,11 +629,11 @@ class Hdf5Store(TrajectoryStore):
         with reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: its run table"):
             blocks = []
+            columns = RUN_ROW.names or ()
             for node in _all(self._layers(view), f"{self.path}/runs"):
-                if not isinstance(node, tables.Table) or \
-                        not set(RUN_ROW.names) <= set(node.coldtypes):
+                if not isinstance(node, tables.Table) or not set(columns) <= set(node.coldtypes):
                     raise damaged(self.filename, f"{self._what}: its run table",
-                                  f"expected a table with columns {', '.join(RUN_ROW.names)}")
+                                  f"expected a table with columns {', '.join(columns)}")
                 check_chunks(node)
                 blocks.append(node.read())
         table = np.concatenate(blocks) if blocks else np.zeros(0, dtype=RUN_ROW)
@@ -914,7 +914,8 @@ class StoredRunResults:
             if _last(layers, path) is None:
                 raise KeyError(item)
             with reported(store.filename, f"{store._what}: {template}.{item}"):
-                found = store.column_index(layers, path).values([idx], store.allow_pickle)
+                index = store.column_index(layers, path)  # not None: a layer has it
+                found = index.values([idx], store.allow_pickle) if index is not None else {}
         if idx not in found:
             raise KeyError(idx)
         return found[idx]

@@ -53,7 +53,7 @@ def install() -> None:
     """Put the guard in place of the ``pickle`` module PyTables' modules use."""
     for module in (tables.attributeset, tables.atom):
         if module.pickle is not _GUARD:
-            module.pickle = _GUARD  # type: ignore[assignment]
+            module.pickle = _GUARD
 
 
 @contextlib.contextmanager
