@@ -4,8 +4,11 @@
 shares one lock) is locked with ``fcntl.flock`` for as long as the claim is
 held; the kernel drops the lock when the process ends, however it ends, so a
 killed process never leaves a stale claim behind. The lock file records who
-holds it, and is removed when the claim is given up: a claimant that locked a
-lock file since removed (its inode no longer at the path) tries again.
+holds it, and is removed when the claim is given up (an environment closes, a
+write ends, or the process exits with claims still held): removed while still
+locked, by the process that locked it, so a claimant that locked a lock file
+since removed (its inode no longer at the path) tries again. Only a killed
+process leaves its lock file behind, which the next claimant takes over.
 
 Every write of an explorer file takes the claim (:func:`claimed`), and so does an
 environment for as long as it is open; within one process, a write made while
@@ -19,6 +22,7 @@ HDF5's own lock on opening a file may fail there too (:func:`hdf5_lock_refused`)
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -33,7 +37,7 @@ from typing import Any
 
 from ..errors import FileLockedError, LockingUnsupportedError
 
-__all__ = ["FileClaim", "claimed", "holds", "hdf5_lock_refused"]
+__all__ = ["FileClaim", "claimed", "holds", "hdf5_lock_refused", "remove_lock_file"]
 
 #: Seconds a write waits for another writer's claim before giving up.
 WRITE_WAIT = 5.0
@@ -48,6 +52,7 @@ _HDF5_LOCKING = ("HDF5's own file locking may fail there too: reading the file w
                  "may need HDF5_USE_FILE_LOCKING=FALSE in the environment before Python starts")
 
 _held: dict[str, int] = {}  # lock file -> number of claims this process holds on it
+_live: dict[int, FileClaim] = {}  # id -> every claim held, released when the process exits
 _held_lock = threading.Lock()
 
 
@@ -89,8 +94,10 @@ class FileClaim:
             os.write(self._fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
                                            "what": what}).encode())
+        self._pid = os.getpid()
         with _held_lock:
             _held[self.lock_path] = _held.get(self.lock_path, 0) + 1
+            _live[id(self)] = self
 
     def _lock(self, deadline: float) -> bool:
         """Lock the open lock file; False if it was removed meanwhile (try again)."""
@@ -174,15 +181,25 @@ class FileClaim:
         return self._fd is not None
 
     def release(self) -> None:
-        """Give the claim up (also done when the process ends)."""
+        """Give the claim up and remove the lock file (also done when the process exits).
+
+        The lock file is removed while still locked, and only if it is the one
+        this claim locked: whoever waits on it then finds it gone and tries again.
+        A forked child only closes its copy: the lock stays its parent's.
+        """
         if self._fd is None:
             return
         with _held_lock:
+            _live.pop(id(self), None)
+            if self._pid != os.getpid():  # the lock is the parent's open file: leave it
+                self._close()
+                return
             _held[self.lock_path] -= 1
             if not _held[self.lock_path]:
                 del _held[self.lock_path]
         with contextlib.suppress(OSError):
-            os.remove(self.lock_path)  # still locked: a waiter sees the inode change
+            if os.stat(self.lock_path).st_ino == os.fstat(self._fd).st_ino:
+                os.remove(self.lock_path)  # still locked: a waiter sees the inode change
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._close()
 
@@ -191,6 +208,34 @@ class FileClaim:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+@atexit.register
+def _release_all() -> None:
+    """Release the claims still held when the process exits (an environment left open)."""
+    for claim in list(_live.values()):
+        with contextlib.suppress(Exception):
+            claim.release()
+
+
+def remove_lock_file(path: str, suffix: str = ".lock") -> None:
+    """Remove ``path``'s lock file unless a claim on it is held (here or elsewhere).
+
+    It is claimed first, without waiting, and released, which removes it: a lock
+    file is never removed from under a holder or a waiter.
+    """
+    if holds(path, suffix):
+        return
+    lock_path = _lock_path(path, suffix)
+    if not os.path.exists(lock_path):
+        return
+    try:
+        FileClaim(path, "explorer removing the lock file", suffix).release()
+    except FileLockedError:
+        pass
+    except LockingUnsupportedError:  # nobody can hold it: removing it changes nothing
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock_path)
 
 
 @contextlib.contextmanager

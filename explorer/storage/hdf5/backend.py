@@ -7,15 +7,12 @@ import shutil
 
 from ...errors import OutputExistsError
 from ..base import Backend
-from ..lockfile import claimed
+from ..lockfile import claimed, remove_lock_file
 from .compaction import compact
 from .files import release, segment_folder, tidy
 from .store import DEFAULT_COMPLEVEL, DEFAULT_COMPLIB, Hdf5Store, trajectory_names
 
 __all__ = ["Hdf5Backend", "BACKEND"]
-
-#: What explorer keeps beside a file besides its segments: its lock file.
-_BESIDE = (".lock",)
 
 
 class Hdf5Backend(Backend):
@@ -63,9 +60,7 @@ class Hdf5Backend(Backend):
         with contextlib.suppress(FileNotFoundError):
             os.remove(filename)
         shutil.rmtree(segment_folder(filename), ignore_errors=True)
-        for suffix in _BESIDE:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.realpath(filename) + suffix)
+        remove_lock_file(filename)  # unless someone holds it
 
 
 #: The back end, as :func:`explorer.storage.base.backend` finds it.
