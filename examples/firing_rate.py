@@ -21,7 +21,9 @@ This script shows explorer's core workflow from start to finish:
 5. reload the HDF5 file as a later session would, print the table and plot the
    rate curves together with run 13's voltage trace.
 
-Run it with ``python examples/firing_rate.py``; ``--help`` lists the options.
+Run it with ``python examples/firing_rate.py``: it writes ``FiringRate.h5`` and
+``firing_rate.png`` into ``./explorer-output/`` (``--out DIR`` for another
+folder, ``--figures DIR`` for the figure alone); ``--help`` lists the options.
 """
 from __future__ import annotations
 
@@ -183,28 +185,42 @@ def inspect(filename, png=None):
 
 
 # ---------------------------------------------------------------------- command line
+OUT = "explorer-output"   # the default --out: a folder in the current directory
+
+
+def output_dir(path):
+    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
+    os.makedirs(path, exist_ok=True)
+    ignore = os.path.join(path, ".gitignore")
+    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
+        with open(ignore, "w") as file:
+            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
+    return path
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--filename", default=os.path.join("hdf5", "FiringRate.h5"),
-                        help="HDF5 file to write (default: %(default)s)")
-    parser.add_argument("--png", default="firing_rate.png",
-                        help="figure to write (default: %(default)s)")
+    parser.add_argument("--out", default=OUT, metavar="DIR",
+                        help="folder for the HDF5 file and the figure (default: ./%(default)s)")
+    parser.add_argument("--figures", metavar="DIR",
+                        help="write the figure into DIR instead of --out")
     parser.add_argument("--no-plot", action="store_true", help="do not make the figure")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    filename = os.path.join(output_dir(args.out), f"{TRAJECTORY}.h5")
     started = time.perf_counter()
-    results = simulate(args.filename)
+    results = simulate(filename)
     print(f"Ran {len(results)} simulations in {time.perf_counter() - started:.2f} s; "
-          f"stored in {os.path.abspath(args.filename)}")
-    png = None if args.no_plot else args.png
+          f"stored in {os.path.abspath(filename)}")
+    png = None if args.no_plot else os.path.join(args.figures or args.out, "firing_rate.png")
     if png is not None and importlib.util.find_spec("matplotlib") is None:
         print("matplotlib is not installed, so no figure is made "
               "(pip install -e .[plot] adds it)")
         png = None
-    inspect(args.filename, png)
+    inspect(filename, png)
     if png is not None:
         print(f"Figure written to {os.path.abspath(png)}")
 

@@ -15,7 +15,8 @@ stores every run's trace and spike count as ``results.neuron.<run>.V`` and
 it took (compilation apart) and a few firing rates read back from the file.
 
 Run it with ``python examples/firing_rate_numba.py`` (``--workers 2`` for a local
-dask cluster, ``--points`` for another grid size).
+dask cluster, ``--points`` for another grid size); it writes
+``FiringRateNumba.h5`` into ``./explorer-output/`` (``--out DIR`` for another folder).
 """
 from __future__ import annotations
 
@@ -62,15 +63,30 @@ def build(traj, points: int) -> None:
         order=("neuron.tau_ref", "neuron.I")))
 
 
+OUT = "explorer-output"   # the default --out: a folder in the current directory
+
+
+def output_dir(path: str) -> str:
+    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
+    os.makedirs(path, exist_ok=True)
+    ignore = os.path.join(path, ".gitignore")
+    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
+        with open(ignore, "w") as file:
+            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--filename", default=os.path.join("hdf5", f"{TRAJECTORY}.h5"))
+    parser.add_argument("--out", default=OUT, metavar="DIR",
+                        help="folder for the HDF5 file (default: ./%(default)s)")
     parser.add_argument("--points", type=int, default=1000, help="values of I (x 10 tau_ref)")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
+    filename = os.path.join(output_dir(args.out), f"{TRAJECTORY}.h5")
 
     started = time.perf_counter()
-    with ex.Environment(TRAJECTORY, filename=args.filename, overwrite_file=True,
+    with ex.Environment(TRAJECTORY, filename=filename, overwrite_file=True,
                         workers=args.workers, progress=False) as env:
         build(env.trajectory, args.points)
         clock = time.perf_counter()
@@ -79,13 +95,13 @@ def main(argv=None) -> None:
         timings = env.timings
     total = time.perf_counter() - started
     runs = args.points * 10
-    size = os.path.getsize(args.filename) / 1e6
+    size = os.path.getsize(filename) / 1e6
     print(f"Ran {runs:,} simulations of 10,000 steps with {args.workers} worker(s): env.run "
           f"{run_s:.2f} s ({runs / run_s:,.0f} runs/s, {run_s / runs * 1e6:.0f} us per run, "
           f"V stored), of which compiling the batch loop {timings['compile_seconds']:.2f} s; "
-          f"whole script {total:.2f} s; {args.filename}: {size:.0f} MB")
+          f"whole script {total:.2f} s; {filename}: {size:.0f} MB")
 
-    traj = ex.load_trajectory(args.filename)          # a later session: lazy reload
+    traj = ex.load_trajectory(filename)          # a later session: lazy reload
     frame = traj.to_frame()
     rates = frame.pivot(index="I", columns="tau_ref", values="nspikes")  # spikes in 1 s = Hz
     print("Firing rate in Hz for a few currents (rows: I, columns: tau_ref in ms):")

@@ -25,14 +25,17 @@ hence the random starts. With seed 0, run to its end (5,750 evaluations in
 truth. The default budget of 3,000 evaluations (60 generations) stops it once
 the best start is there.
 
-Every evaluation is a run of the trajectory in ``hdf5/fit_hh_neuron.h5``. The
+Every evaluation is a run of the trajectory in ``fit_hh_neuron.h5``. The
 script prints each fitted parameter against the truth, the training and
 held-out losses, the evaluations and the wall time. It saves a figure of the
-recorded against the fitted traces of both protocols.
+recorded against the fitted traces of both protocols, ``fit_hh_neuron.png``.
+Both go into ``./explorer-output/`` (``--out DIR`` for another folder,
+``--figures DIR`` for the figure alone: ``--figures docs/figures`` regenerates
+the documentation's).
 
 Run it with ``python examples/fit_hh_neuron.py``. ``--workers 2`` evaluates on
 a local dask cluster; ``--method``, ``--starts``, ``--seed`` and ``--max-evals``
-change the search, and ``--png`` the figure's path.
+change the search.
 """
 from __future__ import annotations
 
@@ -135,6 +138,19 @@ def plot(recorded: dict[str, list[np.ndarray]], fitted: dict[str, list[np.ndarra
     plt.close(fig)
 
 
+OUT = "explorer-output"   # the default --out: a folder in the current directory
+
+
+def output_dir(path: str) -> str:
+    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
+    os.makedirs(path, exist_ok=True)
+    ignore = os.path.join(path, ".gitignore")
+    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
+        with open(ignore, "w") as file:
+            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="l-bfgs-b")
@@ -142,13 +158,17 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-evals", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--dir", default="hdf5")
-    parser.add_argument("--png", default=os.path.join("docs", "figures", "fit_hh_neuron.png"))
+    parser.add_argument("--out", default=OUT, metavar="DIR",
+                        help="folder for the HDF5 file and the figure (default: ./%(default)s)")
+    parser.add_argument("--figures", metavar="DIR",
+                        help="write the figure into DIR instead of --out "
+                             "(docs/figures regenerates the documentation's)")
     args = parser.parse_args(argv)
+    png = os.path.join(args.figures or args.out, "fit_hh_neuron.png")
 
     started = time.perf_counter()
     recorded = simulate(TRUTH)                                 # compiles, or loads numba's cache
-    filename = os.path.join(args.dir, "fit_hh_neuron.h5")
+    filename = os.path.join(output_dir(args.out), "fit_hh_neuron.h5")
     with ex.Environment("fit_hh_neuron", filename=filename, overwrite_file=True,
                         workers=args.workers, progress=False) as env:
         env.trajectory.add_parameter("simulation.dt", DT, comment="integration step (ms)")
@@ -183,8 +203,8 @@ def main(argv=None) -> None:
         print("figure skipped: matplotlib is not installed (pip install -e '.[plot]')")
         return
     plot(recorded, simulate(fit.best_params),
-         {"training": fit.best_loss, "held_out": best["validation_loss"]}, args.png)
-    print(f"figure: {args.png}")
+         {"training": fit.best_loss, "held_out": best["validation_loss"]}, png)
+    print(f"figure: {png}")
 
 
 if __name__ == "__main__":

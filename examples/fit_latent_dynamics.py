@@ -20,7 +20,7 @@ one bin is the matrix exponential of the discretized Fokker-Planck generator
 Poisson emission probabilities. The loss is the training negative
 log-likelihood (NLL, nats per trial), the validation loss the same on the
 validation trials; both are recorded for every evaluation, every evaluation a
-run of the trajectory in ``hdf5/fit_latent_dynamics.h5``.
+run of the trajectory in ``fit_latent_dynamics.h5``.
 
 L-BFGS-B (finite-difference gradients: a generation is a point and its three
 neighbours) starts from the middle of the bounds, a = 20, b = 0, c = 0: a
@@ -30,7 +30,10 @@ figure shows both NLLs per generation (each relative to the NLL of the true
 potential on the same trials) and the fitted potential against the true one.
 
 Run it with ``python examples/fit_latent_dynamics.py`` (``--method nelder-mead``
-for another search method, ``--png`` for another figure path).
+for another search method). The file and the figure, ``fit_latent_dynamics.png``,
+go into ``./explorer-output/`` (``--out DIR`` for another folder, ``--figures
+DIR`` for the figure alone: ``--figures docs/figures`` regenerates the
+documentation's).
 """
 from __future__ import annotations
 
@@ -143,15 +146,31 @@ def plot(fit: ex.Fit, reference: tuple[float, float], filename: str) -> None:
     plt.close(fig)
 
 
+OUT = "explorer-output"   # the default --out: a folder in the current directory
+
+
+def output_dir(path: str) -> str:
+    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
+    os.makedirs(path, exist_ok=True)
+    ignore = os.path.join(path, ".gitignore")
+    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
+        with open(ignore, "w") as file:
+            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="l-bfgs-b")
     parser.add_argument("--max-evals", type=int, default=400)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--dir", default="hdf5")
-    parser.add_argument("--png", default=os.path.join("docs", "figures",
-                                                      "fit_latent_dynamics.png"))
+    parser.add_argument("--out", default=OUT, metavar="DIR",
+                        help="folder for the HDF5 file and the figure (default: ./%(default)s)")
+    parser.add_argument("--figures", metavar="DIR",
+                        help="write the figure into DIR instead of --out "
+                             "(docs/figures regenerates the documentation's)")
     args = parser.parse_args(argv)
+    png = os.path.join(args.figures or args.out, "fit_latent_dynamics.png")
 
     started = time.perf_counter()
     training = SpikeNLL(simulate(TRUE, SEEDS["training"]))
@@ -163,7 +182,7 @@ def main(argv=None) -> None:
           f"{spikes[1]} validation spikes ({time.perf_counter() - started:.1f} s)")
 
     clock = time.perf_counter()
-    filename = os.path.join(args.dir, "fit_latent_dynamics.h5")
+    filename = os.path.join(output_dir(args.out), "fit_latent_dynamics.h5")
     with ex.Environment("fit_latent_dynamics", filename=filename, overwrite_file=True,
                         workers=args.workers, progress=False) as env:
         traj = env.trajectory
@@ -193,10 +212,10 @@ def main(argv=None) -> None:
           f"NLL training {row['loss']:.2f}, validation {row['validation_loss']:.2f} "
           f"(generation {row['generation']})")
     if importlib.util.find_spec("matplotlib") is None:
-        args.png = "skipped (matplotlib is not installed: pip install -e '.[plot]')"
+        png = "skipped (matplotlib is not installed: pip install -e '.[plot]')"
     else:
-        plot(fit, reference, args.png)
-    print(f"NLL in nats per trial of {DURATION:g} s; figure: {args.png}; "
+        plot(fit, reference, png)
+    print(f"NLL in nats per trial of {DURATION:g} s; figure: {png}; "
           f"whole script {time.perf_counter() - started:.1f} s")
 
 

@@ -13,8 +13,9 @@ Two fits, each within 100 evaluations, bounds [-10, 10] for both parameters:
 
 The loss is a list, the root mean squared error of each protocol's trace;
 explorer sums it and keeps both parts in the history. Every evaluation is a run
-of the trajectory in ``hdf5/fit_rate_neuron.h5``, so the search can be reloaded
-and inspected later (the script prints the first rows of its history).
+of the trajectory in ``explorer-output/fit_rate_neuron.h5`` (``--out DIR`` for
+another folder), so the search can be reloaded and inspected later (the script
+prints the first rows of its history).
 
 Run it with ``python examples/fit_rate_neuron.py`` (``--method`` picks another
 search method, ``--workers 2`` evaluates on a local dask cluster).
@@ -85,17 +86,32 @@ def fit(name: str, targets: list[np.ndarray], method: str, max_evals: int, worke
         return optimizer.run(max_evals=max_evals)
 
 
+OUT = "explorer-output"   # the default --out: a folder in the current directory
+
+
+def output_dir(path: str) -> str:
+    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
+    os.makedirs(path, exist_ok=True)
+    ignore = os.path.join(path, ".gitignore")
+    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
+        with open(ignore, "w") as file:
+            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="nelder-mead")
     parser.add_argument("--max-evals", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--dir", default="hdf5")
+    parser.add_argument("--out", default=OUT, metavar="DIR",
+                        help="folder for the HDF5 file (default: ./%(default)s)")
     args = parser.parse_args(argv)
 
     for name, targets, truth in (("from_data", recorded_data(), (0.8, 2.0)),
                                  ("from_other_neuron", other_neuron(), (6.0, 0.0))):
-        result = fit(name, targets, args.method, args.max_evals, args.workers, args.dir)
+        result = fit(name, targets, args.method, args.max_evals, args.workers,
+                     output_dir(args.out))
         a, b = result.best_params["neuron.a"], result.best_params["neuron.b"]
         print(f"{name}: a = {a:.4f} (true {truth[0]:g}), b = {b:.4f} (true {truth[1]:g}); "
               f"loss {result.best_loss:.2e} after {result.evaluations} evaluations "

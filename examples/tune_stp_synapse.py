@@ -36,10 +36,12 @@ The loss returns the five weighted terms as a list: explorer sums them and
 keeps each in the history (``loss_0`` ... ``loss_4``, in the order of
 ``TARGETS``). SLSQP starts at the middle of the bounds; its finite-difference
 gradients (6 points a step) run as one batch of runs of the trajectory in
-``hdf5/tune_stp_synapse.h5``.
+``tune_stp_synapse.h5``.
 
-Run it with ``python examples/tune_stp_synapse.py`` (``--png`` names the figure,
-``--workers 2`` evaluates on a local dask cluster).
+Run it with ``python examples/tune_stp_synapse.py`` (``--workers 2`` evaluates
+on a local dask cluster). The file and the figure, ``tune_stp_synapse.png``, go
+into ``./explorer-output/`` (``--out DIR`` for another folder, ``--figures DIR``
+for the figure alone: ``--figures docs/figures`` regenerates the documentation's).
 """
 from __future__ import annotations
 
@@ -223,16 +225,33 @@ def plot(params: dict[str, float], found: dict[str, float], png: str) -> None:
     plt.close(fig)
 
 
+OUT = "explorer-output"   # the default --out: a folder in the current directory
+
+
+def output_dir(path: str) -> str:
+    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
+    os.makedirs(path, exist_ok=True)
+    ignore = os.path.join(path, ".gitignore")
+    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
+        with open(ignore, "w") as file:
+            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
+    return path
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-evals", type=int, default=300)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--dir", default="hdf5")
-    parser.add_argument("--png", default=os.path.join("docs", "figures", "tune_stp_synapse.png"))
+    parser.add_argument("--out", default=OUT, metavar="DIR",
+                        help="folder for the HDF5 file and the figure (default: ./%(default)s)")
+    parser.add_argument("--figures", metavar="DIR",
+                        help="write the figure into DIR instead of --out "
+                             "(docs/figures regenerates the documentation's)")
     args = parser.parse_args(argv)
+    png = os.path.join(args.figures or args.out, "tune_stp_synapse.png")
 
     began = time.perf_counter()
-    result = tune(args.max_evals, args.workers, args.dir)
+    result = tune(args.max_evals, args.workers, output_dir(args.out))
     elapsed = time.perf_counter() - began
     found = metrics(*(result.best_params[name] for name in BOUNDS))
     print(f"cost {result.best_loss:.2e} (published tuner: {PUBLISHED_COST:.1e}) after "
@@ -246,8 +265,8 @@ def main(argv=None) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         print("figure skipped: matplotlib is not installed (pip install -e '.[plot]')")
         return
-    plot(result.best_params, found, args.png)
-    print(f"figure: {args.png}")
+    plot(result.best_params, found, png)
+    print(f"figure: {png}")
 
 
 if __name__ == "__main__":
