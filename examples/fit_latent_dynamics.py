@@ -45,8 +45,15 @@ import time
 import numpy as np
 
 import explorer as ex
-from latent_model import (emission_table, equilibrium, forward_nll, grid, potential,
-                          simulate_trial, transition_matrix)
+from latent_model import (
+    emission_table,
+    equilibrium,
+    forward_nll,
+    grid,
+    potential,
+    simulate_trial,
+    transition_matrix,
+)
 
 TRUE = {"potential.a": 16.0, "potential.b": 12.0, "potential.c": 0.5}
 BOUNDS = {"potential.a": (0.0, 40.0), "potential.b": (-20.0, 20.0), "potential.c": (-5.0, 5.0)}
