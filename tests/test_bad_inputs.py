@@ -34,7 +34,16 @@ EXPECTED_BUILTINS = {
 
 def _exported_errors():
     return {name: obj for name, obj in vars(ex).items()
-            if inspect.isclass(obj) and issubclass(obj, BaseException)}
+            if inspect.isclass(obj) and issubclass(obj, BaseException)
+            and not issubclass(obj, Warning)}
+
+
+def test_every_exported_warning_is_a_user_warning():
+    warnings = {name: obj for name, obj in vars(ex).items()
+                if inspect.isclass(obj) and issubclass(obj, Warning)}
+    assert {"MergeWarning", "PypetImportWarning"} <= set(warnings)
+    for name, cls in warnings.items():
+        assert issubclass(cls, UserWarning) and not issubclass(cls, ex.ExplorerError), name
 
 
 def test_every_exported_error_derives_from_explorer_error_and_a_builtin():
