@@ -108,6 +108,7 @@ def refused(proc: subprocess.CompletedProcess | object) -> str:
 
 
 # ---------------------------------------------------------------------- a good file
+@pytest.mark.slow
 def test_ls_with_the_installed_script(files):
     assert os.path.exists(SCRIPT), "the `explorer` console script is not installed"
     out = ok(run("ls", files["good"], script=True))
@@ -161,6 +162,7 @@ def test_show_one_failed_run(files):
     assert "Traceback (most recent call last)" in out and "in lif_run" in out
 
 
+@pytest.mark.slow
 def test_frame_to_csv_matches_to_frame(files):
     out_csv = files["folder"] / "runs.csv"
     assert ok(run("frame", files["good"], "-o", out_csv)) == ""
@@ -177,6 +179,7 @@ def test_frame_to_csv_matches_to_frame(files):
     assert written["error"].dropna().to_dict() == FAILED
 
 
+@pytest.mark.slow
 def test_failures_lists_the_errors(files):
     out = ok(run("failures", files["good"], "--traceback"))
     assert out.splitlines()[0] == "FiringRate: 2 of 22 runs failed"
@@ -188,6 +191,7 @@ def test_failures_lists_the_errors(files):
     assert out.count("Traceback (most recent call last)") == 2
 
 
+@pytest.mark.slow
 def test_sessions_lists_the_provenance(files):
     out = ok(run("sessions", files["good"]))
     assert out.splitlines()[0] == "FiringRate: 1 session(s)"
@@ -197,7 +201,7 @@ def test_sessions_lists_the_provenance(files):
 
 
 # ---------------------------------------------------------------------- refusals
-@pytest.mark.parametrize("args, message", [
+REFUSALS = [
     (("ls", "{text}"), (r"'.*notes\.h5' cannot be opened as an HDF5 file \(file signature "
                         r"not found")),
     (("show", "{foreign}"), r"is an HDF5 file but not an explorer file"),
@@ -206,13 +210,22 @@ def test_sessions_lists_the_provenance(files):
     (("sessions", "{good}", "Nope"), r"holds no trajectory named 'Nope'; it holds: FiringRate"),
     (("show", "{good}", "--run", "22"), r"has no run 22: it has 22 run\(s\), 0\.\.21"),
     (("frame", "{good}", "-o", "{folder}/runs.xyz"), r"must end in \.csv or \.parquet"),
-], ids=["text", "foreign-hdf5", "damaged", "missing", "no-such-name", "bad-run", "bad-suffix"])
+]
+REFUSAL_IDS = ["text", "foreign-hdf5", "damaged", "missing", "no-such-name", "bad-run",
+               "bad-suffix"]
+FAST_REFUSALS = ("text", "bad-run")   # the others run with the slow tests
+
+
+@pytest.mark.parametrize("args, message", [
+    pytest.param(*case, id=name, marks=() if name in FAST_REFUSALS else pytest.mark.slow)
+    for case, name in zip(REFUSALS, REFUSAL_IDS)])
 def test_refused_in_one_line(files, args, message):
     proc = run(*(arg.format(**files) for arg in args))
     assert re.search(message, refused(proc))
     assert not (files["folder"] / "runs.xyz").exists()
 
 
+@pytest.mark.slow
 def test_every_command_refuses_bad_files_and_names(files):
     # every subcommand, in its own process, on a text file, a foreign HDF5 file, a
     # missing file and a missing trajectory name (run four at a time)

@@ -274,6 +274,7 @@ def _kill_driver_then_resume(driver: Driver) -> None:
     assert max(len(sessions) for sessions in executions.values()) <= 2
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_driver_then_resume_stores_every_run_once(make_driver):
     _kill_driver_then_resume(make_driver(workers=1))
 
@@ -322,6 +323,7 @@ def _terminate_driver_then_resume(driver: Driver) -> None:
             assert len(sessions_of_run) == 1, f"run {idx}: {sessions_of_run}"
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_driver_with_a_resume_hint_and_resume_completes(make_driver):
     _terminate_driver_then_resume(make_driver(workers=1))
 
@@ -340,7 +342,8 @@ def marked_run(traj, markers, delay):
     return traj.idx * 2
 
 
-@pytest.mark.parametrize("storage", ["queue", pytest.param("lock", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("storage", ["queue", "lock"])
 def test_killing_a_worker_mid_exploration_still_stores_every_run_once(tmp_path, storage):
     filename = str(tmp_path / "worker.h5")
     markers = tmp_path / "markers"

@@ -176,8 +176,9 @@ def test_reference_covers_what_the_comparison_needs(reference):
 
 
 # ------------------------------------------------------------------ same file on every back end
-@pytest.mark.parametrize("storage", ["queue", "lock"])
-@pytest.mark.parametrize("backend", ["workers", "scheduler", "client"])
+@pytest.mark.parametrize("backend", [pytest.param("workers", marks=pytest.mark.slow),  # a cluster
+                                     pytest.param("scheduler", marks=pytest.mark.slow), "client"])
+@pytest.mark.parametrize("storage", ["queue", pytest.param("lock", marks=pytest.mark.slow)])
 def test_every_back_end_writes_the_same_file(backend, storage, reference, cluster, client,
                                              h5path):
     options = {"workers": {"workers": 2}, "scheduler": {"scheduler": cluster.scheduler_address},
@@ -225,6 +226,7 @@ def draw_run(traj):
     return float(traj.rng.random())
 
 
+@pytest.mark.slow
 def test_same_seed_same_draws_with_one_and_two_workers(tmp_path):
     frames = {}
     draws = {}
@@ -414,6 +416,7 @@ def _slow_marked(directory, chunk):
     return chunk[0]
 
 
+@pytest.mark.slow
 def test_chunks_waiting_on_a_worker_do_not_run_after_a_stop(client, tmp_path):
     from explorer.execution.dask import POLL_SECONDS, DaskExecutor
 
@@ -462,6 +465,7 @@ def _sleeps_and_tells_where(seconds, chunk):
     return distributed.get_worker().address, started, time.monotonic()
 
 
+@pytest.mark.slow
 def test_a_worker_with_two_threads_runs_two_chunks_at_once():
     from explorer.execution.dask import DaskExecutor
 
@@ -474,6 +478,7 @@ def test_a_worker_with_two_threads_runs_two_chunks_at_once():
     assert spans[1][0] < spans[0][1] and spans[3][0] < spans[2][1], spans
 
 
+@pytest.mark.slow
 def test_chunks_wait_for_a_worker_busy_with_another_task_and_then_run():
     from explorer.execution.dask import POLL_SECONDS, DaskExecutor
 
@@ -656,6 +661,7 @@ def test_a_chunk_whose_worker_dies_twice_is_recorded_as_failed_and_the_rest_comp
     assert len(killers) == 2 and len(set(killers)) == 2
 
 
+@pytest.mark.slow
 def test_workers_n_starts_a_cluster_that_close_shuts_down(h5path):
     env = ex.Environment("Own", h5path, workers=2, progress=False)
     _explore(env, 8)
@@ -735,6 +741,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow
 def test_client_that_is_not_the_default_client(tmp_path, h5path):
     """``client=`` is used as given, even when it is not dask's default client.
 
@@ -753,6 +760,7 @@ def test_client_that_is_not_the_default_client(tmp_path, h5path):
 
 
 @pytest.mark.parametrize("how", ["workers", "scheduler"])
+@pytest.mark.slow
 def test_runs_complete_while_another_client_is_current(how, cluster, h5path):
     """A user's ``with Client(...)`` block around an environment that makes its own client.
 

@@ -154,6 +154,7 @@ def compare(page: PageRun, block: Block) -> int:
     return 1
 
 
+@pytest.mark.slow  # the page runs once, in 5 s
 def test_every_block_outside_the_import_section_runs_and_prints_what_the_page_shows(page):
     blocks = page_blocks()
     assert {block.language for block in blocks} == {"python", "text", "console"}
@@ -170,6 +171,7 @@ def test_every_block_outside_the_import_section_runs_and_prints_what_the_page_sh
         assert not (DOC.parent / written).exists() and not (DOC.parent.parent / written).exists()
 
 
+@pytest.mark.slow  # the page runs once, in 5 s
 def test_the_port_and_the_merge_do_what_the_page_says(page):
     ns = page.namespace
     # the port: six runs, returned in run order, rates in Hz
@@ -208,6 +210,7 @@ def section_blocks(page: PageRun, language: str) -> list[Block]:
     return blocks
 
 
+@pytest.mark.slow  # the page runs once, in 5 s
 def test_the_import_section_runs_and_prints_what_the_page_shows(page):
     blocks = section_blocks(page, "python")
     assert sum(compare(page, block) for block in blocks) == len(blocks) == 3
@@ -225,6 +228,7 @@ def test_the_import_section_runs_and_prints_what_the_page_shows(page):
     assert "parameters.misc.obj" in safe.comment and "allow_pickle=True" in safe.comment
 
 
+@pytest.mark.slow  # the page runs once, in 5 s
 def test_the_import_command_of_the_page_imports_the_file(page):
     (block,) = section_blocks(page, "console")
     compare(page, block)

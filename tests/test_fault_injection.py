@@ -50,7 +50,11 @@ Only explorer's public API is used: nothing here knows file names beside the
 file, directories or HDF5 paths. ``EXPLORER_FAULT_SEED`` replays a schedule of
 kill instants (timing still varies); the seed is printed, with a summary of the
 kills, on stdout (``pytest -s``), and what each driver did is listed in
-``drivers.txt`` in the test's directory.
+``drivers.txt`` in the mode's directory.
+
+The three modes' chains run side by side, each in a process of its own (this
+file run as a script: ``python tests/test_fault_injection.py MODE DIR SEED``),
+started together by the first of the three tests; each test waits for its own.
 """
 from __future__ import annotations
 
@@ -439,15 +443,17 @@ def watch(proc: subprocess.Popen, exploration: Exploration, session: int,
 KINDS = ("uniform", "near a write", "in a commit")
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_sigkill_at_random_instants_keeps_every_committed_run(tmp_path, mode):
+_current: list[subprocess.Popen] = []    # the driver running now, killed on SIGTERM
+
+
+def chain(directory: pathlib.Path, mode: str, seed: int) -> None:
+    """Kill ``KILLS`` drivers of ``mode`` in turn, checking the file after each."""
     workers, storage = MODES[mode]
-    seed = int(os.environ.get("EXPLORER_FAULT_SEED", random.SystemRandom().randrange(2 ** 32)))
     rng = random.Random(seed)
-    print(f"\n{mode}: seed {seed} (EXPLORER_FAULT_SEED replays the kill schedule)")
+    print(f"{mode}: seed {seed} (EXPLORER_FAULT_SEED replays the kill schedule)")
     started, cpu = time.monotonic(), time.process_time()
     schedule = Schedule()
-    explorations = [Exploration(tmp_path, 0, workers, storage)]
+    explorations = [Exploration(directory, 0, workers, storage)]
     kinds: collections.Counter = collections.Counter()
     kills = near_change = in_commit = completed = drivers = 0
     max_bytes = 0
@@ -459,6 +465,7 @@ def test_sigkill_at_random_instants_keeps_every_committed_run(tmp_path, mode):
         if final and not exploration.resumable:
             break
         proc, session = exploration.start_driver()
+        _current[:] = [proc]
         if final or not schedule.per_run:  # the first driver: measure its lifetime
             kind = "none"
             outcome = watch(proc, exploration, session, schedule, kind, 0.0, rng)
@@ -499,14 +506,14 @@ def test_sigkill_at_random_instants_keeps_every_committed_run(tmp_path, mode):
             print("\n".join(history[-10:]))
             raise
         history.append(f"{context}: {new} more runs stored")
-        with open(tmp_path / "drivers.txt", "a") as stream:   # what each driver did
+        with open(directory / "drivers.txt", "a") as stream:   # what each driver did
             stream.write(history[-1] + "\n")
         if exploration.done:
             completed += 1
             shutil.rmtree(exploration.data)    # checked: its logs are enough
             if final:
                 break
-            explorations.append(Exploration(tmp_path, len(explorations), workers, storage))
+            explorations.append(Exploration(directory, len(explorations), workers, storage))
 
     print(f"{mode}: {kills} kills in {time.monotonic() - started:.1f} s "
           f"({time.process_time() - cpu:.1f} s of processor time in this process), "
@@ -524,3 +531,56 @@ def test_sigkill_at_random_instants_keeps_every_committed_run(tmp_path, mode):
     # between the last run of an env.run and its return, where its commit is
     assert near_change >= KILLS // 5 and in_commit >= KILLS // 10, \
         f"{mode}: {near_change} kills near a change beside the file, {in_commit} in commits"
+
+
+# ------------------------------------------------------------------ the modes side by side
+def _chain_process(mode: str, root: pathlib.Path, seed: int) -> subprocess.Popen:
+    """This file run as a script: one mode's chain of kills, in a process of its own."""
+    directory = root / mode
+    directory.mkdir()
+    with open(root / f"{mode}.out", "w") as out:
+        return subprocess.Popen([sys.executable, __file__, mode, str(directory), str(seed)],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def chains(request, tmp_path_factory):
+    """The chain of every selected mode, started together when the first test needs one.
+
+    Each chain is a process with its own directory, drivers and random schedule;
+    the modes share nothing but the processors, so they run side by side and the
+    three tests take about as long as the slowest one.
+    """
+    selected = [item.callspec.params["mode"] for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec")]
+    root = tmp_path_factory.mktemp("faults")
+    fixed = os.environ.get("EXPLORER_FAULT_SEED")
+    started = {mode: _chain_process(mode, root, int(fixed) if fixed else
+                                    random.SystemRandom().randrange(2 ** 32))
+               for mode in MODES if mode in selected}
+    yield root, started
+    for proc in started.values():
+        if proc.poll() is None:
+            proc.terminate()               # it kills its driver's process group, then exits
+            proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_sigkill_at_random_instants_keeps_every_committed_run(chains, mode):
+    root, started = chains
+    proc = started[mode]
+    proc.wait(timeout=HUNG * KILLS)
+    output = (root / f"{mode}.out").read_text()
+    print(f"\n{output}")
+    assert proc.returncode == 0, f"{mode} (its directory: {root / mode}):\n{output[-6000:]}"
+
+
+def _stop(signum, frame):
+    for proc in _current:
+        kill_group(proc)
+    sys.exit(f"stopped by signal {signum}")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _stop)
+    chain(pathlib.Path(sys.argv[2]), sys.argv[1], int(sys.argv[3]))

@@ -34,6 +34,7 @@ def _script(tmp_path, filename, mode):
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_a_kill_before_the_first_store_can_be_started_again(tmp_path):
     filename = str(tmp_path / "k.h5")
     killed = _script(tmp_path, filename, "kill")

@@ -84,6 +84,7 @@ def test_tutorial_values_as_pypet_reads_them(tmp_path: pathlib.Path, expected: d
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_pickled_parameter_alone_refused(tmp_path: pathlib.Path) -> None:
     dst = tmp_path / "imported.h5"
     _, refused = _import_refusing_pickles(dst)
@@ -98,6 +99,7 @@ def test_pickled_parameter_alone_refused(tmp_path: pathlib.Path) -> None:
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_pickled_parameter_with_allow_pickle(tmp_path: pathlib.Path, expected: dict) -> None:
     dst = tmp_path / "imported.h5"
     with pytest.warns(PypetImportWarning, match="tauV_link"):
@@ -110,6 +112,7 @@ def test_pickled_parameter_with_allow_pickle(tmp_path: pathlib.Path, expected: d
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_link_and_annotations_named_in_warning_and_comment(tmp_path: pathlib.Path) -> None:
     dst = tmp_path / "imported.h5"
     caught, _ = _import_refusing_pickles(dst)
@@ -124,6 +127,7 @@ def test_link_and_annotations_named_in_warning_and_comment(tmp_path: pathlib.Pat
         assert "results.runinfo.$" in text  # where the per-run derived parameters went
 
 
+@pytest.mark.slow
 def test_synthetic_file_of_200_runs(tmp_path: pathlib.Path) -> None:
     src, dst = tmp_path / "pypet.hdf5", tmp_path / "imported.h5"
     n_runs, pending, trace = 200, 3, 50
@@ -202,6 +206,7 @@ def test_existing_output_refused_nothing_written(tmp_path: pathlib.Path) -> None
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_the_command_line_imports(tmp_path: pathlib.Path) -> None:
     dst = tmp_path / "cli.h5"
     refused = subprocess.run([sys.executable, "-m", "explorer", "import-pypet", str(TUTORIAL),

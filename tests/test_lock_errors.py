@@ -247,6 +247,7 @@ def _child(shim: str, path: str, code: int, hdf5_locking: str | None = None) -> 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", UNSUPPORTED, ids=errno.errorcode.get)
 def test_hdf5_refusing_to_lock_is_explained(shim, h5path, code):
     _trajectory().store(h5path)

@@ -29,6 +29,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 import explorer as ex
 from explorer.storage.hdf5.backend import BACKEND
@@ -154,6 +155,7 @@ def lock_of(h5path):
     return os.path.realpath(h5path) + ".lock"
 
 
+@pytest.mark.slow
 def test_a_waiting_process_gets_the_claim_when_the_environment_closes(tmp_path, h5path):
     holder = start(tmp_path, "environment", h5path, go=tmp_path / "close")
     try:
@@ -210,6 +212,7 @@ def test_processes_taking_the_claim_in_a_loop_are_never_inside_it_together(tmp_p
     assert not os.path.exists(lock_of(h5path))
 
 
+@pytest.mark.slow
 def test_a_process_exiting_with_its_environment_open_removes_its_lock_file(tmp_path, h5path):
     process = start(tmp_path, "left-open", h5path)
     finish(process)
@@ -218,6 +221,7 @@ def test_a_process_exiting_with_its_environment_open_removes_its_lock_file(tmp_p
     assert ex.load_trajectory(h5path)._status_counts()["completed"] == 2
 
 
+@pytest.mark.slow
 def test_a_forked_child_exiting_leaves_its_parents_lock(tmp_path, h5path):
     process = start(tmp_path, "fork", h5path, go=tmp_path / "close")
     try:

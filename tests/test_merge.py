@@ -256,6 +256,7 @@ def test_files_written_by_the_workers_of_one_cluster_job(tmp_path):
         np.testing.assert_array_equal(traj.res.neuron.V[idx], np.full(50, x * 10 + y))
 
 
+@pytest.mark.slow
 def test_the_command_line_merges(jobs, tmp_path):
     out = tmp_path / "cli.h5"
     done = subprocess.run([sys.executable, "-m", "explorer", "merge", str(out), *jobs[:2],

@@ -40,7 +40,9 @@ def optimize(path, method, targets=models.DATA, max_evals=100, name="fit", **opt
 
 
 @pytest.mark.parametrize("target", sorted(TRUTHS))
-@pytest.mark.parametrize("method", sorted(BUDGETS))
+@pytest.mark.parametrize("method", [pytest.param(method, marks=pytest.mark.slow)
+                                    if method in ("cmaes", "tpe") else method  # fast loop
+                                    for method in sorted(BUDGETS)])
 def test_every_method_fits_the_rate_neuron(tmp_path, method, target):
     targets, (a, b) = TRUTHS[target]
     budget, tolerance = BUDGETS[method]
@@ -58,6 +60,7 @@ def test_every_method_fits_the_rate_neuron(tmp_path, method, target):
     np.testing.assert_allclose(history["loss"], history["loss_0"] + history["loss_1"])
 
 
+@pytest.mark.slow
 def test_every_evaluation_is_a_run_in_the_file(tmp_path):
     path = tmp_path / "fit.h5"
     fit = optimize(path, "cmaes", max_evals=60)
@@ -76,6 +79,7 @@ def test_every_evaluation_is_a_run_in_the_file(tmp_path):
     assert traj["config.optimizer.method"] == "cmaes" and traj["config.optimizer.seed"] == 3
 
 
+@pytest.mark.slow
 def test_same_seed_same_search(tmp_path):
     first = optimize(tmp_path / "a.h5", "cmaes", max_evals=40, seed=9).history
     second = optimize(tmp_path / "b.h5", "cmaes", max_evals=40, seed=9).history
@@ -85,6 +89,7 @@ def test_same_seed_same_search(tmp_path):
     assert not first[columns].equals(other[columns])
 
 
+@pytest.mark.slow
 def test_starts_run_side_by_side(tmp_path):
     fit = optimize(tmp_path / "fit.h5", "nelder-mead", max_evals=480, starts=4)
     history = fit.history
@@ -129,6 +134,7 @@ def test_failing_experiment_gets_an_infinite_loss_and_the_search_goes_on(tmp_pat
     assert (ex.load_trajectory(str(path)).to_frame()["status"] == "failed").sum() == len(failed)
 
 
+@pytest.mark.slow
 def test_optimization_on_two_workers_is_the_same_search(tmp_path):
     distributed = pytest.importorskip("distributed")
     import logging

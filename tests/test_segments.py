@@ -12,6 +12,7 @@ import socket
 import time
 
 import numpy as np
+import pytest
 
 import explorer as ex
 from explorer.storage.hdf5.compaction import FAN_IN, compact, level
@@ -57,6 +58,7 @@ def test_a_commit_adds_a_segment_and_leaves_the_base_alone(tmp_path):
     assert _contents(path)["notes"] == {"n0": 0}
 
 
+@pytest.mark.slow
 def test_merges_keep_few_layers_and_change_no_value(tmp_path):
     path = str(tmp_path / "s.h5")
     traj = _big_file(path)

@@ -94,6 +94,7 @@ def test_unbatched_simulator_compiles_no_loop(tmp_path, reference):
     assert_same_outputs(reference, stored, "neuron", ("V", "nspikes"))
 
 
+@pytest.mark.slow
 def test_simulator_on_two_workers(tmp_path, reference, client):
     stored, timings = run(tmp_path, "sim2", models.lif, outputs=("V", "nspikes"),
                           result="neuron", client=client, chunk_size=5)
@@ -101,6 +102,7 @@ def test_simulator_on_two_workers(tmp_path, reference, client):
     assert_same_outputs(reference, stored, "neuron", ("V", "nspikes"))
 
 
+@pytest.mark.slow
 def test_simulator_on_two_workers_lock_mode(tmp_path, reference, client):
     stored, _ = run(tmp_path, "sim2lock", models.declared_lif, client=client, chunk_size=4,
                     storage="lock")

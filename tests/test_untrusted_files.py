@@ -157,6 +157,7 @@ def _open_every_way(path: pathlib.Path) -> list[str]:
     return outcomes
 
 
+@pytest.mark.slow
 def test_pickles_in_attributes_and_object_arrays_run_no_code(original, tmp_path):
     marker = tmp_path / "code-ran"
     variants = _variants(original, tmp_path, marker)
