@@ -17,7 +17,8 @@ import pickle
 import sys
 import traceback
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

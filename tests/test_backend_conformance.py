@@ -14,17 +14,28 @@ import contextlib
 import pathlib
 import pickle
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
-from explorer.errors import (FileFormatError, OutputExistsError, TrajectoryExistsError,
-                             TrajectoryNotFoundError)
+from explorer.errors import (
+    FileFormatError,
+    OutputExistsError,
+    TrajectoryExistsError,
+    TrajectoryNotFoundError,
+)
 from explorer.records import RunRecord, RunStatus
 from explorer.results import LazyItem
-from explorer.storage.base import (ResultRecord, StoredTrajectory, TrajectoryChanges,
-                                   TrajectoryStore, TreeRecord, backend)
+from explorer.storage.base import (
+    ResultRecord,
+    StoredTrajectory,
+    TrajectoryChanges,
+    TrajectoryStore,
+    TreeRecord,
+    backend,
+)
 from explorer.values import parameter_kind, result_kind
 
 NEURON = "results.neuron.$"
@@ -194,7 +205,8 @@ def assert_same_content(got: TrajectoryStore, expected: TrajectoryStore) -> None
     for name, record in by_name(b).items():
         assert by_name(a)[name].comment == record.comment
         # item order is not kept by every back end (HDF5 lists a group's children by name)
-        assert_same(dict(sorted(by_name(a)[name].items.items())), dict(sorted(record.items.items())), name)
+        assert_same(dict(sorted(by_name(a)[name].items.items())),
+                    dict(sorted(record.items.items())), name)
     assert a.templates == b.templates
     ta, tb = got.run_table(), expected.run_table()
     for column in ("idx", "status", "started", "duration"):

@@ -14,7 +14,6 @@ import pytest
 
 import explorer as ex
 
-
 # ------------------------------------------------------------------ the hierarchy
 EXPECTED_BUILTINS = {
     "InvalidNameError": (ValueError,),

@@ -149,7 +149,8 @@ def test_show_one_completed_run(files):
     assert re.search(r"^  neuron\.I\s+0\.2$", out, re.MULTILINE)
     assert re.search(r"^  return_value\s+0\.4$", out, re.MULTILINE)
     assert "results.neuron.run_00000013  # membrane potential and number of spikes" in out
-    assert re.search(r"^  V\s+ndarray float64 \(1000,\) \[0 0\.\d+ \.\.\. 0\.\d+ 0\.2\]$", out, re.MULTILINE)
+    assert re.search(r"^  V\s+ndarray float64 \(1000,\) \[0 0\.\d+ \.\.\. 0\.\d+ 0\.2\]$", out,
+                     re.MULTILINE)
     assert re.search(r"^  nspikes\s+20$", out, re.MULTILINE)
     assert "error" not in out
 

@@ -273,7 +273,8 @@ def test_writes_of_another_process_during_an_exploration_are_refused_or_kept(
         assert stored == (attempt["outcome"] == "stored"), attempt
     for attempt in notes:
         if attempt["outcome"] == "stored":
-            assert traj[f"results.{attempt['what']}.number"] == int(attempt["what"][len("notes.n"):])
+            number = int(attempt["what"][len("notes.n"):])
+            assert traj[f"results.{attempt['what']}.number"] == number
     assert sorted(ex.trajectory_names(filename)) == [NAME, "Second"]
     second = ex.load_trajectory(filename, "Second")
     assert second.y == 7 and second.res.summary.note.text == "second trajectory"

@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import h5py
 import hdf5plugin  # noqa: F401 - h5py reads the blosc-compressed datasets
@@ -318,7 +318,7 @@ def malformed(marker: pathlib.Path) -> dict[str, Callable[[h5py.File], None]]:
         "vlen int attribute": lambda handle: handle[T].attrs.create(
             "n_runs", _ragged(), dtype=h5py.vlen_dtype(np.int64)),
     }
-    for where, label in ((f"/", "root"), (T, "trajectory"),
+    for where, label in (("/", "root"), (T, "trajectory"),
                          (f"{T}/parameters/kinds/rate", "parameter"), (SEG, "column segment"),
                          (f"{T}/results/summary/table", "result"), (f"{T}/runs", "run table")):
         changes[f"pickled attribute on the {label}"] = _set_attr(where, "payload", _pickle(marker))

@@ -27,9 +27,9 @@ import pytest
 import tables
 
 import explorer as ex
-from processes import alive as _alive
 from explorer.storage.hdf5 import Hdf5Store
 from layers import column_runs, leftovers, run_rows
+from processes import alive as _alive
 
 distributed = pytest.importorskip("distributed")
 

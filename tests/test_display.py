@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 
 import explorer as ex
-from explorer.display import (MAX_LINES, group_html, group_text, result_html, result_text,
-                              trajectory_html, trajectory_text)
+from explorer.display import (
+    MAX_LINES,
+    group_html,
+    group_text,
+    result_html,
+    result_text,
+    trajectory_html,
+    trajectory_text,
+)
 
 FAILING = {7, 27, 47}
 EVIL = "tag <b>& 'quoted' \"x\""

@@ -35,7 +35,7 @@ def exploration(n: int, pause: float) -> ex.Trajectory:
     return traj
 
 
-def local_cluster(workers: int) -> "distributed.LocalCluster":
+def local_cluster(workers: int) -> distributed.LocalCluster:
     return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                     dashboard_address=":0")
 

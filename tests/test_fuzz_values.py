@@ -18,7 +18,6 @@ counts per category.
 from __future__ import annotations
 
 import collections
-import math
 import os
 import string
 import struct

@@ -8,9 +8,9 @@ in a child process, so that a regression fails a test instead of killing pytest.
 from __future__ import annotations
 
 import pathlib
+import struct
 import subprocess
 import sys
-import struct
 import textwrap
 
 import h5py

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import scipy.sparse
 import tables
-from pypet_files import current, expected_run, weights, write_pypet_file
 
 import explorer as ex
 from explorer.combine.pypet import PypetImportWarning
+from pypet_files import current, expected_run, weights, write_pypet_file
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pypet"
 TUTORIAL = FIXTURES / "pypet_tutorial.hdf5"

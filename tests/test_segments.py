@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 
 import explorer as ex
+from explorer.records import RunRecord, RunStatus
 from explorer.storage.hdf5.compaction import FAN_IN, compact, level
 from explorer.storage.hdf5.encode import EncodeSettings
 from explorer.storage.hdf5.store import SegmentWriter
 from explorer.storage.lockfile import claimed
-from explorer.records import RunRecord, RunStatus
-
 from layers import layer_files, run_rows
 
 BIG = np.random.default_rng(0).random(1_000_000)  # 8 MB: small commits stay segments

@@ -12,7 +12,6 @@ import pytest
 import scipy.sparse as sp
 
 import explorer as ex
-
 from layers import opened_layers
 
 # ------------------------------------------------------------------ value types
