@@ -5,7 +5,6 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..values import is_sparse
 
@@ -19,7 +18,7 @@ def same_value(a: Any, b: Any) -> bool:
         return False
     if is_sparse(a):
         return a.shape == b.shape and a.dtype == b.dtype and (a != b).nnz == 0
-    if isinstance(a, (pd.DataFrame, pd.Series)):
+    if type(a).__module__.startswith("pandas"):  # a frame or series (pandas not imported)
         return bool(a.equals(b))
     if isinstance(a, (np.ndarray, np.generic)):
         return a.shape == b.shape and a.dtype == b.dtype and \

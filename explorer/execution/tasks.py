@@ -50,6 +50,9 @@ JOBS_KEPT = 4
 #: chunks beside, so that the other workers start late (see ``bench_scaling.py``
 #: in ``benchmarks/README.md``).
 INLINE_JOB_BYTES = 64 * 1024
+#: Tries at registering the imports plugin while workers leave, and seconds between them.
+REGISTER_TRIES = 5
+REGISTER_PAUSE = 0.2
 
 # in a worker process: token -> (func, shared) of the maps that ran there lately
 _JOBS: collections.OrderedDict[str, Any] = collections.OrderedDict()
@@ -86,6 +89,23 @@ def explorer_imports() -> ExplorerImports:
     """The plugin importing every explorer module this process has imported."""
     return ExplorerImports(sorted(name for name in sys.modules
                                   if name == "explorer" or name.startswith("explorer.")))
+
+
+def register_imports(client: Any) -> None:
+    """Register :class:`ExplorerImports` on ``client``'s workers (and those joining later).
+
+    A worker retired while the scheduler sends the plugin to its workers breaks
+    the broadcast (``CommClosedError``, an ``OSError``); the scheduler keeps the
+    plugin, and sending it again reaches the workers left (its setup can run twice).
+    """
+    for attempt in range(REGISTER_TRIES):
+        try:
+            client.register_plugin(explorer_imports(), name=ExplorerImports.name)
+            return
+        except OSError:
+            if attempt == REGISTER_TRIES - 1:
+                raise
+            time.sleep(REGISTER_PAUSE)
 
 
 def adaptive(client: Any) -> bool:
@@ -143,7 +163,7 @@ class TaskMap:
         self.chunks = chunks
         self.opaque = opaque
         self.token = uuid.uuid4().hex[:12]
-        client.register_plugin(explorer_imports(), name=ExplorerImports.name)
+        register_imports(client)
         job = opaque((func, shared))
         if len(job.blob) <= INLINE_JOB_BYTES:  # in each chunk's task: placed anywhere
             self.job = None
