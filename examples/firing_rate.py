@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 import explorer as ex
+from outputs import OUT, output_dir
 
 TRAJECTORY = "FiringRate"
 EXAMPLE_RUN = 13          # tau_ref = 5 ms, I = 0.65
@@ -185,17 +186,6 @@ def inspect(filename, png=None):
 
 
 # ---------------------------------------------------------------------- command line
-OUT = "explorer-output"   # the default --out: a folder in the current directory
-
-
-def output_dir(path):
-    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
-    os.makedirs(path, exist_ok=True)
-    ignore = os.path.join(path, ".gitignore")
-    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
-        with open(ignore, "w") as file:
-            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
-    return path
 
 
 def parse_args(argv=None):

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 import explorer as ex
+from outputs import OUT, output_dir
 
 TRAJECTORY = "FiringRateNumba"
 
@@ -63,17 +64,6 @@ def build(traj, points: int) -> None:
         order=("neuron.tau_ref", "neuron.I")))
 
 
-OUT = "explorer-output"   # the default --out: a folder in the current directory
-
-
-def output_dir(path: str) -> str:
-    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
-    os.makedirs(path, exist_ok=True)
-    ignore = os.path.join(path, ".gitignore")
-    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
-        with open(ignore, "w") as file:
-            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
-    return path
 
 
 def main(argv=None) -> None:

@@ -48,6 +48,7 @@ import numpy as np
 
 import explorer as ex
 import hh_model
+from outputs import OUT, output_dir
 
 TRUTH = {"neuron.g_Na": 120.0, "neuron.g_K": 36.0, "neuron.g_L": 0.3, "neuron.E_L": -54.387}
 UNITS = {"neuron.g_Na": "mS/cm^2", "neuron.g_K": "mS/cm^2", "neuron.g_L": "mS/cm^2",
@@ -138,17 +139,6 @@ def plot(recorded: dict[str, list[np.ndarray]], fitted: dict[str, list[np.ndarra
     plt.close(fig)
 
 
-OUT = "explorer-output"   # the default --out: a folder in the current directory
-
-
-def output_dir(path: str) -> str:
-    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
-    os.makedirs(path, exist_ok=True)
-    ignore = os.path.join(path, ".gitignore")
-    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
-        with open(ignore, "w") as file:
-            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
-    return path
 
 
 def main(argv=None) -> None:

@@ -54,6 +54,7 @@ from latent_model import (
     simulate_trial,
     transition_matrix,
 )
+from outputs import OUT, output_dir
 
 TRUE = {"potential.a": 16.0, "potential.b": 12.0, "potential.c": 0.5}
 BOUNDS = {"potential.a": (0.0, 40.0), "potential.b": (-20.0, 20.0), "potential.c": (-5.0, 5.0)}
@@ -153,17 +154,6 @@ def plot(fit: ex.Fit, reference: tuple[float, float], filename: str) -> None:
     plt.close(fig)
 
 
-OUT = "explorer-output"   # the default --out: a folder in the current directory
-
-
-def output_dir(path: str) -> str:
-    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
-    os.makedirs(path, exist_ok=True)
-    ignore = os.path.join(path, ".gitignore")
-    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
-        with open(ignore, "w") as file:
-            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
-    return path
 
 
 def main(argv=None) -> None:

@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 import explorer as ex
+from outputs import OUT, output_dir
 
 DT = 1.0                              # ms
 STEPS = (5.0, 10.0)                   # the current after 500 ms, per protocol
@@ -86,17 +87,6 @@ def fit(name: str, targets: list[np.ndarray], method: str, max_evals: int, worke
         return optimizer.run(max_evals=max_evals)
 
 
-OUT = "explorer-output"   # the default --out: a folder in the current directory
-
-
-def output_dir(path: str) -> str:
-    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
-    os.makedirs(path, exist_ok=True)
-    ignore = os.path.join(path, ".gitignore")
-    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
-        with open(ignore, "w") as file:
-            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
-    return path
 
 
 def main(argv=None) -> None:

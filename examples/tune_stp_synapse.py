@@ -54,6 +54,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 import explorer as ex
+from outputs import OUT, output_dir
 
 DT = 0.025                                  # ms
 BASELINE = 50.0                             # ms before the first pulse
@@ -225,17 +226,6 @@ def plot(params: dict[str, float], found: dict[str, float], png: str) -> None:
     plt.close(fig)
 
 
-OUT = "explorer-output"   # the default --out: a folder in the current directory
-
-
-def output_dir(path: str) -> str:
-    """Create ``path``; the default folder keeps itself out of git (a ``.gitignore`` of ``*``)."""
-    os.makedirs(path, exist_ok=True)
-    ignore = os.path.join(path, ".gitignore")
-    if os.path.normpath(path) == OUT and not os.path.exists(ignore):
-        with open(ignore, "w") as file:
-            file.write("# written by explorer's examples: nothing here is tracked\n*\n")
-    return path
 
 
 def main(argv=None) -> None:

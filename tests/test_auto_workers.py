@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import sys
 import time
 
 import pytest
@@ -15,6 +16,11 @@ EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "firing_
 
 
 def tutorial_module():
+    """The tutorial example as a module (its folder on the path, as ``python examples/...``
+    puts it, for the modules beside it)."""
+    folder = str(EXAMPLE.parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
     spec = importlib.util.spec_from_file_location("firing_rate_example", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
