@@ -24,8 +24,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
 TESTED_ELSEWHERE = {"inspecting.md", "cluster.md", "pypet.md", "storage.md"}
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<language>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
-                   flags=re.S | re.M)
+FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<language>[^\n`]*)\n"
+                   r"(?P<body>.*?)^(?P=indent)```[ \t]*$", flags=re.S | re.M)
 
 pytestmark = [
     # a page's local dask cluster keeps the default dashboard port, which another
