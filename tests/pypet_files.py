@@ -11,13 +11,31 @@ runs did not complete (no results, ``completed`` 0 in pypet's run table).
 from __future__ import annotations
 
 import io
+import os
+import pathlib
 
 import numpy as np
 import pandas as pd
 import scipy.sparse
 import tables
 
-__all__ = ["current", "expected_run", "weights", "write_pypet_file"]
+__all__ = ["current", "expected_run", "fixture_folder", "weights", "write_pypet_file"]
+
+#: Where the pypet-written fixtures may be: ``$EXPLORER_PYPET_FIXTURES``, beside the
+#: repository (``../shared/fixtures/pypet``), or the shared folder of this machine.
+_BESIDE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pypet"
+_FIXTURE_PLACES = (os.environ.get("EXPLORER_PYPET_FIXTURES", ""), str(_BESIDE),
+                   "/work/shared/fixtures/pypet")
+
+
+def fixture_folder() -> pathlib.Path:
+    """The folder of the pypet-written fixtures (the first place holding them), or the
+    place beside the repository when none does (tests then skip, naming it)."""
+    for place in _FIXTURE_PLACES:
+        if place and (pathlib.Path(place) / "pypet_tutorial.hdf5").exists():
+            return pathlib.Path(place)
+    return pathlib.Path(_FIXTURE_PLACES[1])
+
 
 _FILTERS = tables.Filters(complevel=9, complib="zlib", shuffle=True)
 _START = 1.7e9  # seconds since the epoch of run 0's start

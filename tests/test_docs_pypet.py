@@ -11,7 +11,7 @@ and what it prints is compared with the ``text`` block after it, if any. The
 pypet code is fenced as ``text`` (pypet is not installed) and does not run.
 
 The section "Importing pypet files" imports the pypet 0.7 tutorial file of
-``/work/shared/fixtures/pypet``, copied into the directory as
+``shared/fixtures/pypet`` (see ``pypet_files.fixture_folder``), copied into the directory as
 ``pypet_tutorial.hdf5``; its blocks are left out, and the test checking them is
 skipped with the reason, when the fixture or ``ex.import_pypet`` (or, for the
 shell command, ``explorer import-pypet``) is missing.
@@ -40,9 +40,10 @@ from click.testing import CliRunner
 import explorer as ex
 from explorer.cli import cli
 from explorer.runview import RunView
+from pypet_files import fixture_folder
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "pypet.md"
-FIXTURE = pathlib.Path("/work/shared/fixtures/pypet/pypet_tutorial.hdf5")
+FIXTURE = fixture_folder() / "pypet_tutorial.hdf5"
 IMPORTING = "Importing pypet files"
 WARNED = re.compile(r"^\w+Warning: ")
 

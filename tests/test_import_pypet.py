@@ -16,9 +16,9 @@ import tables
 
 import explorer as ex
 from explorer.combine.pypet import PypetImportWarning
-from pypet_files import current, expected_run, weights, write_pypet_file
+from pypet_files import current, expected_run, fixture_folder, weights, write_pypet_file
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pypet"
+FIXTURES = fixture_folder()
 TUTORIAL = FIXTURES / "pypet_tutorial.hdf5"
 
 needs_fixture = pytest.mark.skipif(
