@@ -269,3 +269,26 @@ def test_the_command_line_merges(jobs, tmp_path):
     assert again.returncode == 1
     assert again.stderr.startswith("error: ") and "exists already" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_trajectories_exploring_nothing_merge_only_into_one_run(tmp_path):
+    paths = [str(tmp_path / f"single{k}.h5") for k in range(3)]
+    for k, path in enumerate(paths):
+        with ex.Environment(trajectory="One", filename=path, progress=False,
+                            on_error="record") as env:
+            env.trajectory.add_parameter("x", 4)
+            env.run(run_single, fail=k == 0)
+    with pytest.raises(ex.IncompatibleTrajectoriesError, match="explore nothing.*"
+                       "remove_duplicates=True"):
+        ex.merge(tmp_path / "all.h5", paths)
+    assert not (tmp_path / "all.h5").exists()
+    assert ex.merge(tmp_path / "once.h5", paths, remove_duplicates=True) == 1
+    traj = ex.load_trajectory(tmp_path / "once.h5")
+    assert len(traj) == 1
+    assert traj.to_frame()["status"].tolist() == ["completed"]  # the first completed run
+
+
+def run_single(traj, fail):
+    if fail:
+        raise ValueError("the first job's run fails")
+    return traj.x * 2

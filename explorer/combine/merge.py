@@ -90,7 +90,8 @@ def merge(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]],
         ``out`` exists.
     IncompatibleTrajectoriesError
         The inputs' parameters differ (the message names the parameter and the
-        files), or they explore different parameters.
+        files), or they explore different parameters, or several explore
+        nothing and ``remove_duplicates`` is off (one run each of one point).
     FileFormatError, TrajectoryNotFoundError
         An input is not an explorer file, or does not hold the trajectory.
     """
@@ -104,13 +105,18 @@ def merge(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]],
     opened = [_open(filename, name, allow_pickle) for filename in filenames]
     try:
         _check_compatible(opened)
+        if not opened[0].stored.exploration and len(opened) > 1 and not remove_duplicates:
+            raise IncompatibleTrajectoriesError(
+                f"the trajectories {name!r} explore nothing: each is one run of the same "
+                "point, and a trajectory of several runs needs explored parameters; pass "
+                "remove_duplicates=True to keep one run (the first completed)")
         points = _plan(opened, remove_duplicates)
         with new_file(out) as path:
             _write(path, name, opened, points, allow_pickle, remove_duplicates)
     finally:
         for one in opened:
             one.store.close()
-    return len(next(iter(points.values()))) if points else len(opened)
+    return sum(len(one.kept) for one in opened)
 
 
 def _refuse_repeats(filenames: list[str]) -> None:
