@@ -38,7 +38,7 @@ from ..lockfile import claimed
 from .appender import RunAppender
 from .checksum import mark, verify
 from .columns import VARIABLE_CHUNK_ROWS, ColumnIndex, append_column, append_nodes, append_packed
-from .compaction import FRESH, STATE, compact, merge, trajectory_layers
+from .compaction import FRESH, compact, merge, trajectory_layers
 from .damage import count, damaged, reported
 from .encode import BatchEncoder, EncodeSettings
 from .files import (
@@ -54,8 +54,10 @@ from .files import (
     writing_now,
 )
 from .hdf5guard import check_chunks
+from .layered import child_groups, every_node, last_node, state_group
 from .nodes import attr, read_value, write_value
 from .parts import RUN_ROW, EncodedBatch, NodesPart, PackedPart
+from .runresults import StoredRunResults
 
 __all__ = ["Hdf5Store", "SegmentWriter", "trajectory_names"]
 
@@ -112,40 +114,8 @@ def trajectory_names(filename: str) -> list[str]:
                               f"{handle.filename!r} but their groups are missing or not marked "
                               "as trajectories")
             found += [name for name in here if name not in found and
-                      _state_group(trajectory_layers(view.layers, name), f"/{name}") is not None]
+                      state_group(trajectory_layers(view.layers, name), f"/{name}") is not None]
         return found
-
-
-def _state_group(layers: Sequence[tables.File], path: str) -> tables.Group | None:
-    """The trajectory's group in the last layer that holds its state (attributes)."""
-    for handle in reversed(layers):
-        group = handle.get_node(path)
-        if attr(group, STATE) is not None:
-            return group
-    return None
-
-
-def _last(layers: Sequence[tables.File], path: str) -> tables.Node | None:
-    """The node at ``path`` in the last layer holding one."""
-    for handle in reversed(layers):
-        if path in handle:
-            return handle.get_node(path)
-    return None
-
-
-def _all(layers: Sequence[tables.File], path: str) -> list[tables.Node]:
-    """The nodes at ``path`` in every layer holding one, oldest first."""
-    return [handle.get_node(path) for handle in layers if path in handle]
-
-
-def _child_groups(nodes: Sequence[tables.Group]) -> dict[str, list[tables.Group]]:
-    """``{name: [group in each layer]}`` of the child groups of ``nodes``, in order."""
-    found: dict[str, list[tables.Group]] = {}
-    for node in nodes:
-        verify(node)
-        for child in node._f_iter_nodes("Group"):
-            found.setdefault(child._v_name, []).append(child)
-    return found
 
 
 class Hdf5Store(TrajectoryStore):
@@ -187,7 +157,7 @@ class Hdf5Store(TrajectoryStore):
         return trajectory_layers(view.layers, self.name)
 
     def _state(self, layers: Sequence[tables.File]) -> tables.Group:
-        group = _state_group(layers, self.path)
+        group = state_group(layers, self.path)
         if group is None:
             raise TrajectoryNotFoundError(f"{self.filename!r} holds no trajectory named "
                                           f"{self.name!r}")
@@ -197,7 +167,7 @@ class Hdf5Store(TrajectoryStore):
         if not os.path.exists(self.filename):
             return False
         with reading(self.filename) as view, reported(self.filename, self._what):
-            return _state_group(self._layers(view), self.path) is not None
+            return state_group(self._layers(view), self.path) is not None
 
     def close(self) -> None:
         release(self.filename)
@@ -237,7 +207,7 @@ class Hdf5Store(TrajectoryStore):
             self._generation = current
         index = self._indexes.get(path)
         if index is None:
-            parts = _all(layers, path)
+            parts = every_node(layers, path)
             if not parts:
                 return None
             n_runs = attr(self._state(layers), "n_runs")
@@ -340,17 +310,17 @@ class Hdf5Store(TrajectoryStore):
             group = self._state(layers)
             empty = True
             for branch in ("parameters", "derived_parameters"):
-                node = _last(layers, f"{self.path}/{branch}")
+                node = last_node(layers, f"{self.path}/{branch}")
                 empty = empty and (node is None or not node._v_nchildren)
             empty = empty and all(not node._v_nchildren
-                                  for node in _all(layers, f"{self.path}/results"))
-            config = _last(layers, f"{self.path}/config")
+                                  for node in every_node(layers, f"{self.path}/results"))
+            config = last_node(layers, f"{self.path}/config")
             if config is not None:  # nothing but the seed an Environment stores first
                 root = config._v_pathname
                 leaves = [node._v_pathname[len(root) + 1:] for node in config._f_walknodes("Leaf")]
                 empty = empty and leaves in ([], ["environment/seed"])
             return empty and int(attr(group, "explored_runs", 0) or 0) == 0 and \
-                all(node.nrows == 0 for node in _all(layers, f"{self.path}/runs"))
+                all(node.nrows == 0 for node in every_node(layers, f"{self.path}/runs"))
 
     # ----------------------------------------------------------------- writing
     def _own_group(self, handle: tables.File, state: tables.Group | None) -> tables.Group:
@@ -611,8 +581,8 @@ class Hdf5Store(TrajectoryStore):
         """The session log: when, where and with what each exploration ran."""
         with reading(self.filename) as view, \
                 reported(self.filename, f"{self._what}: its sessions"):
-            return [json.loads(bytes(row).decode("utf-8"))
-                    for log in _all(self._layers(view), f"{self.path}/sessions") for row in log]
+            logs = every_node(self._layers(view), f"{self.path}/sessions")
+            return [json.loads(bytes(row).decode("utf-8")) for log in logs for row in log]
 
     # ----------------------------------------------------------------- reading
     @contextlib.contextmanager
@@ -630,7 +600,7 @@ class Hdf5Store(TrajectoryStore):
                 reported(self.filename, f"{self._what}: its run table"):
             blocks = []
             columns = RUN_ROW.names or ()
-            for node in _all(self._layers(view), f"{self.path}/runs"):
+            for node in every_node(self._layers(view), f"{self.path}/runs"):
                 if not isinstance(node, tables.Table) or not set(columns) <= set(node.coldtypes):
                     raise damaged(self.filename, f"{self._what}: its run table",
                                   f"expected a table with columns {', '.join(columns)}")
@@ -705,7 +675,7 @@ class Hdf5Store(TrajectoryStore):
         self.allow_pickle = allow_pickle
         with reading(self.filename) as view, reported(self.filename, self._what):
             layers = self._layers(view)
-            group = _state_group(layers, self.path)
+            group = state_group(layers, self.path)
             if group is None or attr(group, "explorer_node") != "trajectory":
                 names = trajectory_names(self.filename)
                 raise TrajectoryNotFoundError(
@@ -719,16 +689,16 @@ class Hdf5Store(TrajectoryStore):
             exploration = self._read_exploration(layers, group, kinds)
             stored = StoredTrajectory(attr(group, "comment", ""), tree, exploration, [], [], {})
             if load != "parameters":
-                self._read_results(_all(layers, f"{self.path}/results"), stored, "results",
+                self._read_results(every_node(layers, f"{self.path}/results"), stored, "results",
                                    eager=load == "all", allow_pickle=allow_pickle)
             self._seen = self._stored_state(group)
         return stored
 
     def _read_branch(self, layers: Sequence[tables.File], branch: str,
                      allow_pickle: bool) -> list[TreeRecord]:
-        node = _last(layers, f"{self.path}/{branch}")
+        node = last_node(layers, f"{self.path}/{branch}")
         if node is None:
-            node = _last(layers, f"{self.path}/{branch}_new")  # an older version's swap
+            node = last_node(layers, f"{self.path}/{branch}_new")  # an older version's swap
             if node is None:
                 return []
         path = node._v_pathname
@@ -759,7 +729,7 @@ class Hdf5Store(TrajectoryStore):
                        attr(group, "explored_runs", 0))
         if not names:
             return {}
-        for node in _all(layers, f"{self.path}/exploration"):
+        for node in every_node(layers, f"{self.path}/exploration"):
             verify(node)
         ranges: dict[str, list[Any]] = {}
         for i, name in enumerate(names):
@@ -784,7 +754,7 @@ class Hdf5Store(TrajectoryStore):
 
     def _read_results(self, nodes: list[tables.Group], stored: StoredTrajectory, name: str,
                       eager: bool, allow_pickle: bool) -> None:
-        for child_name, parts in _child_groups(nodes).items():
+        for child_name, parts in child_groups(nodes).items():
             last = parts[-1]
             verify(last, explorer=True)
             child = f"{name}.{child_name}"
@@ -806,7 +776,7 @@ class Hdf5Store(TrajectoryStore):
                             stored: StoredTrajectory) -> None:
         comment = attr(groups[-1], "comment", "")
         has_columns = False
-        for child_name, parts in _child_groups(groups).items():
+        for child_name, parts in child_groups(groups).items():
             verify(parts[-1], explorer=True)
             if attr(parts[-1], "explorer_node") == "column":
                 has_columns = True
@@ -825,107 +795,10 @@ class _ItemLoader:
     def __call__(self) -> Any:
         filename = self.store.filename
         with reading(filename) as view, reported(filename, f"item {self.path!r}"):
-            node = _last(self.store._layers(view), self.path)
+            node = last_node(self.store._layers(view), self.path)
             if node is None:
                 raise KeyError(self.path)
             return read_value(node, self.allow_pickle)
-
-
-class StoredRunResults:
-    """The per-run results in a file, read column by column on demand."""
-
-    def __init__(self, store: Hdf5Store):
-        self._store = store
-
-    def templates(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        store = self._store
-        with reading(store.filename) as view, \
-                reported(store.filename, f"{store._what}: its per-run results"):
-            for root in _all(store._layers(view), f"{store.path}/results"):
-                for group in root._f_walk_groups():
-                    if attr(group, "explorer_node") == "column":
-                        template_path = group._v_parent._v_pathname[len(store.path) + 1:]
-                        found.setdefault(template_path.replace("/", "."),
-                                         attr(_template_root(group), "comment", ""))
-        return found
-
-    def items(self, template: str) -> list[str]:
-        store = self._store
-        path = store._template_path(template)
-        with reading(store.filename) as view, \
-                reported(store.filename, f"{store._what}: results {template!r}"):
-            found: list[str] = []
-            for node in _all(store._layers(view), path):
-                verify(node)
-                found += [g._v_name for g in node._f_iter_nodes("Group")
-                          if attr(g, "explorer_node") == "column" and g._v_name not in found]
-            return found
-
-    def runs(self, template: str, item: str) -> np.ndarray:
-        store = self._store
-        with reading(store.filename) as view, \
-                reported(store.filename, f"{store._what}: {template}.{item}"):
-            index = store.column_index(store._layers(view),
-                                       f"{store._template_path(template)}/{item}")
-            return index.runs if index is not None else np.zeros(0, dtype=np.int64)
-
-    def _index(self, template: str, item: str) -> ColumnIndex:
-        store = self._store
-        with reading(store.filename) as view, \
-                reported(store.filename, f"{store._what}: {template}.{item}"):
-            index = store.column_index(store._layers(view),
-                                       f"{store._template_path(template)}/{item}")
-        if index is None:
-            raise KeyError(item)
-        return index
-
-    def has(self, template: str, item: str, idx: int) -> bool:
-        try:
-            return self._index(template, item).has(idx)
-        except KeyError:
-            return False
-
-    def info(self, template: str, item: str) -> tuple[str, np.dtype | None,
-                                                      tuple[int, ...] | None]:
-        return self._index(template, item).info()
-
-    def read(self, template: str, item: str, runs: np.ndarray) -> np.ndarray | list[Any]:
-        store = self._store
-        wanted = np.asarray(runs, dtype=np.int64)
-        with reading(store.filename):
-            index = self._index(template, item)
-            missing = [idx for idx in wanted.tolist() if not index.has(idx)] \
-                if len(wanted) < 64 else wanted[~np.isin(wanted, index.runs)].tolist()
-            if missing:
-                raise KeyError(missing[0])
-            with reported(store.filename, f"{store._what}: {template}.{item}"):
-                stacked = index.stacked(wanted)
-                if stacked is not None:
-                    return stacked
-                found = index.values(wanted.tolist(), store.allow_pickle)
-        return [found[idx] for idx in wanted.tolist()]
-
-    def get(self, template: str, item: str, idx: int) -> Any:
-        store = self._store
-        path = f"{store._template_path(template)}/{item}"
-        with reading(store.filename) as view:
-            layers = store._layers(view)
-            if _last(layers, path) is None:
-                raise KeyError(item)
-            with reported(store.filename, f"{store._what}: {template}.{item}"):
-                index = store.column_index(layers, path)  # not None: a layer has it
-                found = index.values([idx], store.allow_pickle) if index is not None else {}
-        if idx not in found:
-            raise KeyError(idx)
-        return found[idx]
-
-
-def _template_root(column: tables.Group) -> tables.Group:
-    node = column._v_parent
-    while attr(node, "explorer_node") != "runs":
-        node = node._v_parent
-    return node
 
 
 class SegmentWriter:
