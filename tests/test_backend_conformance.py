@@ -138,9 +138,14 @@ def encode(store: TrajectoryStore, *records: RunRecord) -> Any:
 
 def append(store: TrajectoryStore, *records: RunRecord) -> None:
     """Write ``records`` as one batch through an appender, committed."""
+    commit_batch(store, encode(store, *records))
+
+
+def commit_batch(store: TrajectoryStore, batch: Any) -> None:
+    """Write an encoded ``batch`` through an appender, committed."""
     appender = store.appender(60.0)
     try:
-        appender.add(encode(store, *records))
+        appender.add(batch)
         appender.commit()
     finally:
         appender.close()
@@ -286,12 +291,7 @@ class StoreTests:
                            np.arange(4 * 600, dtype=float).reshape(4, 600))
         encoder.add_column("results.neuron.$", "stacked", "label", runs, ["a", "b", "c", "d"])
         encoder.add_column("results.neuron.$", "stacked", "n", runs[::2], np.array([5, 7]))
-        appender = store.appender(60.0)
-        try:
-            appender.add(encoder.finish())
-            appender.commit()
-        finally:
-            appender.close()
+        commit_batch(store, encoder.finish())
         source = store.run_results()
         assert source.templates() == {"results.neuron.$": "stacked"}
         stacked = source.read("results.neuron.$", "V", runs)
@@ -798,12 +798,7 @@ class StoreTests:
         store = created(make_store())
         encoder = store.encoding.encoder()
         encoder.add_items("results.extra.$", "extra", 3, {"w": 1.5, "v": np.ones(2)})
-        appender = store.appender(60.0)
-        try:
-            appender.add(encoder.finish())
-            appender.commit()
-        finally:
-            appender.close()
+        commit_batch(store, encoder.finish())
         assert store.run_table().idx.tolist() == []
         results = store.run_results()
         assert results.templates() == {"results.extra.$": "extra"}
@@ -817,12 +812,7 @@ class StoreTests:
         encoder.add_block(runs, 100.0, 3.0, "results.block.$", "block",
                           {"x": np.array([1.0, 2.0, 3.0]),
                            "v": np.arange(6, dtype=np.int32).reshape(3, 2)})
-        appender = store.appender(60.0)
-        try:
-            appender.add(encoder.finish())
-            appender.commit()
-        finally:
-            appender.close()
+        commit_batch(store, encoder.finish())
         table = store.run_table()
         assert table.idx.tolist() == [5, 6, 7]
         assert table.status.tolist() == [COMPLETED] * 3
