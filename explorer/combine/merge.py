@@ -28,6 +28,7 @@ from ..provenance import collect, now
 from ..records import RunStatus
 from ..storage.base import (
     ResultRecord,
+    RunTable,
     StoredTrajectory,
     TrajectoryChanges,
     TrajectoryStore,
@@ -54,6 +55,7 @@ class _Input:
     filename: str
     store: TrajectoryStore
     stored: StoredTrajectory
+    table: RunTable  # read once: for duplicates, then for copying
     n_runs: int
     kept: np.ndarray  # indices of the runs kept, ascending
     new: np.ndarray  # their indices in the output, aligned with ``kept``
@@ -147,7 +149,8 @@ def _open(filename: str, name: str, allow_pickle: bool) -> _Input:
     store = backend(BACKEND_NAME).open(filename, name)
     stored = store.read("all", allow_pickle)
     n_runs = len(next(iter(stored.exploration.values()))) if stored.exploration else 1
-    return _Input(filename, store, stored, n_runs, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return _Input(filename, store, stored, store.run_table(), n_runs, np.zeros(0, np.int64),
+                  np.zeros(0, np.int64))
 
 
 def _check_compatible(opened: list[_Input]) -> None:
@@ -197,8 +200,7 @@ def _plan(opened: list[_Input], remove_duplicates: bool) -> dict[str, list[Any]]
         chosen: dict[Any, tuple[int, int, bool]] = {}  # point -> (input, run, completed)
         order: list[Any] = []
         for k, one in enumerate(opened):
-            table = one.store.run_table()
-            completed = set(table.with_status(RunStatus.COMPLETED).tolist())
+            completed = set(one.table.with_status(RunStatus.COMPLETED).tolist())
             for idx in range(one.n_runs):
                 key = point_key([one.stored.exploration[name][idx] for name in explored])
                 done = idx in completed
@@ -268,7 +270,7 @@ def _results(opened: list[_Input]) -> tuple[list[ResultRecord], list[str]]:
 def _copy_runs(new: NewTrajectory, one: _Input) -> None:
     """Copy the kept runs of one input: rows, return values, errors, per-run items."""
     renumber = dict(zip(one.kept.tolist(), one.new.tolist()))
-    table = one.store.run_table()
+    table = one.table
     inside = np.isin(table.idx, one.kept)
     encoder = new.encoder()
     for idx, status, started, duration in zip(table.idx[inside].tolist(),
