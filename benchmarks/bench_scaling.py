@@ -1,12 +1,8 @@
 """Scaling benchmark: runs/s with one and two workers, explorer's overhead per run, and
 workers that join a run late.
 
-Two dask paths are measured side by side in the same rounds, each asked for
-explicitly: chunks as plain dask tasks (what a user's cluster gets:
-``Environment(..., client=client)``), which the targets are for, and chunks sent to
-a chunk runner on each worker (dask actors:
-``Environment(..., executor=DaskExecutor(client=client, actors=True))``), as context.
-Which of the two explorer's own cluster (``workers=N``) takes is explorer's choice
+Every chunk of runs is a plain dask task, on explorer's own cluster
+(``Environment(..., workers=N)``) as on a user's (``Environment(..., client=client)``)
 (``explorer/execution/dask.py``).
 
 Three workloads, each measured in the same invocation:
@@ -33,26 +29,23 @@ the rounds' own ratios):
    forked processes that simulate, copy V into a chunk buffer and compress
    full chunks with explorer's codec, without explorer or dask;
 2. steady state, fixed costs excluded, in interleaved rounds (bare 1, bare 2,
-   explorer ``workers=1``, explorer 2 workers as tasks and as actors, then the
-   trivial workload likewise; tasks and actors take turns going first) so that
-   a slow spell of the machine hits every figure of a round alike; the 2-to-1
-   ratios are printed as best / best and as the median and range of the
-   rounds': ``workers=1`` (this process, numba already loaded) and, on one
-   local cluster started once the way ``Environment(..., workers=N)`` starts it
-   (``DaskExecutor``) and warmed up by small explorations on both paths
-   (workers import the model and load it from numba's cache),
-   ``Environment(..., client=client)`` with 2 workers (tasks) and
-   ``Environment(..., executor=DaskExecutor(client=client, actors=True))`` (actors),
-   with 1 worker (context, tasks) and with 2 workers and a fixed ``chunk_size``
-   of runs / 8 (context, tasks: what coarser chunks give); the time is
-   ``env.run`` (file writes included);
+   explorer ``workers=1``, explorer 2 workers, then the trivial workload
+   likewise) so that a slow spell of the machine hits every figure of a round
+   alike; the 2-to-1 ratios are printed as best / best and as the median and
+   range of the rounds': ``workers=1`` (this process, numba already loaded)
+   and, on one local cluster started once the way ``Environment(...,
+   workers=N)`` starts it (``DaskExecutor``) and warmed up by small
+   explorations (workers import the model and load it from numba's cache),
+   ``Environment(..., client=client)`` with 2 workers (tasks), with 1 worker
+   (context, tasks) and with 2 workers and a fixed ``chunk_size`` of runs / 8
+   (context, tasks: what coarser chunks give); the time is ``env.run`` (file
+   writes included);
 3. end to end: a fresh ``python`` process per measurement doing what a user's
    script does (imports, ``Environment(...)``, explore, ``env.run``, close), in
    turns: ``workers=1``, and 2 workers on a cluster started as ``workers=2``
-   starts it, ``executor=DaskExecutor(2, actors=False)`` (tasks) or
-   ``actors=True`` (actors); ``env.run`` then includes starting the cluster (the
-   executor's start is added to it) and loading the compiled model in every
-   worker, and "script" is the process's wall time;
+   starts it, ``executor=DaskExecutor(2)`` (tasks); ``env.run`` then includes
+   starting the cluster (the executor's start is added to it) and loading the
+   compiled model in every worker, and "script" is the process's wall time;
 4. late join, ``--late-rounds`` rounds (default 5), fresh clusters for every
    figure, the cases in turns: (a) present: 4 single-thread worker processes
    up before ``env.run`` (``client.wait_for_workers(4)``); (b) late: a cluster
@@ -66,8 +59,7 @@ the rounds' own ratios):
    800 x 10 ms between them from their join times, is the present floor, 2.0 s,
    moved by mean(t_i)); the figure is (``env.run`` - mean(t_i)) / the present
    case's ``env.run``, paired within each round. Context: counted from the 4th
-   worker's join, from the ``scale`` call, and not at all; ``env.run`` / floor;
-   the same with actors.
+   worker's join, from the ``scale`` call, and not at all; ``env.run`` / floor.
 
 Framework overhead per run = (explorer's ``env.run`` time - the plain loop's
 time) / runs. Ratios to the raw floor are explorer time / floor time. Each
@@ -94,14 +86,13 @@ rounds measured again, ``--sets`` 3 times at most; all sets are printed, and the
 figures are the last set's. Whether a set is measured again depends on the bare
 work alone, never on explorer's figures.
 
-Targets (issue), for plain tasks (actors beside them, as context): steady-state
-runs/s with 2 workers >= 1.8x ``workers=1`` on the compute-bound grid (best /
-best; the median of rounds is printed too); overhead <= 200 us per run with the
-trivial function (``workers=1``, and 2 workers end to end, cluster start
-included); 4 workers joining 3 s late finish the 800 x 10 ms within 1.3x of the
-workers-present case, counted from their mean join time (median of the
-rounds). Exit status 1 if a target fails (the LIF and trivial ones only at full
-size: smaller ``--points``/``--trivial-runs`` are smoke tests).
+Targets (issue): steady-state runs/s with 2 workers >= 1.8x ``workers=1`` on the
+compute-bound grid (best / best; the median of rounds is printed too); overhead
+<= 200 us per run with the trivial function (``workers=1``, and 2 workers end to
+end, cluster start included); 4 workers joining 3 s late finish the 800 x 10 ms
+within 1.3x of the workers-present case, counted from their mean join time
+(median of the rounds). Exit status 1 if a target fails (the LIF and trivial
+ones only at full size: smaller ``--points``/``--trivial-runs`` are smoke tests).
 
 Usage: python benchmarks/bench_scaling.py [--points 1000] [--trivial-runs 20000]
        [--repeat 30] [--sets 3] [--tries 3] [--late-rounds 5] [--only-late]
@@ -134,8 +125,7 @@ NAME = "scaling"
 FILTERS = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
 TAU_REFS = np.linspace(1.0, 10.0, 10).tolist()
 TARGETS = {"speedup": 1.8, "overhead_us": 200.0, "late": 1.3}
-STEADY = ("bare_1", "bare_2", "w1_lif", "d2_lif", "a2_lif", "w1_trivial", "d2_trivial",
-          "a2_trivial")
+STEADY = ("bare_1", "bare_2", "w1_lif", "d2_lif", "w1_trivial", "d2_trivial")
 #: the late-join case: ``runs`` runs of ``sleep`` seconds on ``workers`` single-thread
 #: workers, which the late case asks for ``delay`` seconds into env.run (cluster.scale)
 LATE = {"runs": 800, "sleep": 0.01, "workers": 4, "delay": 3.0}
@@ -356,28 +346,21 @@ def worker_trim():
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
-def warm_cluster(workers: int, path: str, f: dict, actors: bool = False):
-    """Start a local cluster and warm it up (workers import the model, load numba's cache);
-    with ``actors``, also an executor sending chunks to chunk runners (dask actors) on
-    it, warmed up the same way (the runners are made once per cluster)."""
+def warm_cluster(workers: int, path: str, f: dict):
+    """Start a local cluster and warm it up (workers import the model, load numba's cache)."""
     with Timer() as timer:
         executor, client = start_cluster(workers)
     f[f"d{workers}_start_s"] = timer.s
     f[f"d{workers}_trim"] = sorted({str(v) for v in client.run(worker_trim).values()})
-    runners = DaskExecutor(client=client, actors=True) if actors else None
     with Timer() as timer:
-        for options in ({"client": client}, {"executor": runners}) if actors else \
-                ({"client": client},):
-            explore(path, "lif", 4, **options)        # 40 runs
-            explore(path, "trivial", 100, **options)
+        explore(path, "lif", 4, client=client)        # 40 runs
+        explore(path, "trivial", 100, client=client)
     f[f"d{workers}_warmup_s"] = timer.s
-    return executor, client, runners
+    return executor, client
 
 
-def stop_cluster(executor, workers: int, f: dict, runners=None) -> None:
+def stop_cluster(executor, workers: int, f: dict) -> None:
     with Timer() as timer:
-        if runners is not None:
-            runners.close()  # releases the chunk runners (the client is the cluster's)
         executor.close()  # closes the client and the cluster it started
     f[f"d{workers}_stop_s"] = timer.s
 
@@ -394,41 +377,31 @@ def round_ratios(ones: list[dict], twos: list[dict]) -> list[float]:
 
 def steady_rounds(workdir: str, args, f: dict) -> None:
     """Interleaved rounds on a quiet, warm machine: each round times the bare processes
-    (1, then 2), then explorer with ``workers=1`` and with 2 dask workers, as tasks
-    (the default) and as actors (chunk runners), on both workloads, so that a slow
-    spell of the machine hits every figure of a round alike. Tasks and actors take
-    turns going first, round by round.
+    (1, then 2), then explorer with ``workers=1`` and with 2 dask workers, on both
+    workloads, so that a slow spell of the machine hits every figure of a round alike.
 
     ``--repeat`` rounds make a set. When the bare work of a set scales less than the
     target from 1 to 2 processes, the machine could not give what the target asks of
     explorer while it was measured: the set is put aside and measured again (``--sets``
     at most). Whether a set is measured again depends on the bare work alone.
     """
-    w1_path, d2_path, a2_path = (os.path.join(workdir, name)
-                                 for name in ("w1.h5", "dask2.h5", "actors2.h5"))
-    executor, client, runners = warm_cluster(2, d2_path, f, actors=True)
-    paths = {"d2": (d2_path, {"client": client}), "a2": (a2_path, {"executor": runners})}
+    w1_path, d2_path = (os.path.join(workdir, name) for name in ("w1.h5", "dask2.h5"))
+    executor, client = warm_cluster(2, d2_path, f)
     try:
         for number in range(1, args.sets + 1):
             for key in STEADY:
                 f[key] = []
-            for turn in range(args.repeat):
-                order = ("d2", "a2") if turn % 2 == 0 else ("a2", "d2")
+            for _ in range(args.repeat):
                 f["bare_1"].append(bare_processes(args.points, 1))
                 f["bare_2"].append(bare_processes(args.points, 2))
                 f["w1_lif"].append(explore(w1_path, "lif", args.points))
                 f["w1_mb"] = os.path.getsize(w1_path) / 1e6
-                for key in order:
-                    path, options = paths[key]
-                    f[f"{key}_lif"].append(explore(path, "lif", args.points, **options))
+                f["d2_lif"].append(explore(d2_path, "lif", args.points, client=client))
                 f["w1_trivial"].append(explore(w1_path, "trivial", args.trivial_runs))
-                for key in order:
-                    path, options = paths[key]
-                    f[f"{key}_trivial"].append(explore(path, "trivial", args.trivial_runs,
-                                                       **options))
+                f["d2_trivial"].append(explore(d2_path, "trivial", args.trivial_runs,
+                                               client=client))
             machine = best_ratio(f["bare_1"], f["bare_2"])
             f["sets"].append({"bare": machine, "explorer": best_ratio(f["w1_lif"], f["d2_lif"]),
-                              "actors": best_ratio(f["w1_lif"], f["a2_lif"]),
                               **{key: f[key] for key in STEADY}})
             if machine >= TARGETS["speedup"] or number == args.sets:
                 break
@@ -441,15 +414,15 @@ def steady_rounds(workdir: str, args, f: dict) -> None:
                 f["d2_lif_coarse"].append(explore(d2_path, "lif", args.points, client=client,
                                                   chunk_size=f["coarse"]))
     finally:
-        stop_cluster(executor, 2, f, runners)
-        for path in (w1_path, d2_path, a2_path):
+        stop_cluster(executor, 2, f)
+        for path in (w1_path, d2_path):
             remove_leftovers(path)
 
 
 def steady_dask1(workdir: str, args, f: dict) -> None:
     """Context: a 1-worker cluster (what dask costs against running in this process)."""
     path = os.path.join(workdir, "dask1.h5")
-    executor, client, _ = warm_cluster(1, path, f)
+    executor, client = warm_cluster(1, path, f)
     try:
         for _ in range(args.tries):
             f["d1_lif"].append(explore(path, "lif", args.points, client=client))
@@ -459,18 +432,16 @@ def steady_dask1(workdir: str, args, f: dict) -> None:
         remove_leftovers(path)
 
 
-#: end-to-end variants: key suffix -> (workers, path: None for workers=1 in-process)
-E2E = {"1": (1, None), "2": (2, "tasks"), "2a": (2, "actors")}
-E2E_LABEL = {"1": "workers=1", "2": "2 workers, tasks", "2a": "2 workers, actors"}
+#: end-to-end variants: key suffix -> workers (1: in-process)
+E2E = {"1": 1, "2": 2}
+E2E_LABEL = {"1": "workers=1", "2": "2 workers, tasks"}
 
 
 def end_to_end(workload: str, variant: str, size: int, path: str) -> dict:
     """A fresh process runs one exploration like a user's script; its timings."""
     os.sync()
-    workers, kind = E2E[variant]
     command = [sys.executable, os.path.abspath(__file__), "--child", workload, "--workers",
-               str(workers), "--size", str(size), "--file", path]
-    command += ["--path", kind] if kind else []
+               str(E2E[variant]), "--size", str(size), "--file", path]
     with Timer() as timer:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
@@ -485,15 +456,14 @@ def end_to_end(workload: str, variant: str, size: int, path: str) -> dict:
 def child(args) -> dict:
     """In a fresh process: imports, Environment, explore, run, close (what a script does).
 
-    With ``--path``, the cluster is started as ``Environment(..., workers=N)`` starts
-    it but with chunks sent as tasks or to chunk runners whatever explorer's default
-    for its own cluster, ``DaskExecutor(N, actors=...)`` given as ``executor=``; its
-    start is added to ``env.run``'s time (with ``workers=N`` it happens in ``env.run``).
+    With more than one worker, the cluster is started as ``Environment(...,
+    workers=N)`` starts it, ``DaskExecutor(N)`` given as ``executor=``; its start is
+    added to ``env.run``'s time (with ``workers=N`` it happens in ``env.run``).
     """
-    if not args.path:
-        return explore(args.file, args.child, args.size, workers=args.workers)
+    if args.workers == 1:
+        return explore(args.file, args.child, args.size, workers=1)
     start = time.perf_counter()
-    executor = DaskExecutor(args.workers, actors=args.path == "actors")
+    executor = DaskExecutor(args.workers)
     started = time.perf_counter() - start
     try:
         figures = explore(args.file, args.child, args.size, executor=executor)
@@ -515,10 +485,9 @@ def late_floor(joined: list[float], work: float) -> float:
     return float("nan")
 
 
-def late_case(path: str, present: int, actors: bool) -> dict:
+def late_case(path: str, present: int) -> dict:
     """One exploration of LATE["runs"] sleeping runs on a fresh user's LocalCluster given
-    as ``client=`` (or, with ``actors``, through ``DaskExecutor(client=client,
-    actors=True)``): ``present`` workers up before env.run, and, if fewer than
+    as ``client=``: ``present`` workers up before env.run, and, if fewer than
     LATE["workers"], ``cluster.scale(LATE["workers"])`` LATE["delay"] seconds after a
     timer started just before env.run. Returns env.run's time and when (seconds into
     env.run) the scheduler counted each worker."""
@@ -538,8 +507,6 @@ def late_case(path: str, present: int, actors: bool) -> dict:
             distributed.Client(cluster) as client:
         if present:
             client.wait_for_workers(present)
-        runners = DaskExecutor(client=client, actors=True) if actors else None
-        options = {"executor": runners} if actors else {"client": client}
         joined: list[float] = []
         watching = threading.Event()
         started = [0.0]
@@ -551,28 +518,24 @@ def late_case(path: str, present: int, actors: bool) -> dict:
                     joined.append(time.perf_counter() - started[0])
                 time.sleep(0.005)
 
-        try:
-            with ex.Environment(NAME, filename=path, overwrite_file=True, progress=False,
-                                **options) as env:
-                setup(env.trajectory, LATE["runs"])
-                scale = threading.Timer(LATE["delay"], cluster.scale, args=(total,)) \
-                    if present < total else None
-                started[0] = time.perf_counter()
-                watcher = threading.Thread(target=watch, daemon=True)
-                watcher.start()
+        with ex.Environment(NAME, filename=path, overwrite_file=True, progress=False,
+                            client=client) as env:
+            setup(env.trajectory, LATE["runs"])
+            scale = threading.Timer(LATE["delay"], cluster.scale, args=(total,)) \
+                if present < total else None
+            started[0] = time.perf_counter()
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            if scale is not None:
+                scale.start()
+            try:
+                with Timer() as timer:
+                    results = env.run(func)
+            finally:
+                watching.set()
+                watcher.join()
                 if scale is not None:
-                    scale.start()
-                try:
-                    with Timer() as timer:
-                        results = env.run(func)
-                finally:
-                    watching.set()
-                    watcher.join()
-                    if scale is not None:
-                        scale.cancel()
-        finally:
-            if runners is not None:
-                runners.close()
+                    scale.cancel()
     if len(results) != LATE["runs"]:
         raise RuntimeError(f"{len(results)} results for {LATE['runs']} runs")
     joined = [0.0] * present + joined[present:total]
@@ -582,16 +545,14 @@ def late_case(path: str, present: int, actors: bool) -> dict:
 
 def late_rounds(workdir: str, args, f: dict) -> None:
     """``--late-rounds`` rounds of the late-join case: workers present and joining late,
-    as tasks (the default) and as actors (context), each on a fresh cluster; the cases
-    take turns going first."""
+    each on a fresh cluster; the cases take turns going first."""
     path = os.path.join(workdir, "late.h5")
-    cases = [("late_present", LATE["workers"], False), ("late_late", 0, False),
-             ("late_present_actors", LATE["workers"], True), ("late_late_actors", 0, True)]
+    cases = [("late_present", LATE["workers"]), ("late_late", 0)]
     try:
         for turn in range(args.late_rounds):
             shift = turn % len(cases)
-            for key, present, actors in cases[shift:] + cases[:shift]:
-                f[key].append(late_case(path, present, actors))
+            for key, present in cases[shift:] + cases[:shift]:
+                f[key].append(late_case(path, present))
             print(f"late-join round {turn + 1}: " + ", ".join(
                 f"{key[5:]} {f[key][-1]['s']:.2f} s" for key, *_ in cases), flush=True)
     finally:
@@ -660,8 +621,8 @@ def spread(values: list[float], unit: str = "x", digits: int = 2) -> str:
             f"{max(values):.{digits}f}{unit})")
 
 
-def report_steady(f: dict, args) -> list[tuple[str, str, str, str, bool | None]]:
-    """The LIF and trivial figures; the targets' rows (label, tasks, limit, actors, ok)."""
+def report_steady(f: dict, args) -> list[tuple[str, str, str, bool | None]]:
+    """The LIF and trivial figures; the targets' rows (label, value, limit, ok)."""
     runs, trivial = args.points * len(TAU_REFS), args.trivial_runs
     loop, write = pick(f["floor_loop"]), pick(f["floor_write"])
     floor = loop[0] + write[0]
@@ -678,7 +639,6 @@ def report_steady(f: dict, args) -> list[tuple[str, str, str, str, bool | None]]
     if f["d1_lif"]:
         rows.append(("steady, dask 1 worker, tasks: env.run", "steady", pick(f["d1_lif"])))
     rows.append(("steady, dask 2 workers, tasks: env.run", "steady", pick(f["d2_lif"])))
-    rows.append(("steady, dask 2 workers, actors: env.run", "steady", pick(f["a2_lif"])))
     if f["d2_lif_coarse"]:
         rows.append((f"  tasks, chunk_size={f['coarse']} (context)", "steady",
                      pick(f["d2_lif_coarse"])))
@@ -689,13 +649,11 @@ def report_steady(f: dict, args) -> list[tuple[str, str, str, str, bool | None]]
                      pick(f[f"e2e_lif_{v}"], "script_s")))
     table(rows, runs, floor)
     one, plain = pick(f["w1_lif"])[0], pick(f["plain_lif"])[0]
-    two, twa = pick(f["d2_lif"])[0], pick(f["a2_lif"])[0]
+    two = pick(f["d2_lif"])[0]
     print(f"  explorer beyond the run function, per run: workers=1 "
           f"{(one - plain) / runs * 1e6:.0f} us; 2 workers {(2 * two - plain) / runs * 1e6:.0f} "
-          f"us (tasks), {(2 * twa - plain) / runs * 1e6:.0f} us (actors) of the 2 cores' time "
-          "(2 x wall - plain loop)")
-    pairs = {"bare work": ("bare_1", "bare_2"), "explorer, tasks": ("w1_lif", "d2_lif"),
-             "explorer, actors": ("w1_lif", "a2_lif")}
+          "us of the 2 cores' time (2 x wall - plain loop)")
+    pairs = {"bare work": ("bare_1", "bare_2"), "explorer, tasks": ("w1_lif", "d2_lif")}
     ratios = {name: round_ratios(f[a], f[b]) for name, (a, b) in pairs.items()}
     bare = statistics.median(ratios["bare work"])
     print(f"  2 / 1, best / best and the median (range) of the {len(f['bare_1'])} interleaved "
@@ -704,14 +662,10 @@ def report_steady(f: dict, args) -> list[tuple[str, str, str, str, bool | None]]
         share = "" if name == "bare work" else \
             f" = {statistics.median(ratios[name]) / bare:.0%} of the bare work's median"
         print(f"    {name:<17} {best_ratio(f[a], f[b]):.2f}x, {spread(ratios[name])}{share}")
-    versus = round_ratios(f["a2_lif"], f["d2_lif"])
-    print(f"  tasks against actors in the same rounds (actors' time / tasks' time, > 1: tasks "
-          f"faster): LIF {spread(versus)}, trivial "
-          f"{spread(round_ratios(f['a2_trivial'], f['d2_trivial']))}")
-    noise({"workers=1": f["w1_lif"], "tasks": f["d2_lif"], "actors": f["a2_lif"]})
+    noise({"workers=1": f["w1_lif"], "tasks": f["d2_lif"]})
     if len(f["sets"]) > 1:
-        print("  sets of steady rounds (best / best: bare work, tasks, actors): " + "; ".join(
-            f"{i} {s['bare']:.2f}x, {s['explorer']:.2f}x, {s['actors']:.2f}x"
+        print("  sets of steady rounds (best / best: bare work, tasks): " + "; ".join(
+            f"{i} {s['bare']:.2f}x, {s['explorer']:.2f}x"
             for i, s in enumerate(f["sets"], 1))
             + f" (a set whose bare work scaled less than {TARGETS['speedup']}x was measured "
               "again; the figures above are the last set's)")
@@ -724,7 +678,6 @@ def report_steady(f: dict, args) -> list[tuple[str, str, str, str, bool | None]]
         rows.append(("steady, dask 1 worker, tasks: env.run", "steady",
                      pick(f["d1_trivial"])))
     rows.append(("steady, dask 2 workers, tasks: env.run", "steady", pick(f["d2_trivial"])))
-    rows.append(("steady, dask 2 workers, actors: env.run", "steady", pick(f["a2_trivial"])))
     for v in E2E if f["e2e_trivial_1"] else ():
         rows.append((f"end to end, {E2E_LABEL[v]}: env.run", "e2e",
                      pick(f[f"e2e_trivial_{v}"])))
@@ -734,97 +687,73 @@ def report_steady(f: dict, args) -> list[tuple[str, str, str, str, bool | None]]
     overhead = table(rows, trivial, None)
 
     print(f"\n  fixed costs: dask 2 workers: cluster start {f['d2_start_s']:.2f} s, warm-up "
-          f"explorations (tasks and actors) {f['d2_warmup_s']:.2f} s, stop {f['d2_stop_s']:.2f} "
+          f"explorations {f['d2_warmup_s']:.2f} s, stop {f['d2_stop_s']:.2f} "
           f"s; numba's first call in this process {f['numba_first_s']:.2f} s; workers' "
           f"MALLOC_TRIM_THRESHOLD_: {', '.join(f['d2_trim'])}")
     if f["e2e_lif_1"]:
         print("  LIF end to end, env.run 2 workers vs workers=1 (fixed costs included): "
-              + ", ".join(f"{pick(f['e2e_lif_1'])[0] / pick(f[f'e2e_lif_{v}'])[0]:.2f}x "
-                          f"({E2E[v][1]})" for v in ("2", "2a")))
+              f"{pick(f['e2e_lif_1'])[0] / pick(f['e2e_lif_2'])[0]:.2f}x")
 
     limit = f">= {TARGETS['speedup']}x"
-    median, median_actors = (statistics.median(ratios[key])
-                             for key in ("explorer, tasks", "explorer, actors"))
-    fast = {"tasks": one / two, "actors": one / twa}
-    w2 = {path: f"end to end, 2 workers, {path}: env.run" if f["e2e_trivial_2"] else
-          f"steady, dask 2 workers, {path}: env.run" for path in ("tasks", "actors")}
+    median = statistics.median(ratios["explorer, tasks"])
+    fast = one / two
+    w2 = "end to end, 2 workers, tasks: env.run" if f["e2e_trivial_2"] else \
+        "steady, dask 2 workers, tasks: env.run"
     where = "end to end" if f["e2e_trivial_2"] else "steady"
     w1 = "steady, workers=1 (in-process) env.run"
     us = f"<= {TARGETS['overhead_us']:.0f} us"
     cap = TARGETS["overhead_us"]
-
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "FAIL"
-
-    checks = [("LIF: 2 workers / workers=1, best / best", f"{fast['tasks']:.2f}x", limit,
-               f"{fast['actors']:.2f}x {verdict(fast['actors'] >= TARGETS['speedup'])}",
-               fast["tasks"] >= TARGETS["speedup"]),
+    checks = [("LIF: 2 workers / workers=1, best / best", f"{fast:.2f}x", limit,
+               fast >= TARGETS["speedup"]),
               (f"LIF: same, median (range) of {len(ratios['bare work'])} rounds",
-               spread(ratios["explorer, tasks"]), limit,
-               spread(ratios["explorer, actors"]) + " "
-               + verdict(median_actors >= TARGETS["speedup"]),
-               median >= TARGETS["speedup"]),
+               spread(ratios["explorer, tasks"]), limit, median >= TARGETS["speedup"]),
               ("  the bare work in the same rounds (machine)",
                f"{best_ratio(f['bare_1'], f['bare_2']):.2f}x, {spread(ratios['bare work'])}",
-               "", "", None),
-              ("trivial: overhead per run, workers=1", f"{overhead[w1]:.0f} us", us, "",
+               "", None),
+              ("trivial: overhead per run, workers=1", f"{overhead[w1]:.0f} us", us,
                overhead[w1] <= cap),
-              (f"trivial: overhead per run, 2 workers ({where})",
-               f"{overhead[w2['tasks']]:.0f} us", us,
-               f"{overhead[w2['actors']]:.0f} us {verdict(overhead[w2['actors']] <= cap)}",
-               overhead[w2["tasks"]] <= cap)]
+              (f"trivial: overhead per run, 2 workers ({where})", f"{overhead[w2]:.0f} us", us,
+               overhead[w2] <= cap)]
     return checks
 
 
-def report_late(f: dict) -> list[tuple[str, str, str, str, bool | None]]:
-    """The late-join figures; the target's rows (label, tasks, limit, actors, ok)."""
+def report_late(f: dict) -> list[tuple[str, str, str, bool | None]]:
+    """The late-join figures; the target's rows (label, value, limit, ok)."""
     work = LATE["runs"] * LATE["sleep"]
     print(f"\nLate join: {LATE['runs']} runs of time.sleep({LATE['sleep']}) on a user's "
           f"LocalCluster (client=), {LATE['workers']} single-thread worker processes present "
           f"before env.run, against none present and cluster.scale({LATE['workers']}) "
           f"{LATE['delay']:.0f} s into env.run; fresh clusters, {len(f['late_present'])} "
           "interleaved rounds; env.run's time")
-    figures = {}
-    for path, suffix in (("tasks", ""), ("actors", "_actors")):
-        present, late = f["late_present" + suffix], f["late_late" + suffix]
-        if not present:
-            continue
-        last = [t["joined"][-1] if len(t["joined"]) == LATE["workers"] else float("nan")
-                for t in late]
-        first = [t["joined"][0] if t["joined"] else float("nan") for t in late]
-        # a late run as efficient as the present one ends at the workers' mean join
-        # time + the present case's time (its floor moves by that mean: late_floor)
-        mean = [statistics.fmean(t["joined"]) if len(t["joined"]) == LATE["workers"]
-                else float("nan") for t in late]
-        like = [(b["s"] - t) / a["s"] for a, b, t in zip(present, late, mean)]
-        after_last = [(b["s"] - t) / a["s"] for a, b, t in zip(present, late, last)]
-        figures[path] = {"like": like, "raw": round_ratios(late, present),
-                         "from_scale": [(b["s"] - LATE["delay"]) / a["s"]
-                                        for a, b in zip(present, late)]}
-        print(f"  {path}:")
-        print(f"    present: env.run {spread([t['s'] for t in present], ' s')}; floor "
-              f"{work / LATE['workers']:.2f} s; / floor "
-              f"{spread([t['s'] / t['floor'] for t in present])}; other load "
-              f"{spread([t['other'] for t in present], '', 2)}")
-        print(f"    late:    env.run {spread([t['s'] for t in late], ' s')}; workers joined at "
-              f"{spread(first, ' s')} (1st), {spread(last, ' s')} (4th), "
-              f"{spread(mean, ' s')} (mean) into env.run; floor "
-              f"{spread([t['floor'] for t in late], ' s')}; / floor "
-              f"{spread([t['s'] / t['floor'] for t in late])}; other load "
-              f"{spread([t['other'] for t in late], '', 2)}")
-        print("    rounds (present / late s, workers' mean join s): " + ", ".join(
-            f"{a['s']:.2f}/{b['s']:.2f} ({t:.2f})" for a, b, t in zip(present, late, mean)))
-        print(f"    (late - mean join) / present {spread(like)}; context: (late - 4th "
-              f"joined) / present {spread(after_last)}, late / present "
-              f"{spread(figures[path]['raw'])}, (late - {LATE['delay']:.0f} s) / present "
-              f"{spread(figures[path]['from_scale'])}")
-    tasks, actors = figures.get("tasks"), figures.get("actors")
-    ok = statistics.median(tasks["like"]) <= TARGETS["late"] if tasks else None
-    return [("late join: (late - mean join) / present, median (range)",
-             spread(tasks["like"]) if tasks else "-", f"<= {TARGETS['late']}x",
-             f"{spread(actors['like'])} "
-             f"{'PASS' if statistics.median(actors['like']) <= TARGETS['late'] else 'FAIL'}"
-             if actors else "", ok)]
+    present, late = f["late_present"], f["late_late"]
+    last = [t["joined"][-1] if len(t["joined"]) == LATE["workers"] else float("nan")
+            for t in late]
+    first = [t["joined"][0] if t["joined"] else float("nan") for t in late]
+    # a late run as efficient as the present one ends at the workers' mean join
+    # time + the present case's time (its floor moves by that mean: late_floor)
+    mean = [statistics.fmean(t["joined"]) if len(t["joined"]) == LATE["workers"]
+            else float("nan") for t in late]
+    like = [(b["s"] - t) / a["s"] for a, b, t in zip(present, late, mean)]
+    after_last = [(b["s"] - t) / a["s"] for a, b, t in zip(present, late, last)]
+    from_scale = [(b["s"] - LATE["delay"]) / a["s"] for a, b in zip(present, late)]
+    print(f"  present: env.run {spread([t['s'] for t in present], ' s')}; floor "
+          f"{work / LATE['workers']:.2f} s; / floor "
+          f"{spread([t['s'] / t['floor'] for t in present])}; other load "
+          f"{spread([t['other'] for t in present], '', 2)}")
+    print(f"  late:    env.run {spread([t['s'] for t in late], ' s')}; workers joined at "
+          f"{spread(first, ' s')} (1st), {spread(last, ' s')} (4th), "
+          f"{spread(mean, ' s')} (mean) into env.run; floor "
+          f"{spread([t['floor'] for t in late], ' s')}; / floor "
+          f"{spread([t['s'] / t['floor'] for t in late])}; other load "
+          f"{spread([t['other'] for t in late], '', 2)}")
+    print("  rounds (present / late s, workers' mean join s): " + ", ".join(
+        f"{a['s']:.2f}/{b['s']:.2f} ({t:.2f})" for a, b, t in zip(present, late, mean)))
+    print(f"  (late - mean join) / present {spread(like)}; context: (late - 4th "
+          f"joined) / present {spread(after_last)}, late / present "
+          f"{spread(round_ratios(late, present))}, (late - {LATE['delay']:.0f} s) / present "
+          f"{spread(from_scale)}")
+    return [("late join: (late - mean join) / present, median (range)", spread(like),
+             f"<= {TARGETS['late']}x", statistics.median(like) <= TARGETS["late"])]
 
 
 def report(f: dict, args) -> bool:
@@ -841,12 +770,11 @@ def report(f: dict, args) -> bool:
     checks = report_steady(f, args) if f["w1_lif"] else []
     if f["late_present"]:
         checks += report_late(f)
-    print("\n  targets: for plain tasks (a user's cluster, client=); chunk runners (actors) as "
-          "context")
-    print(f"  {'target':<52}{'tasks':>24}  {'limit':<9} {'result':<7} actors (context)")
-    for label, value, limit, actors, ok in checks:
+    print("\n  targets:")
+    print(f"  {'target':<52}{'measured':>24}  {'limit':<9} result")
+    for label, value, limit, ok in checks:
         result = "" if ok is None else "PASS" if ok else "FAIL"
-        print(f"  {label:<52}{value:>24}  {limit:<9} {result:<7} {actors}")
+        print(f"  {label:<52}{value:>24}  {limit:<9} {result}")
     if f["sets"] and f["sets"][-1]["bare"] < TARGETS["speedup"]:
         print(f"  (the bare work scaled {f['sets'][-1]['bare']:.2f}x in the last of "
               f"{len(f['sets'])} sets of steady rounds, less than {TARGETS['speedup']}x: the "
@@ -915,7 +843,6 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
-    parser.add_argument("--path", choices=("tasks", "actors"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args)))
@@ -925,8 +852,7 @@ def main() -> int:
     os.makedirs(workdir, exist_ok=True)
     keys = ["floor_loop", "floor_write", "plain_lif", "plain_trivial", "bare_1", "bare_2",
             "w1_lif", "w1_trivial", "d1_lif", "d1_trivial", "d2_lif", "d2_lif_coarse",
-            "d2_trivial", "a2_lif", "a2_trivial", "sets", "late_present", "late_late",
-            "late_present_actors", "late_late_actors"]
+            "d2_trivial", "sets", "late_present", "late_late"]
     keys += [f"e2e_{w}_{v}" for w in ("lif", "trivial") for v in E2E]
     f: dict = {key: [] for key in keys}
     runs = args.points * len(TAU_REFS)
@@ -970,7 +896,7 @@ def main() -> int:
             with open(args.save, "w") as out:
                 json.dump(f, out, indent=1)
     finally:
-        clean_up(workdir, ("floor", "w1", "dask1", "dask2", "actors2", "e2e", "late"),
+        clean_up(workdir, ("floor", "w1", "dask1", "dask2", "e2e", "late"),
                  args.keep, bool(args.dir))
     return 0 if ok else 1
 
