@@ -86,7 +86,7 @@ class Environment:
     executor : Executor, optional
         An execution back end to use instead of ``workers``, ``scheduler`` and
         ``client`` (left open), e.g.
-        ``explorer.execution.dask.DaskExecutor(client=client, actors=True)``.
+        ``explorer.execution.dask.DaskExecutor(4, retries_after_worker_death=0)``.
     storage : {"queue", "lock"}
         ``"queue"``: workers send encoded results back and this process writes
         them. ``"lock"``: workers write their runs into the file themselves, each

@@ -108,10 +108,8 @@ def test_the_page_runs_top_to_bottom(tmp_path, monkeypatch, caplog):
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(terminal):
                 exec(compile(source, f"{DOC}: block {block.number}", "exec"), namespace)
             printed_by[block.number] = printed.getvalue()
-            if "executor.close()" in source:  # the chunk runners are released, as the page says
-                held = namespace["client"].who_has()
-                assert not [key for key, where in held.items()
-                            if "explorer" in str(key) and where], held
+            if "executor.close()" in source:  # its cluster is stopped, as the page says
+                assert namespace["executor"].client.status == "closed"
             if block.output is not None:
                 assert lines(printed.getvalue()) == lines(block.output), f"block {block.number}"
     finally:
@@ -135,7 +133,7 @@ def check_stated_facts(ns: dict, printed_by: dict[int, str]) -> None:
     """What the page says about the runs, on the files and namespace its blocks left."""
     # every exploration stored its 20 runs, completed; both storage modes the same items
     for filename, name in (("lif.h5", "LIF"), ("timing.h5", "Timing"), ("lif-lock.h5", "LIF"),
-                           ("auto.h5", "Auto"), ("lif-actors.h5", "LIF"),
+                           ("auto.h5", "Auto"), ("lif-executor.h5", "LIF"),
                            ("watched.h5", "LIF")):
         frame = ex.load_trajectory(filename, name).to_frame()
         assert len(frame) == 20 and (frame.status == "completed").all(), filename

@@ -167,6 +167,12 @@ class Points:
             self._limit -= given
             return self._limit, given
 
+    def one_by_one(self) -> list[Points]:
+        """Each run, as a chunk of its own."""
+        return [Points([idx], {name: [values[position]] for name, values in self.columns.items()},
+                       self.budget, self.splittable)
+                for position, idx in enumerate(self.indices)]
+
     def split_at(self, keep: int) -> tuple[Points, Points]:
         """The first ``keep`` runs and the others, as two chunks of their own."""
         def part(window: slice) -> Points:
