@@ -27,7 +27,12 @@ the rounds' own ratios):
    nothing (trivial workload: the same calls of ``f``); and the bare work,
    what the machine itself gives: the grid dealt point by point to 1 and to 2
    forked processes that simulate, copy V into a chunk buffer and compress
-   full chunks with explorer's codec, without explorer or dask;
+   full chunks with explorer's codec, without explorer or dask; and the bare
+   work into one file, the same job as explorer's: with 1 process it also
+   writes every compressed chunk into one HDF5 dataset (``write_chunk``); with
+   2, forked processes send their chunks through pipes to this process, the
+   one writer (on 2 cores the writer takes its share of them, as explorer's
+   driver does);
 2. steady state, fixed costs excluded, in interleaved rounds (bare 1, bare 2,
    explorer ``workers=1``, explorer 2 workers, then the trivial workload
    likewise) so that a slow spell of the machine hits every figure of a round
@@ -125,7 +130,7 @@ NAME = "scaling"
 FILTERS = tables.Filters(complevel=5, complib="blosc:lz4", shuffle=True)
 TAU_REFS = np.linspace(1.0, 10.0, 10).tolist()
 TARGETS = {"speedup": 1.8, "overhead_us": 200.0, "late": 1.3}
-STEADY = ("bare_1", "bare_2", "w1_lif", "d2_lif", "w1_trivial", "d2_trivial")
+STEADY = ("bare_1", "bare_2", "pipe_1", "pipe_2", "w1_lif", "d2_lif", "w1_trivial", "d2_trivial")
 #: the late-join case: ``runs`` runs of ``sleep`` seconds on ``workers`` single-thread
 #: workers, which the late case asks for ``delay`` seconds into env.run (cluster.scale)
 LATE = {"runs": 800, "sleep": 0.01, "workers": 4, "delay": 3.0}
@@ -317,6 +322,95 @@ def bare_processes(points: int, processes: int) -> dict:
     return {"s": seconds, "other": timer.other}
 
 
+def _compressed_chunks(first: int, step: int, points: int, send) -> None:
+    """Grid points ``first::step`` simulated and compressed chunk by chunk as
+    :func:`_bare_share` does them, each compressed chunk given to ``send``."""
+    from explorer.storage.hdf5.codec import chunk_compressor
+    from explorer.storage.hdf5.columns import chunk_rows
+
+    grid = lif_grid(points)
+    I, tau_ref = grid["neuron.I"][first::step], grid["neuron.tau_ref"][first::step]
+    n = lif_model.n_steps(NEURON["duration"], NEURON["dt"])
+    buffer = np.empty((chunk_rows(n * 8), n))
+    compress = chunk_compressor(FILTERS.complib, FILTERS.complevel, FILTERS.shuffle, 8,
+                                buffer.nbytes)
+    filled = 0
+    for i, r in zip(I, tau_ref):
+        buffer[filled], _ = lif_model.simulate(NEURON["V_init"], i, NEURON["tau_V"], r,
+                                               NEURON["dt"], n)
+        filled += 1
+        if filled == len(buffer):
+            send(compress(buffer))
+            filled = 0
+    if filled:
+        send(compress(buffer))
+
+
+def _pipe_share(first: int, step: int, points: int, sink, ready, go) -> None:
+    """In a forked process: :func:`_compressed_chunks` sent through the pipe ``sink``."""
+    ready.put(first)
+    go.wait()
+    _compressed_chunks(first, step, points, sink.send_bytes)
+    sink.send_bytes(b"")  # done
+    sink.close()
+
+
+def bare_pipeline(path: str, points: int, processes: int) -> dict:
+    """The bare work into one file: every compressed chunk written into one HDF5 dataset
+    (``Leaf.write_chunk``, as explorer writes them). With 1 process this process
+    simulates, compresses and writes; with more, forked processes simulate and
+    compress, and send the chunks through pipes to this process, the one writer.
+    Wall time from the start signal to the file closed."""
+    import multiprocessing
+    import multiprocessing.connection
+
+    from explorer.storage.hdf5.columns import chunk_rows
+
+    n = lif_model.n_steps(NEURON["duration"], NEURON["dt"])
+    rows = chunk_rows(n * 8)
+    if os.path.exists(path):
+        os.remove(path)
+    handle = tables.open_file(path, "w")
+    data = handle.create_earray("/", "V", tables.Float64Atom(), (0, n), filters=FILTERS,
+                                chunkshape=(rows, n))
+    context = multiprocessing.get_context("fork")
+    ready, go = context.Queue(), context.Event()
+    pipes = [context.Pipe(duplex=False) for _ in range(processes)] if processes > 1 else []
+    children = [context.Process(target=_pipe_share,
+                                args=(first, processes, points, pipes[first][1], ready, go))
+                for first in range(len(pipes))]
+    for child in children:
+        child.start()
+    for _, sending in pipes:
+        sending.close()
+        ready.get()
+    written = 0
+
+    def write(blob: bytes) -> None:
+        nonlocal written
+        data.truncate((written + 1) * rows)
+        data.write_chunk((written * rows, 0), blob)
+        written += 1
+
+    with Timer() as timer:
+        go.set()
+        if pipes:
+            open_ends = [receiving for receiving, _ in pipes]
+            while open_ends:
+                for end in multiprocessing.connection.wait(open_ends):
+                    blob = end.recv_bytes()
+                    if blob:
+                        write(blob)
+                    else:
+                        open_ends.remove(end)
+        else:
+            _compressed_chunks(0, 1, points, write)
+        handle.close()
+        for child in children:
+            child.join()
+    return {"s": timer.s, "other": timer.other}
+
+
 # ---------------------------------------------------------------------- explorer
 def explore(path: str, workload: str, size: int, **options) -> dict:
     """One exploration written to ``path``: env.run's time (``s``) and the with-block's."""
@@ -385,7 +479,8 @@ def steady_rounds(workdir: str, args, f: dict) -> None:
     explorer while it was measured: the set is put aside and measured again (``--sets``
     at most). Whether a set is measured again depends on the bare work alone.
     """
-    w1_path, d2_path = (os.path.join(workdir, name) for name in ("w1.h5", "dask2.h5"))
+    w1_path, d2_path, pipe_path = (os.path.join(workdir, name)
+                                   for name in ("w1.h5", "dask2.h5", "pipe.h5"))
     executor, client = warm_cluster(2, d2_path, f)
     try:
         for number in range(1, args.sets + 1):
@@ -394,6 +489,8 @@ def steady_rounds(workdir: str, args, f: dict) -> None:
             for _ in range(args.repeat):
                 f["bare_1"].append(bare_processes(args.points, 1))
                 f["bare_2"].append(bare_processes(args.points, 2))
+                f["pipe_1"].append(bare_pipeline(pipe_path, args.points, 1))
+                f["pipe_2"].append(bare_pipeline(pipe_path, args.points, 2))
                 f["w1_lif"].append(explore(w1_path, "lif", args.points))
                 f["w1_mb"] = os.path.getsize(w1_path) / 1e6
                 f["d2_lif"].append(explore(d2_path, "lif", args.points, client=client))
@@ -415,7 +512,7 @@ def steady_rounds(workdir: str, args, f: dict) -> None:
                                                   chunk_size=f["coarse"]))
     finally:
         stop_cluster(executor, 2, f)
-        for path in (w1_path, d2_path):
+        for path in (w1_path, d2_path, pipe_path):
             remove_leftovers(path)
 
 
@@ -635,6 +732,8 @@ def report_steady(f: dict, args) -> list[tuple[str, str, str, bool | None]]:
             ("run function in a plain loop (no storage)", "", pick(f["plain_lif"])),
             ("bare work, 1 process (no framework)", "bare", pick(f["bare_1"])),
             ("bare work, 2 processes (no framework)", "bare", pick(f["bare_2"])),
+            ("bare work into one file, 1 process", "bare", pick(f["pipe_1"])),
+            ("bare work into one file, 2 processes + writer", "bare", pick(f["pipe_2"])),
             ("steady, workers=1 (in-process) env.run", "steady", pick(f["w1_lif"]))]
     if f["d1_lif"]:
         rows.append(("steady, dask 1 worker, tasks: env.run", "steady", pick(f["d1_lif"])))
@@ -653,7 +752,8 @@ def report_steady(f: dict, args) -> list[tuple[str, str, str, bool | None]]:
     print(f"  explorer beyond the run function, per run: workers=1 "
           f"{(one - plain) / runs * 1e6:.0f} us; 2 workers {(2 * two - plain) / runs * 1e6:.0f} "
           "us of the 2 cores' time (2 x wall - plain loop)")
-    pairs = {"bare work": ("bare_1", "bare_2"), "explorer, tasks": ("w1_lif", "d2_lif")}
+    pairs = {"bare work": ("bare_1", "bare_2"), "bare, one file": ("pipe_1", "pipe_2"),
+             "explorer, tasks": ("w1_lif", "d2_lif")}
     ratios = {name: round_ratios(f[a], f[b]) for name, (a, b) in pairs.items()}
     bare = statistics.median(ratios["bare work"])
     print(f"  2 / 1, best / best and the median (range) of the {len(f['bare_1'])} interleaved "
@@ -709,6 +809,9 @@ def report_steady(f: dict, args) -> list[tuple[str, str, str, bool | None]]:
                spread(ratios["explorer, tasks"]), limit, median >= TARGETS["speedup"]),
               ("  the bare work in the same rounds (machine)",
                f"{best_ratio(f['bare_1'], f['bare_2']):.2f}x, {spread(ratios['bare work'])}",
+               "", None),
+              ("  the bare work into one file, same rounds",
+               f"{best_ratio(f['pipe_1'], f['pipe_2']):.2f}x, {spread(ratios['bare, one file'])}",
                "", None),
               ("trivial: overhead per run, workers=1", f"{overhead[w1]:.0f} us", us,
                overhead[w1] <= cap),
@@ -851,6 +954,7 @@ def main() -> int:
     workdir = args.dir or tempfile.mkdtemp(prefix="bench_scaling_")
     os.makedirs(workdir, exist_ok=True)
     keys = ["floor_loop", "floor_write", "plain_lif", "plain_trivial", "bare_1", "bare_2",
+            "pipe_1", "pipe_2",
             "w1_lif", "w1_trivial", "d1_lif", "d1_trivial", "d2_lif", "d2_lif_coarse",
             "d2_trivial", "sets", "late_present", "late_late"]
     keys += [f"e2e_{w}_{v}" for w in ("lif", "trivial") for v in E2E]

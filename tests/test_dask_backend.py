@@ -397,9 +397,10 @@ def test_chunks_waiting_on_a_worker_do_not_run_after_a_stop(client, tmp_path):
 
     executor = DaskExecutor(client=client)
     started = time.monotonic()
+    looks = iter(range(1 << 20))
     done = list(executor.map_chunks(_slow_marked, str(tmp_path), iter([[i] for i in range(8)]),
-                                    stop=lambda: True))
-    assert done == [] and time.monotonic() - started < 2.5  # stopped at the first look
+                                    stop=lambda: next(looks) >= 1))  # after handing out
+    assert done == [] and time.monotonic() - started < 2.5  # stopped at the next look
     time.sleep(2.5 + POLL_SECONDS + 1)  # the first chunks end; the ones behind them would start
     # each worker had two chunks: at most the first started (and ran to its end), the
     # one waiting never starts

@@ -3,7 +3,8 @@
 An adaptive cluster grows for an exploration's work and shrinks after it;
 workers that join late take chunks; a worker retired gracefully in the middle
 of ``env.run`` loses no run; after ``env.close()`` nothing of explorer keeps a
-worker from being retired.
+worker from being retired. On explorer's own cluster too, the runs are tasks
+that the dashboard's task stream shows.
 """
 from __future__ import annotations
 
@@ -120,3 +121,16 @@ def test_after_close_every_worker_of_a_users_client_can_be_retired(tmp_path):
         assert client.who_has() == {} or not any(client.who_has().values())
         client.retire_workers(workers)
         assert wait_until(lambda: not client.nthreads(), 15), client.nthreads()
+
+
+def test_runs_on_explorers_own_cluster_show_in_the_task_stream(tmp_path):
+    filename = str(tmp_path / "own.h5")
+    with ex.Environment(exploration(60, 0.01), filename=filename, workers=2,
+                        progress=False) as env:
+        client = env._backend().client
+        with distributed.get_task_stream(client=client) as stream:
+            env.run(sleepy_run)
+        workers = check_stored_once(filename, 60)
+    ran = [task for task in stream.data if str(task["key"]).startswith("explorer-run-")]
+    assert ran, [task["key"] for task in stream.data]
+    assert {task["worker"] for task in ran} == set(workers)  # both workers' chunks are there

@@ -284,6 +284,17 @@ class ExecutorTests:
         handed = {item for chunk in handed_at_stop for item in chunk}
         assert {item for chunk in seen for item in chunk} <= ran(tmp_path) <= handed
 
+    def test_a_stop_before_the_start_hands_out_nothing_but_meanwhile_runs(self, executor,
+                                                                          tmp_path):
+        source = Source([[i] for i in range(8)])
+        called = []
+        pairs = list(executor.map_chunks(marking, (str(tmp_path), 0.0), source,
+                                         stop=lambda: True,
+                                         meanwhile=lambda: called.append(True)))
+        assert pairs == [] and source.handed == [] and called == [True]
+        time.sleep(0.2)
+        assert ran(tmp_path) == set()
+
     def test_a_map_after_a_stopped_one_yields_only_its_own_chunks(self, executor, tmp_path):
         first = Source([[i] for i in range(20)])
         seen = []

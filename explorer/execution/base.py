@@ -40,6 +40,8 @@ class Executor(abc.ABC):
         ``meanwhile()``, if given, is called once, when the first chunks are
         handed out and before any result is waited for: work of the caller's
         that can go on while they run (if it raises, the chunks are abandoned).
+        It is called even when ``stop()`` is true from the start, and no chunk
+        is handed out.
 
         Chunks are taken from ``chunks`` only as workers free up, so the iterator
         may adapt chunk sizes as results arrive; it may also run dry and fill

@@ -21,11 +21,13 @@ class SerialExecutor(Executor):
                    ) -> Iterator[tuple[ChunkT, Any]]:
         if meanwhile is not None:
             meanwhile()  # nothing runs beside this process: it comes first
-        for chunk in chunks:
+        while not stop():
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
             try:
                 result = func(shared, chunk)
             except Exception as err:  # reported per chunk, like a remote back end does
                 result = err
             yield chunk, result
-            if stop():
-                break

@@ -300,7 +300,8 @@ class TaskMap:
     def results(self, stop: Callable[[], bool],
                 meanwhile: Callable[[], None] | None) -> Iterator[tuple[Any, Any]]:
         """Yield ``(chunk, result or exception)`` as the chunks' tasks end."""
-        self.top_up()
+        if not stop():
+            self.top_up()
         if meanwhile is not None:
             meanwhile()
         while self.out or self.spare or self.suspects or not self.dry:
