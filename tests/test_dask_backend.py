@@ -359,11 +359,14 @@ def _shared_on_worker(shared, chunk):
     return distributed.get_worker().address, _CountsUnpickling.unpickled, id(shared)
 
 
-def test_the_shared_value_reaches_each_worker_once_per_map_and_is_dropped_after(client):
+@pytest.mark.parametrize("size", [1_000_000, 5_000_000])  # in each chunk's task; a task
+def test_the_shared_value_reaches_each_worker_once_per_map_and_is_dropped_after(client, size):
     from explorer.execution.dask import DaskExecutor
     from explorer.execution.onworker import jobs_kept
+    from explorer.execution.tasks import INLINE_JOBS_BYTES
 
-    shared = _CountsUnpickling(os.urandom(1_000_000))
+    assert (4 * size <= INLINE_JOBS_BYTES) == (size == 1_000_000)  # 2 workers: 4 chunks first
+    shared = _CountsUnpickling(os.urandom(size))
     executor = DaskExecutor(client=client)
     counts = []
     for _ in range(2):

@@ -59,11 +59,12 @@ QUEUED_SECONDS = 8.0
 RECOUNT_SECONDS = 0.5
 #: How long to wait for a chunk before looking again (also how fast a stop is seen).
 POLL_SECONDS = 0.5
-#: A map's job up to this size travels inside each chunk's task; a larger one is a
-#: task of its own that the chunks depend on, which dask then places the first
-#: chunks beside, so that the other workers start late (see ``bench_scaling.py``
-#: in ``benchmarks/README.md``).
-INLINE_JOB_BYTES = 64 * 1024
+#: A map's job travels inside each chunk's task while the copies of it in the
+#: chunks first submitted (two a worker thread) come to at most this; a larger
+#: one is a task of its own that the chunks depend on, which dask then places
+#: the first chunks beside, so that the other workers start late (see
+#: ``bench_scaling.py`` and ``bench_fit.py`` in ``benchmarks/README.md``).
+INLINE_JOBS_BYTES = 16 * 2**20
 #: A worker gives up none of its runs when they would take less than this.
 SPLIT_LEAST_SECONDS = 0.02
 #: How long an idle thread waits before asking for runs again; doubled after each
@@ -154,7 +155,8 @@ class TaskMap:
         self.prefix = f"explorer-run-{self.token}-"
         register_imports(client)
         job = Opaque((func, shared))
-        if len(job.blob) <= INLINE_JOB_BYTES:  # in each chunk's task: placed anywhere
+        threads = max(1, sum(client.nthreads().values()))
+        if 2 * threads * len(job.blob) <= INLINE_JOBS_BYTES:  # in each chunk's task
             self.job = None
             self._job_argument: Any = job
         else:  # a task, not scattered data: if the worker holding it dies, it is made again
