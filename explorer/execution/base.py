@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
-__all__ = ["Executor", "Chunk", "ChunkT"]
+__all__ = ["Executor", "Chunk", "ChunkT", "Divisible", "splittable"]
 
 
 class Chunk(Protocol):
@@ -13,6 +13,32 @@ class Chunk(Protocol):
     (:class:`~explorer.execution.chunking.Points`, or a plain list)."""
 
     def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class Divisible(Chunk, Protocol):
+    """A chunk whose runs can be taken apart (:class:`~explorer.execution.chunking.Points`):
+    cut short while it runs (if ``splittable``), or run again one run at a time."""
+
+    splittable: bool
+
+    def split_at(self, keep: int) -> tuple[Self, Self]:
+        """The first ``keep`` runs and the others, as two chunks."""
+        ...
+
+    def one_by_one(self) -> list[Self]:
+        """Each run, as a chunk of its own."""
+        ...
+
+    @classmethod
+    def joined(cls, parts: Sequence[Self]) -> Self:
+        """One chunk of the runs of ``parts``, in order."""
+        ...
+
+
+def splittable(chunk: Any) -> bool:
+    """Whether ``chunk`` may be cut short while it runs."""
+    return isinstance(chunk, Divisible) and chunk.splittable
 
 
 #: The type of the chunks of one map: what ``func`` takes is what the map yields.

@@ -19,6 +19,8 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from .chunking import Points
+
 __all__ = ["Opaque", "ExplorerImports", "explorer_imports", "run_chunk", "give_up_runs",
            "forget_job", "jobs_kept"]
 
@@ -121,8 +123,7 @@ def give_up_runs(token: str, numbers: Sequence[int], least_seconds: float) -> di
     the pace of those done.
     """
     chunks = [(number, chunk) for number in numbers
-              if (chunk := _RUNNING.get((token, number))) is not None
-              and getattr(chunk, "splittable", False)]
+              if isinstance(chunk := _RUNNING.get((token, number)), Points) and chunk.splittable]
     left = sum(chunk.left() for _, chunk in chunks)
     pace = next((p for p in (chunk.pace() for _, chunk in chunks) if p is not None), None)
     give = (left + 1) // 2 if any(chunk.taken() for _, chunk in chunks) else left // 2

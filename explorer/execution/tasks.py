@@ -40,6 +40,7 @@ from typing import Any
 
 from distributed import KilledWorker
 
+from .base import Divisible, splittable
 from .onworker import (
     ExplorerImports,
     Opaque,
@@ -234,7 +235,7 @@ class TaskMap:
         give some up."""
         return (self.dry and not self.spare and not self.suspects
                 and len(self.out) < self.threads
-                and any(getattr(out.chunk, "splittable", False) for out in self.out.values()))
+                and any(splittable(out.chunk) for out in self.out.values()))
 
     def _wait(self) -> float:
         """How long to wait for the next event."""
@@ -250,7 +251,7 @@ class TaskMap:
                 time.monotonic() - self._asked_at < self._ask_pause:
             return
         sizes = {number: len(out.chunk) for number, out in self.out.items()
-                 if getattr(out.chunk, "splittable", False)}
+                 if splittable(out.chunk)}
         self._asking = True
         self._asked_at = time.monotonic()
         threading.Thread(target=self._ask, args=(sizes,), daemon=True,
@@ -284,11 +285,11 @@ class TaskMap:
     def _take_answer(self, answer: Answered) -> None:
         """Cut the chunks short as their worker did; the runs split off go out next."""
         self._asking = False
-        tails = []
+        tails: list[Divisible] = []
         for number, keep in answer.cuts.items():
             out = self.out.get(number)
-            if out is None:  # back already, and the runs it did not do handed back with it
-                continue
+            if out is None or not isinstance(out.chunk, Divisible):
+                continue  # back already, and the runs it did not do handed back with it
             out.chunk, tail = out.chunk.split_at(keep)
             if len(tail):
                 tails.append(tail)
@@ -324,7 +325,7 @@ class TaskMap:
             self._ask_pause = ASK_AGAIN_SECONDS
             value = self._result(out)
             if isinstance(value, KilledWorker) and len(out.chunk) > 1 and \
-                    hasattr(out.chunk, "one_by_one"):
+                    isinstance(out.chunk, Divisible):
                 self.suspects.extend(out.chunk.one_by_one())  # which run killed its workers?
                 self.top_up()
                 continue
