@@ -556,6 +556,36 @@ def test_runs_a_busy_worker_has_not_started_are_split_off_for_an_idle_one(client
                for runs in _column_runs(h5path, "S").values())
 
 
+def _uneven_run(traj):
+    """1 ms of work in the first half of 300 runs, 20-30 ms in the second; stores and
+    returns the run's index."""
+    time.sleep(0.001 if traj.x < 150 else 0.02 + (traj.x * 7919 % 11) / 1000)
+    traj.add_result("marks.$", idx=traj.x, pid=os.getpid())
+    return traj.x
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk_size", [None, 37, 150])
+def test_every_run_is_stored_once_however_chunks_are_split(client, h5path, chunk_size):
+    # big chunks of uneven runs: the worker given quick runs asks for the other's again
+    # and again, and answers may cross results on their way back
+    n = 300
+    env = ex.Environment("U", h5path, progress=False, chunk_size=chunk_size, client=client)
+    _explore(env, n)
+    results = env.run(_uneven_run)
+    env.close()
+    assert results == [(idx, idx) for idx in range(n)]
+    traj = ex.load_trajectory(h5path, "U")
+    frame = traj.to_frame()
+    assert len(frame) == n and (frame["status"] == "completed").all()
+    assert traj.res.marks.idx[:].tolist() == list(range(n))
+    assert traj.sessions()["runs"].tolist() == [n]      # each run reported once
+    assert all(sorted(runs.tolist()) == list(range(n))
+               for runs in _column_runs(h5path, "U").values())
+    if chunk_size == 150:  # the slow chunk was split: both workers ran some of it
+        assert len(set(traj.res.marks.pid[150:].tolist())) == 2
+
+
 def _long_pid(traj):
     time.sleep(0.5)
     return os.getpid()
