@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import cloudpickle
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .chunking import Points
@@ -44,8 +45,7 @@ class Opaque:
     __slots__ = ("blob",)
 
     def __init__(self, value: Any):
-        import cloudpickle  # as dask pickles: values may be of classes defined in __main__
-
+        # as dask pickles: values may be of classes defined in __main__
         self.blob = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
     @property
