@@ -31,6 +31,7 @@ import pytest
 import tables
 
 import explorer as ex
+from explorer.runsession import COMMIT_SECONDS
 from layers import column_runs, layer_files, leftovers, run_rows
 from processes import alive as _alive
 
@@ -38,6 +39,9 @@ pytest.importorskip("distributed")
 
 NAME = "Crash"
 SEED = 11
+#: Runs of 10 ms that keep 2 workers busy for twice the time before the first commit
+#: of runs, so that a signal sent once runs are stored lands while runs go on.
+TWO_WORKER_RUNS = int(2 * 2 * COMMIT_SECONDS / 0.01)
 DRIVER = textwrap.dedent('''
     """Runs (or resumes) an exploration whose runs take a few milliseconds each."""
     import json
@@ -282,7 +286,7 @@ def test_sigkill_of_the_driver_then_resume_stores_every_run_once(make_driver):
 @pytest.mark.slow
 @pytest.mark.parametrize("storage", ["queue", "lock"])
 def test_sigkill_of_a_two_worker_driver_then_resume(make_driver, storage):
-    _kill_driver_then_resume(make_driver(workers=2, storage=storage, n_runs=400))
+    _kill_driver_then_resume(make_driver(workers=2, storage=storage, n_runs=TWO_WORKER_RUNS))
 
 
 # ------------------------------------------------------------------ SIGTERM of the driver
@@ -330,7 +334,7 @@ def test_sigterm_stops_the_driver_with_a_resume_hint_and_resume_completes(make_d
 
 @pytest.mark.slow
 def test_sigterm_of_a_two_worker_driver_then_resume(make_driver):
-    _terminate_driver_then_resume(make_driver(workers=2, n_runs=400))
+    _terminate_driver_then_resume(make_driver(workers=2, n_runs=TWO_WORKER_RUNS))
 
 
 # ------------------------------------------------------------------ SIGKILL of a worker
