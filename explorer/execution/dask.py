@@ -13,6 +13,9 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import dask
+import distributed
+
 from .base import ChunkT, Executor
 from .mainguard import unguarded_scripts_reported
 from .tasks import TaskMap
@@ -39,8 +42,6 @@ def cluster_config(retries_after_worker_death: int = 1) -> dict[str, Any]:
       every 200 ms (not 100), so that an idle cluster takes less processor
       time from the runs on a small machine.
     """
-    import dask
-
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     return {"distributed.nanny.pre-spawn-environ": environ,
@@ -98,9 +99,6 @@ class DaskExecutor(Executor):
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None,
                  client: Any = None, retries_after_worker_death: int = 1):
-        import dask
-        import distributed
-
         self._cluster = None
         self._owns_client = client is None
         if client is not None:

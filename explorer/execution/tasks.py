@@ -152,12 +152,14 @@ class TaskMap:
                  chunks: Iterator[Any]):
         self.client = client
         self.chunks = chunks
+        self.threads = 1
+        self._counted = -float("inf")
+        self.count()
         self.token = uuid.uuid4().hex[:12]
         self.prefix = f"explorer-run-{self.token}-"
         register_imports(client)
         job = Opaque((func, shared))
-        threads = max(1, sum(client.nthreads().values()))
-        if 2 * threads * len(job.blob) <= INLINE_JOBS_BYTES:  # in each chunk's task
+        if 2 * self.threads * len(job.blob) <= INLINE_JOBS_BYTES:  # in each chunk's task
             self.job = None
             self._job_argument: Any = job
         else:  # a task, not scattered data: if the worker holding it dies, it is made again
@@ -171,13 +173,11 @@ class TaskMap:
         self.suspects: collections.deque[Any] = collections.deque()
         self.suspect_out: int | None = None
         self.events: queue.Queue[Event] = queue.Queue()
-        self.threads = 1
         self.adaptive = adaptive(client)
         self.dry = False
         self._asking = False
         self._asked_at = -float("inf")
         self._ask_pause = ASK_AGAIN_SECONDS
-        self._counted = -float("inf")
         self._numbers = iter(range(1 << 62))
         self._seconds: collections.deque[float] = collections.deque(maxlen=16)
 
